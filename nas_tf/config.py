@@ -1,0 +1,152 @@
+"""Typed configuration of a search.
+
+Defaults are the paper's values (Zoph & Le 2017, arXiv:1611.01578) where the
+paper gives one, with the section cited; the CLI (``nas_tf/run.py``) is the
+only place that reads flags and turns them into these dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nas_tf.errors import ConfigError
+
+ALGORITHMS = ("reinforce", "random", "evolution")
+
+
+def _positive(name: str, value, allow_zero: bool = False):
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        need = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be {need}. Received: {name}={value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerConfig:
+    """The controller RNN (paper §3.1, §4.1).
+
+    Attributes:
+        lstm_size: Units of each LSTM layer (§4.1: "two-layer LSTM with 35
+            hidden units on each layer").
+        num_layers: Number of LSTM layers (§4.1: two).
+        init_range: Weights are uniform in [-init_range, init_range] (§4.1: 0.08).
+        temperature: Softmax temperature used when sampling (1 = none).
+        tanh_constant: If set, logits are ``c * tanh(logits / c)``.
+    """
+
+    lstm_size: int = 35
+    num_layers: int = 2
+    init_range: float = 0.08
+    temperature: float = 1.0
+    tanh_constant: float | None = None
+
+    def __post_init__(self):
+        _positive("lstm_size", self.lstm_size)
+        _positive("num_layers", self.num_layers)
+        _positive("init_range", self.init_range)
+        _positive("temperature", self.temperature)
+        _positive("tanh_constant", self.tanh_constant)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReinforceConfig:
+    """REINFORCE with a moving-average baseline (paper §3.2).
+
+    Attributes:
+        learning_rate: Adam learning rate (§4.1: 0.0006).
+        baseline_decay: b <- decay * b + (1 - decay) * R (§3.2: "exponential
+            moving average of the previous architecture accuracies"; the
+            decay is not given; 0.95 as in the authors' later code).
+        entropy_weight: Weight of the entropy bonus (0: none, as in the paper).
+        max_grad_norm: Global gradient-norm clip (None: none).
+        reward_scale: Rewards are multiplied by this before the update.
+        normalize_advantage: Divide (R - b) by a running std of rewards.
+    """
+
+    learning_rate: float = 6e-4
+    baseline_decay: float = 0.95
+    entropy_weight: float = 0.0
+    max_grad_norm: float | None = None
+    reward_scale: float = 1.0
+    normalize_advantage: bool = False
+
+    def __post_init__(self):
+        _positive("learning_rate", self.learning_rate)
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ConfigError(
+                f"baseline_decay must be in [0, 1). Received: baseline_decay={self.baseline_decay}"
+            )
+        _positive("entropy_weight", self.entropy_weight, allow_zero=True)
+        _positive("max_grad_norm", self.max_grad_norm)
+        _positive("reward_scale", self.reward_scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvolutionConfig:
+    """Regularized (aging) evolution (Real et al. 2019, arXiv:1802.01548).
+
+    Attributes:
+        population_size: P, the number of most recent children kept alive.
+        tournament_size: S, the sample size of each tournament.
+    """
+
+    population_size: int = 20
+    tournament_size: int = 5
+
+    def __post_init__(self):
+        _positive("population_size", self.population_size)
+        _positive("tournament_size", self.tournament_size)
+        if self.tournament_size > self.population_size:
+            raise ConfigError(
+                "tournament_size must be <= population_size. Received: "
+                f"tournament_size={self.tournament_size}, population_size={self.population_size}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """One search.
+
+    Attributes:
+        algorithm: One of ``reinforce``, ``random``, ``evolution``.
+        max_children: Budget of unique children trained (duplicates are not
+            counted; the paper trains 12,800 on CIFAR-10, §4.1).
+        children_per_update: m, children per controller update (§3.3 uses
+            m = 8 per replica).
+        seed: Seed of the controller / algorithm; the same seed gives the same
+            sequence of architectures on CPU.
+        max_proposals: Bound on proposals (duplicates included); None means
+            ``50 * max_children``. A search that hits it stops and says so.
+        failure_reward: Reward fed back for a failed child.
+        controller, reinforce, evolution: Algorithm settings.
+    """
+
+    algorithm: str = "reinforce"
+    max_children: int = 100
+    children_per_update: int = 8
+    seed: int = 0
+    max_proposals: int | None = None
+    failure_reward: float = 0.0
+    controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+    reinforce: ReinforceConfig = dataclasses.field(default_factory=ReinforceConfig)
+    evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"Unknown algorithm; use one of {', '.join(ALGORITHMS)}. "
+                f"Received: algorithm={self.algorithm!r}"
+            )
+        _positive("max_children", self.max_children)
+        _positive("children_per_update", self.children_per_update)
+        _positive("max_proposals", self.max_proposals)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
+
+    @property
+    def proposal_limit(self) -> int:
+        return self.max_proposals if self.max_proposals else 50 * self.max_children
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
