@@ -10,6 +10,9 @@ config dataclasses of :mod:`nas_tf.config` and of each space.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sys
 
 from absl import app, flags
@@ -27,7 +30,10 @@ CHILDREN_PER_UPDATE = flags.DEFINE_integer(
     "children_per_update", None, "m, children per controller update (paper §3.3: 8)."
 )
 MAX_PROPOSALS = flags.DEFINE_integer(
-    "max_proposals", None, "Bound on proposals incl. duplicates (default 50x max_children)."
+    "max_proposals", None, "Bound on proposals incl. duplicates (default 20x max_children)."
+)
+PATIENCE_ROUNDS = flags.DEFINE_integer(
+    "patience_rounds", 50, "Stop after this many updates in a row gave no new child."
 )
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the search.")
 PRESET = flags.DEFINE_enum(
@@ -45,6 +51,10 @@ TEMPERATURE = flags.DEFINE_float("temperature", None, "Controller sampling tempe
 TANH_CONSTANT = flags.DEFINE_float("tanh_constant", None, "Controller tanh logit clipping.")
 POPULATION_SIZE = flags.DEFINE_integer("population_size", 20, "Evolution: population P.")
 TOURNAMENT_SIZE = flags.DEFINE_integer("tournament_size", 5, "Evolution: tournament S.")
+CHECKPOINT_EVERY_S = flags.DEFINE_float(
+    "checkpoint_every_s", 0.0,
+    "Seconds between controller checkpoints (0: after every update). A resumed search replays "
+    "from the last one without retraining stored children.")
 
 # Flags shared by the trained spaces (rnn, cnn); None means the space's default.
 DATASET = flags.DEFINE_string("dataset", None, "Dataset of the children (space-specific).")
@@ -81,10 +91,102 @@ def _cnn_parts():
     # --- cnn parts end ---
 
 
+# Default budget of each space when --max_children is not given: nb201 is a
+# table look-up; rnn and cnn default to a short demonstration search (the
+# paper trains 12,800 CIFAR-10 children, §4.1).
+_DEFAULT_MAX_CHILDREN = {"nb201": 500, "rnn": 10, "cnn": 10}
+
+
+def _nb201_parts():
+    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator, load_table
+
+    evaluator = Nb201TableEvaluator(NB201_TABLE.value)
+    load_table(NB201_TABLE.value)  # validate now: one clear error before anything is written
+    return Nb201Space(), evaluator
+
+
+def _search_config(max_children: int):
+    from nas_tf import config as cfgmod
+
+    preset = PRESET.value
+    if preset == "auto":
+        preset = "small_budget" if max_children <= 2000 else "paper"
+    ctrl = cfgmod.controller_preset(preset)
+    rein = cfgmod.reinforce_preset(preset)
+    ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),
+                                   ("tanh_constant", TANH_CONSTANT.value)) if v is not None}
+    rein_over = {k: v for k, v in (("learning_rate", LEARNING_RATE.value),
+                                   ("baseline_decay", BASELINE_DECAY.value),
+                                   ("entropy_weight", ENTROPY_WEIGHT.value),
+                                   ("max_grad_norm", MAX_GRAD_NORM.value)) if v is not None}
+    m = CHILDREN_PER_UPDATE.value or cfgmod.children_per_update_preset(preset)
+    return cfgmod.SearchConfig(
+        algorithm=ALGORITHM.value,
+        max_children=max_children,
+        children_per_update=m,
+        seed=SEED.value,
+        max_proposals=MAX_PROPOSALS.value,
+        patience_rounds=PATIENCE_ROUNDS.value,
+        controller=dataclasses.replace(ctrl, **ctrl_over),
+        reinforce=dataclasses.replace(rein, **rein_over),
+        evolution=cfgmod.EvolutionConfig(POPULATION_SIZE.value, TOURNAMENT_SIZE.value),
+    )
+
+
+def _run() -> dict:
+    from nas_tf.errors import ConfigError
+    from nas_tf.logger import ConsoleLogger
+    from nas_tf.loop import run_search
+
+    if not RUN_DIR.value:
+        raise ConfigError("--run_dir is required (a new directory, or a run to resume). "
+                          "Received: run_dir=None")
+    max_children = MAX_CHILDREN.value
+    if max_children is None:
+        max_children = _DEFAULT_MAX_CHILDREN[SPACE.value]
+    config = _search_config(max_children)  # validates budgets first
+    parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
+    space, evaluator = parts()
+    console = ConsoleLogger(sys.stderr)
+    summary = run_search(space, evaluator, run_dir=RUN_DIR.value, config=config, logger=console,
+                         checkpoint_every_s=CHECKPOINT_EVERY_S.value)
+    console.message(
+        f"{summary['status']}: {summary['stop_reason']}\n"
+        f"children trained: {summary['children_trained']} "
+        f"(failed: {summary['children_failed']}), best reward: {summary['best_reward']}\n"
+        f"best spec: {json.dumps(summary['best_spec'])}\n"
+        f"summary: {os.path.join(RUN_DIR.value, 'summary.json')}  "
+        f"TensorBoard: tensorboard --logdir {RUN_DIR.value}")
+    return summary
+
+
 def main(argv):
-    del argv
-    raise NotImplementedError
+    from absl import logging
+
+    from nas_tf.errors import NasTfError
+
+    logging.set_verbosity(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}; all options are --flags "
+              "(see --helpfull).", file=sys.stderr)
+        return 2
+    try:
+        _run()
+    except NasTfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted. Run the same command again to resume from {RUN_DIR.value}.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def entry_point():
+    app.run(main)
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    app.run(main)

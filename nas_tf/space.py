@@ -187,6 +187,11 @@ class SearchSpace(abc.ABC):
         returns longer lists for larger counts; each extends the previous.
         """
 
+    def final_decisions(self) -> tuple[Decision, ...]:
+        """The longest decision list the space will ever use (the last
+        curriculum stage). The controller creates weights for all of it."""
+        return self.decisions(0)
+
     @abc.abstractmethod
     def tokens_to_spec(self, tokens: Sequence[int]) -> Any:
         """Builds the spec for flat tokens (any length a curriculum stage gives).

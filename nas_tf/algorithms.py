@@ -1,0 +1,291 @@
+"""Search algorithms: REINFORCE (the paper), random search, aging evolution.
+
+All three share one interface (as PyGlove's DNA generators): they see only
+decisions and tokens, never specs or models.
+
+* ``propose(n, num_children)`` returns n token tuples;
+* ``feedback(tokens, rewards)`` takes the rewards back (and returns stats);
+* ``recover(history)`` rebuilds state that lives in the history of
+  (tokens, reward) pairs (the evolution population);
+* ``trackables()`` / ``get_state()`` / ``set_state()`` give the state that a
+  checkpoint must hold.
+
+REINFORCE follows Zoph & Le 2017 (arXiv:1611.01578, §3.2): the gradient
+(1/m) Σ_k Σ_t ∇ log P(a_t | a_<t) (R_k − b), with b an exponential moving
+average of past rewards, optimised with Adam.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections import deque
+from typing import Sequence
+
+import numpy as np
+
+from nas_tf.config import SearchConfig
+from nas_tf.space import Anchor, Categorical, Decision, SearchSpace, Tokens, split_tokens
+
+
+def random_tokens(decisions: Sequence[Decision], rng: np.random.Generator) -> Tokens:
+    """Uniformly random tokens (anchor bits are fair coins)."""
+    out: list[int] = []
+    for d in decisions:
+        if isinstance(d, Categorical):
+            out.append(int(rng.integers(d.num_choices)))
+        else:
+            out.extend(int(b) for b in rng.integers(0, 2, size=d.num_inputs))
+    return tuple(out)
+
+
+def mutate_tokens(decisions: Sequence[Decision], tokens: Tokens, rng: np.random.Generator) -> Tokens:
+    """Changes exactly one decision of ``tokens`` to another value.
+
+    A categorical decision takes a different value; an anchor flips one bit.
+    Decisions with a single possible value are never picked.
+    """
+    mutable = [i for i, d in enumerate(decisions)
+               if (isinstance(d, Categorical) and d.num_choices > 1)
+               or (isinstance(d, Anchor) and d.num_inputs > 0)]
+    if not mutable:
+        return tuple(tokens)
+    parts = split_tokens(decisions, tokens)
+    i = mutable[int(rng.integers(len(mutable)))]
+    d = decisions[i]
+    if isinstance(d, Categorical):
+        new = int(rng.integers(d.num_choices - 1))
+        parts[i] = new if new < parts[i] else new + 1
+    else:
+        bits = list(parts[i])
+        j = int(rng.integers(len(bits)))
+        bits[j] = 1 - bits[j]
+        parts[i] = tuple(bits)
+    flat: list[int] = []
+    for p in parts:
+        flat.extend(p if isinstance(p, tuple) else (p,))
+    return tuple(flat)
+
+
+class Algorithm(abc.ABC):
+    """A search algorithm over the decisions of ``space``."""
+
+    name = ""
+
+    def __init__(self, space: SearchSpace, config: SearchConfig):
+        self.space = space
+        self.config = config
+        self.num_proposed = 0
+
+    @abc.abstractmethod
+    def propose(self, n: int, num_children: int = 0) -> list[Tokens]:
+        """Proposes ``n`` architectures (tokens) for the curriculum stage in
+        force after ``num_children`` children."""
+
+    def feedback(self, tokens: Sequence[Tokens], rewards: Sequence[float]) -> dict:
+        """Takes rewards for proposed tokens; returns stats to log."""
+        return {}
+
+    def recover(self, history: Sequence[tuple[Tokens, float]]) -> None:
+        """Rebuilds history-derived state from (tokens, reward) pairs, oldest first."""
+
+    def trackables(self) -> dict:
+        """TensorFlow objects to checkpoint (controller, optimizer, ...)."""
+        return {}
+
+    def get_state(self) -> dict:
+        """JSON-able state to checkpoint."""
+        return {"num_proposed": self.num_proposed}
+
+    def set_state(self, state: dict) -> None:
+        self.num_proposed = int(state.get("num_proposed", 0))
+
+    def _rng(self) -> np.random.Generator:
+        # A fresh generator per proposal call, keyed by (seed, count): the
+        # same seed gives the same stream, also across a resume.
+        return np.random.default_rng([self.config.seed, self.num_proposed])
+
+
+class RandomSearch(Algorithm):
+    """Uniform random search over the space's decisions."""
+
+    name = "random"
+
+    def propose(self, n, num_children=0):
+        decisions = self.space.decisions(num_children)
+        rng = self._rng()
+        self.num_proposed += n
+        return [random_tokens(decisions, rng) for _ in range(n)]
+
+
+class AgingEvolution(Algorithm):
+    """Regularized (aging) evolution, Real et al. 2019 (arXiv:1802.01548).
+
+    The population is the P most recent children; each proposal is the best
+    of S children sampled from it, with one decision mutated. Until P children
+    exist, proposals are random.
+    """
+
+    name = "evolution"
+
+    def __init__(self, space, config):
+        super().__init__(space, config)
+        self.population: deque = deque(maxlen=config.evolution.population_size)
+
+    def propose(self, n, num_children=0):
+        decisions = self.space.decisions(num_children)
+        width = sum(d.width for d in decisions)
+        rng = self._rng()
+        self.num_proposed += n
+        cfg = self.config.evolution
+        out = []
+        for _ in range(n):
+            if len(self.population) < cfg.population_size:
+                out.append(random_tokens(decisions, rng))
+                continue
+            idx = rng.choice(len(self.population), size=cfg.tournament_size, replace=False)
+            parent = max((self.population[i] for i in idx), key=lambda tr: tr[1])[0]
+            if len(parent) < width:  # curriculum grew: extend the parent randomly
+                parent = tuple(parent) + random_tokens(decisions, rng)[len(parent):]
+            out.append(mutate_tokens(decisions, parent, rng))
+        return out
+
+    def feedback(self, tokens, rewards):
+        for t, r in zip(tokens, rewards):
+            self.population.append((tuple(t), float(r)))
+        return {}
+
+    def recover(self, history):
+        self.population.clear()
+        for t, r in history:
+            self.population.append((tuple(t), float(r)))
+
+    def get_state(self):
+        return {**super().get_state(), "population": [[list(t), r] for t, r in self.population]}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.recover([(tuple(t), r) for t, r in state.get("population", [])])
+
+
+class Reinforce(Algorithm):
+    """The paper's controller trained with REINFORCE (§3.2).
+
+    Args:
+        space: The search space.
+        config: The search config (``controller``, ``reinforce``, ``seed``).
+    """
+
+    name = "reinforce"
+
+    def __init__(self, space, config):
+        super().__init__(space, config)
+        import keras
+        import tensorflow as tf
+
+        from nas_tf.controller import Controller
+
+        self._tf = tf
+        keras.utils.set_random_seed(config.seed)
+        # Weights for every decision the space can ever ask for (a curriculum
+        # samples a growing prefix), so the optimizer's variable list is fixed.
+        self.controller = Controller(space.final_decisions(), config.controller,
+                                     seed=config.seed)
+        rcfg = config.reinforce
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=rcfg.learning_rate,
+            global_clipnorm=rcfg.max_grad_norm if rcfg.max_grad_norm else None,
+        )
+        self.optimizer.build(self.controller.trainable_variables)
+        self.baseline = tf.Variable(0.0, trainable=False, name="baseline")
+        self.reward_var = tf.Variable(1.0, trainable=False, name="reward_variance")
+        self.baseline_ready = tf.Variable(False, trainable=False, name="baseline_ready")
+        self._train_fns: dict = {}
+        self.last_entropy = float("nan")
+
+    def reset(self, config: SearchConfig) -> None:
+        """Starts afresh with ``config`` (same space and settings, e.g. another
+        seed), keeping the compiled functions. Benchmarks use it to run many
+        seeds without tracing the controller again."""
+        if dataclasses.replace(config, seed=0, max_children=1, max_proposals=None) != \
+                dataclasses.replace(self.config, seed=0, max_children=1, max_proposals=None):
+            raise ValueError("reset() may change only the seed and the budgets.")
+        self.config = config
+        self.num_proposed = 0
+        self.controller.reset(config.seed)
+        for v in self.optimizer.variables:
+            v.assign(np.zeros(v.shape, v.dtype.name if hasattr(v.dtype, "name") else v.dtype))
+        self.baseline.assign(0.0)
+        self.reward_var.assign(1.0)
+        self.baseline_ready.assign(False)
+
+    def propose(self, n, num_children=0):
+        decisions = self.space.decisions(num_children)
+        tokens, _, ent = self.controller.sample(n, decisions)
+        self.num_proposed += n
+        self.last_entropy = float(np.mean(ent))
+        return [tuple(int(x) for x in row) for row in tokens]
+
+    def _train_fn(self, width):
+        tf = self._tf
+        key = width
+        if key not in self._train_fns:
+            logp_fn = self.controller.log_prob_fn(width)
+            variables = self.controller.trainable_variables
+            ent_w = self.config.reinforce.entropy_weight
+
+            @tf.function(reduce_retracing=True)
+            def train(tokens, advantages):
+                with tf.GradientTape() as tape:
+                    _, logp, ent = logp_fn(tokens)
+                    loss = -tf.reduce_mean(advantages * logp) - ent_w * tf.reduce_mean(ent)
+                grads = tape.gradient(loss, variables)
+                grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+                self.optimizer.apply_gradients(zip(grads, variables))
+                return loss, tf.reduce_mean(ent)
+
+            self._train_fns[key] = train
+        return self._train_fns[key]
+
+    def feedback(self, tokens, rewards):
+        tf = self._tf
+        rcfg = self.config.reinforce
+        r = np.asarray(rewards, np.float32) * rcfg.reward_scale
+        if not bool(self.baseline_ready.numpy()):
+            self.baseline.assign(float(r.mean()))
+            self.reward_var.assign(float(max(r.var(), 1e-8)))
+            self.baseline_ready.assign(True)
+        b = float(self.baseline.numpy())
+        adv = r - b
+        if rcfg.normalize_advantage:
+            adv = adv / np.sqrt(float(self.reward_var.numpy()) + 1e-8)
+        width = len(tokens[0])
+        if any(len(t) != width for t in tokens):
+            raise ValueError("All tokens of one feedback call must come from one curriculum stage.")
+        loss, ent = self._train_fn(width)(
+            tf.constant(np.asarray(tokens, np.int32)), tf.constant(adv, tf.float32))
+        d = rcfg.baseline_decay
+        for x in r:  # EMA over rewards in arrival order
+            self.reward_var.assign(d * float(self.reward_var.numpy()) + (1 - d) * float((x - b) ** 2))
+            b = d * b + (1 - d) * float(x)
+        self.baseline.assign(b)
+        return {"loss": float(loss), "baseline": b / rcfg.reward_scale, "entropy": float(ent),
+                "advantage_abs": float(np.mean(np.abs(adv)))}
+
+    def trackables(self):
+        return {
+            "controller": self.controller,
+            "optimizer": self.optimizer,
+            "rng": self.controller.rng,
+            "baseline": self.baseline,
+            "reward_variance": self.reward_var,
+            "baseline_ready": self.baseline_ready,
+        }
+
+
+ALGORITHM_CLASSES = {c.name: c for c in (Reinforce, RandomSearch, AgingEvolution)}
+
+
+def make_algorithm(space: SearchSpace, config: SearchConfig) -> Algorithm:
+    """The algorithm named by ``config.algorithm``."""
+    return ALGORITHM_CLASSES[config.algorithm](space, config)

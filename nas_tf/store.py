@@ -1,0 +1,211 @@
+"""The trial store: one SQLite database per run directory.
+
+One row per child (a unique spec): its JSON, hash, tokens, status
+(pending / running / done / failed), reward, metrics, timings and error
+text. Every write is a transaction, so a search killed at any moment leaves
+a consistent file; re-opening it resumes (rows left ``running`` go back to
+``pending`` and are trained again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from typing import Any, Iterable
+
+from nas_tf.errors import RunDirError
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+STATUSES = (PENDING, RUNNING, DONE, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reward REAL,
+    metrics TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    round INTEGER,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    duration REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One child as stored (a plain record)."""
+
+    id: int
+    hash: str
+    spec: dict
+    tokens: tuple[int, ...]
+    status: str
+    reward: float | None
+    metrics: dict
+    error: str | None
+    attempts: int
+    round: int | None
+    created: float
+    started: float | None
+    finished: float | None
+    duration: float | None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _row_to_trial(row) -> Trial:
+    return Trial(
+        id=row[0], hash=row[1], spec=json.loads(row[2]), tokens=tuple(json.loads(row[3])),
+        status=row[4], reward=row[5], metrics=json.loads(row[6]) if row[6] else {},
+        error=row[7], attempts=row[8], round=row[9], created=row[10], started=row[11],
+        finished=row[12], duration=row[13],
+    )
+
+
+_COLUMNS = ("id, hash, spec, tokens, status, reward, metrics, error, attempts, round, "
+            "created, started, finished, duration")
+
+
+class TrialStore:
+    """SQLite trial store.
+
+    Args:
+        path: The database file (created if absent).
+        readonly: Open without writing (reports on a running search).
+
+    Raises:
+        RunDirError: the file is not a nas_tf trial store.
+    """
+
+    def __init__(self, path: str, readonly: bool = False):
+        self.path = str(path)
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+            self._db.execute("SELECT count(*) FROM trials").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise RunDirError(
+                f"{self.path} is not a readable nas_tf trial store ({e}). Use a new --run_dir, "
+                "or move the damaged file away to start over."
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, **items: Any) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO meta(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in items.items()],
+            )
+
+    # ---------------------------------------------------------------- trials
+    def get(self, hash_: str) -> Trial | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM trials WHERE hash=?", (hash_,)).fetchone()
+        return _row_to_trial(row) if row else None
+
+    def get_id(self, trial_id: int) -> Trial | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM trials WHERE id=?", (trial_id,)).fetchone()
+        return _row_to_trial(row) if row else None
+
+    def add(self, hash_: str, spec_json: dict, tokens: Iterable[int], round_: int | None = None) -> Trial:
+        """Adds a pending child, or returns the existing row with that hash."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO trials(hash, spec, tokens, status, round, created) "
+                "VALUES(?, ?, ?, ?, ?, ?)",
+                (hash_, json.dumps(spec_json, sort_keys=True),
+                 json.dumps([int(t) for t in tokens]), PENDING, round_, time.time()),
+            )
+        return self.get(hash_)
+
+    def mark_running(self, trial_id: int) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET status=?, started=?, attempts=attempts+1 WHERE id=?",
+                (RUNNING, time.time(), trial_id),
+            )
+
+    def mark_done(self, trial_id: int, reward: float, metrics: dict | None = None,
+                  duration: float | None = None) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET status=?, reward=?, metrics=?, error=NULL, finished=?, duration=? "
+                "WHERE id=?",
+                (DONE, float(reward), json.dumps(metrics or {}, sort_keys=True, default=float),
+                 time.time(), duration, trial_id),
+            )
+
+    def mark_failed(self, trial_id: int, error: str, reward: float | None = None,
+                    duration: float | None = None) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE trials SET status=?, reward=?, error=?, finished=?, duration=? WHERE id=?",
+                (FAILED, reward, error, time.time(), duration, trial_id),
+            )
+
+    def mark_pending(self, trial_id: int) -> None:
+        with self._db:
+            self._db.execute("UPDATE trials SET status=? WHERE id=?", (PENDING, trial_id))
+
+    def requeue_running(self) -> int:
+        """Sets rows left ``running`` by a dead search back to ``pending``."""
+        with self._db:
+            cur = self._db.execute("UPDATE trials SET status=? WHERE status=?", (PENDING, RUNNING))
+        return cur.rowcount
+
+    # --------------------------------------------------------------- queries
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for status, n in self._db.execute("SELECT status, count(*) FROM trials GROUP BY status"):
+            out[status] = n
+        return out
+
+    def num_finished(self) -> int:
+        """Children trained (done or failed): the budget counts these."""
+        c = self.counts()
+        return c[DONE] + c[FAILED]
+
+    def trials(self, status: str | None = None) -> list[Trial]:
+        if status:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY id", (status,))
+        else:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY id")
+        return [_row_to_trial(r) for r in rows]
+
+    def best(self, k: int = 1) -> list[Trial]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY reward DESC, id ASC LIMIT ?",
+            (DONE, int(k)),
+        )
+        return [_row_to_trial(r) for r in rows]
+
+    def common_errors(self, k: int = 5) -> list[tuple[str, int]]:
+        rows = self._db.execute(
+            "SELECT error, count(*) AS n FROM trials WHERE status=? GROUP BY error "
+            "ORDER BY n DESC LIMIT ?", (FAILED, int(k)))
+        return [(e or "", n) for e, n in rows]
