@@ -213,8 +213,11 @@ class Reinforce(Algorithm):
         self.config = config
         self.num_proposed = 0
         self.controller.reset(config.seed)
+        # Zero Adam's slots and step count (its variables include the learning
+        # rate, which is set back afterwards).
         for v in self.optimizer.variables:
             v.assign(np.zeros(v.shape, v.dtype.name if hasattr(v.dtype, "name") else v.dtype))
+        self.optimizer.learning_rate = config.reinforce.learning_rate
         self.baseline.assign(0.0)
         self.reward_var.assign(1.0)
         self.baseline_ready.assign(False)

@@ -8,9 +8,15 @@ writes TensorBoard event files into the run directory; the CLI adds a
 
 from __future__ import annotations
 
+import logging
+import math
+import os
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+_log = logging.getLogger(__name__)
 
 
 class Logger:
@@ -25,6 +31,9 @@ class Logger:
     def child(self, trial: Any, space: Any) -> None:
         """One child has finished (a :class:`nas_tf.store.Trial`)."""
 
+    def image(self, step: int, tag: str, image: Any) -> None:
+        """A uint8 image ``(H, W, C)`` at ``step``."""
+
     def progress(self, done: int, total: int, best: float | None, note: str = "") -> None:
         """Progress of the search (children done of the budget)."""
 
@@ -38,6 +47,10 @@ class Logger:
         pass
 
 
+def _ignore(*args, **kwargs):
+    return None
+
+
 class MultiLogger(Logger):
     """Sends every report to each of several loggers."""
 
@@ -45,25 +58,54 @@ class MultiLogger(Logger):
         self.loggers = [lg for lg in loggers if lg is not None]
 
     def __getattribute__(self, name):
-        if name in ("scalars", "text", "child", "progress", "message", "flush", "close"):
+        if name in ("scalars", "text", "image", "child", "progress", "message", "flush",
+                    "close"):
             loggers = object.__getattribute__(self, "loggers")
 
             def call(*args, **kwargs):
                 for lg in loggers:
-                    getattr(lg, name)(*args, **kwargs)
+                    getattr(lg, name, _ignore)(*args, **kwargs)
 
             return call
         return object.__getattribute__(self, name)
 
 
 class TensorBoardLogger(Logger):
-    """Writes scalars and texts as TensorBoard event files in ``log_dir``."""
+    """Writes the search to TensorBoard event files in ``log_dir``.
 
-    def __init__(self, log_dir: str):
+    * Scalars and texts (controller curves, each new best architecture) go
+      to ``log_dir`` itself.
+    * Every finished child becomes a session of the HParams dashboard
+      (Zoph & Le 2017, arXiv:1611.01578, trains thousands of children; the
+      dashboard sorts, filters and draws parallel coordinates over them):
+      its hparams are its decisions (``space.hparams(spec)``), the space's
+      scalar settings (``space/<key>`` from ``space.config()``: preset,
+      depth, base ...) and its depth when the spec has one; its metrics are
+      ``child/reward``, ``child/duration_s``, ``child/failed`` and every
+      numeric entry of the child's metrics (``child/val_accuracy``,
+      ``child/val_perplexity``, ``child/params``, ``child/train_seconds``,
+      ...). The session is written into ``log_dir/children/<id>``, the
+      directory where the evaluator writes the child's own curves, so the
+      session links to them.
+
+    Args:
+        log_dir: The run directory.
+        hparams: Write the HParams sessions (default True).
+
+    Example:
+
+    >>> logger = TensorBoardLogger("runs/x")  # doctest: +SKIP
+    >>> logger.scalars(8, {"reward/mean": 0.5})  # doctest: +SKIP
+    """
+
+    def __init__(self, log_dir: str, hparams: bool = True):
         import tensorflow as tf
 
         self._tf = tf
-        self._writer = tf.summary.create_file_writer(str(log_dir))
+        self.log_dir = str(log_dir)
+        self.write_hparams = bool(hparams)
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self._config_written = False
 
     def scalars(self, step, values):
         tf = self._tf
@@ -76,12 +118,129 @@ class TensorBoardLogger(Logger):
         with self._writer.as_default(step=int(step)):
             self._tf.summary.text(tag, text)
 
+    def image(self, step: int, tag: str, image) -> None:
+        """An image (uint8 array ``(H, W, C)`` or ``(N, H, W, C)``) at ``step``."""
+        import numpy as np
+
+        arr = np.asarray(image)
+        if arr.ndim == 3:
+            arr = arr[None]
+        with self._writer.as_default(step=int(step)):
+            self._tf.summary.image(tag, arr)
+
+    def child(self, trial, space):
+        if not self.write_hparams:
+            return
+        try:
+            hparams = child_hparams(trial, space)
+        except Exception as e:  # noqa: BLE001 - a bad row must not stop the search
+            _log.warning("No HParams session for child %s: %s", getattr(trial, "id", "?"), e)
+            return
+        metrics = child_metrics(trial)
+        if not self._config_written and trial.status == "done":
+            self._write_config(space, metrics)
+        from tensorboard.plugins.hparams import api as hp
+
+        writer = self._tf.summary.create_file_writer(
+            os.path.join(self.log_dir, "children", str(trial.id)))
+        try:
+            with writer.as_default(step=int(trial.id)):
+                hp.hparams(hparams, trial_id=str(trial.id),
+                           start_time_secs=int(trial.started or trial.created or time.time()))
+                for name, value in metrics.items():
+                    self._tf.summary.scalar(name, value)
+        finally:
+            writer.close()
+
+    def _write_config(self, space, metrics: Mapping[str, float]) -> None:
+        from tensorboard.plugins.hparams import api as hp
+
+        hparams = [hp.HParam(name, _domain(values)) for name, values in
+                   hparam_domains(space).items()]
+        names = sorted(set(metrics) | {REWARD_TAG, DURATION_TAG, FAILED_TAG})
+        with self._writer.as_default(step=0):
+            hp.hparams_config(hparams=hparams, metrics=[hp.Metric(n) for n in names])
+        self._config_written = True
+
     def flush(self):
         self._writer.flush()
 
     def close(self):
         self._writer.flush()
         self._writer.close()
+
+
+REWARD_TAG = "child/reward"
+DURATION_TAG = "child/duration_s"
+FAILED_TAG = "child/failed"
+
+
+def _hparam_value(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def child_hparams(trial: Any, space: Any) -> dict[str, Any]:
+    """The HParams of one child: its decisions, the space's settings, its depth.
+
+    Args:
+        trial: A :class:`nas_tf.store.Trial`.
+        space: The :class:`nas_tf.space.SearchSpace` of the search.
+
+    Returns:
+        A flat dict of JSON scalars.
+    """
+    spec = space.spec_from_json(trial.spec)
+    out = {k: _hparam_value(v) for k, v in space.hparams(spec).items()}
+    for k, v in space.config().items():
+        if k != "name" and isinstance(v, (bool, int, float, str)):
+            out[f"space/{k}"] = v
+    depth = getattr(spec, "num_layers", None)
+    if isinstance(depth, int):
+        out["depth"] = depth
+    return out
+
+
+def child_metrics(trial: Any) -> dict[str, float]:
+    """The HParams metrics of one child (finite numbers only)."""
+    out = {FAILED_TAG: 0.0 if trial.status == "done" else 1.0}
+    if trial.reward is not None and math.isfinite(float(trial.reward)):
+        out[REWARD_TAG] = float(trial.reward)
+    if trial.duration is not None:
+        out[DURATION_TAG] = float(trial.duration)
+    for k, v in (trial.metrics or {}).items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[f"child/{k}"] = float(v)
+    return out
+
+
+def hparam_domains(space: Any) -> dict[str, list | None]:
+    """Every hparam name the space's children can have, with its values if known."""
+    from nas_tf.space import Anchor
+
+    out: dict[str, list | None] = {}
+    for d in space.final_decisions():
+        out[d.name] = None if isinstance(d, Anchor) else [_hparam_value(v) for v in d.values]
+    for k, v in space.config().items():
+        if k != "name" and isinstance(v, (bool, int, float, str)):
+            out[f"space/{k}"] = [v]
+    return out
+
+
+def _domain(values):
+    from tensorboard.plugins.hparams import api as hp
+
+    if not values:
+        return None
+    types = {type(v) for v in values}
+    if types == {int, float}:
+        values, types = [float(v) for v in values], {float}
+    if len(types) != 1 or next(iter(types)) not in (bool, int, float, str):
+        return None
+    return hp.Discrete(sorted(set(values)))
 
 
 class ConsoleLogger(Logger):

@@ -63,6 +63,8 @@ CHILD_EPOCHS = flags.DEFINE_integer("child_epochs", None, "Epochs of child train
 CHILD_STEPS = flags.DEFINE_integer("child_steps", None, "Cap on training steps per epoch.")
 CHILD_BATCH_SIZE = flags.DEFINE_integer("child_batch_size", None, "Child batch size.")
 
+# --- executor flags (owned by H5) ---
+
 # ----------------------------------------------------------------------------
 # nb201 flags.
 # ----------------------------------------------------------------------------

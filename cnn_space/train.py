@@ -1,0 +1,497 @@
+"""Training CNN children and the evaluator of the CNN search.
+
+A child is trained as in Zoph & Le 2017 (arXiv:1611.01578, §4.1) unless
+configured otherwise: SGD with Nesterov momentum 0.9, learning rate 0.1 with a
+(cosine) decay schedule, weight decay 1e-4 (an L2 term added by the builder),
+standard CIFAR augmentation, N epochs; the reward is the maximum validation
+accuracy of the last 5 epochs, cubed.
+
+A child given several devices (``ChildContext.devices``) trains under a
+``tf.distribute.MirroredStrategy`` over them, with global batch = per-replica
+batch x replicas; with no devices (or one) it trains on the default strategy.
+
+:class:`CnnSearchConfig` gathers the settings of the space, the data and the
+children; :func:`make_space` and :func:`make_evaluator` turn it into the two
+parts a search needs. Nothing here reads flags or prints.
+
+Example:
+
+    cfg = CnnSearchConfig(dataset="imagefolder", data_dir="../shared/data/cifar10",
+                          train_subset=2000, num_layers=6, epochs=1)
+    space, evaluator = make_space(cfg), make_evaluator(cfg)
+    summary = run_search(space, evaluator, run_dir="runs/cnn", config=SearchConfig())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from typing import Any
+
+from cnn_space.data import DATASETS, ImageData, load_image_data, steps_per_epoch
+from cnn_space.space import PRESETS, CnnSpace, CnnSpec
+from nas_tf.errors import ConfigError
+from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+
+logger = logging.getLogger(__name__)
+
+LR_SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class CnnSearchConfig:
+    """Settings of a CNN search: space, data and child training.
+
+    Defaults follow the paper (Zoph & Le 2017, arXiv:1611.01578, §4.1) where it
+    gives a value; the section is cited per field.
+
+    Attributes:
+        dataset: ``"cifar10"`` (TFDS) or ``"imagefolder"`` (class-per-folder).
+        data_dir: TFDS data dir (cifar10) or folder root (imagefolder).
+        download: cifar10: download when missing (needs network; off by default).
+        train_subset: Use only the first N training images (deterministic
+            shuffle) — for CPU-scale runs; None uses all.
+        validation_fraction: Held-out share of the training images for the
+            reward (§4.1: 5,000 of 50,000 = 0.1).
+        image_size: Resize images to this square size on load (None: keep).
+        preset: ``"v1"``, ``"v2"`` or ``"v3"`` (§4.1's three CIFAR variants).
+        num_layers: Depth of the space (None: the preset's 15 / 20 / 39).
+        curriculum: Grow the depth during the search (§4.1: start at 6, +2
+            every 1,600 children); off by default for small budgets.
+        curriculum_start, curriculum_step, curriculum_every: The curriculum.
+        width_multiplier: The "more filters" variant (§4.1).
+        epochs: Epochs per child (§4.1: 50).
+        steps_per_epoch: Cap on training steps per epoch (None: one pass).
+        batch_size: Per-replica batch size (not given in the paper).
+        learning_rate: Initial SGD learning rate (§4.1: 0.1).
+        momentum: Nesterov momentum (§4.1: 0.9).
+        weight_decay: L2 weight decay (§4.1: 1e-4).
+        lr_schedule: ``"cosine"`` (decay to 0 over training), ``"step"``
+            (/10 at 50% and 75%) or ``"constant"``.
+        augment: Pad-4 random crop and horizontal flip (§4.1).
+        reward_last_k: The reward uses the last k epochs' validation
+            accuracies (§4.1: 5).
+        reward_power: ... raised to this power (§4.1: cubed, 3).
+        jit_compile: XLA-compile the train step. Off by default: measured on
+            CPU it does not pay for its per-architecture compile on short
+            children (``experiments/results/cnn_throughput.md``); Keras turns
+            it off under a distribution strategy anyway.
+        steps_per_execution: Train steps per ``tf.function`` call (fewer
+            Python round trips).
+        eval_batch_size: Batch size of the validation pass.
+        split_seed: Seed of the train/validation split (the same for every
+            child, so rewards are comparable).
+    """
+
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    download: bool = False
+    train_subset: int | None = None
+    validation_fraction: float = 0.1
+    image_size: int | None = None
+    preset: str = "v1"
+    num_layers: int | None = None
+    curriculum: bool = False
+    curriculum_start: int = 6
+    curriculum_step: int = 2
+    curriculum_every: int = 1600
+    width_multiplier: float = 1.0
+    epochs: int = 50
+    steps_per_epoch: int | None = None
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    augment: bool = True
+    reward_last_k: int = 5
+    reward_power: float = 3.0
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    eval_batch_size: int = 500
+    split_seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ConfigError(
+                f"Unknown dataset for the cnn space; use one of {', '.join(DATASETS)}. "
+                f"Received: dataset={self.dataset!r}"
+            )
+        if self.dataset == "imagefolder" and not self.data_dir:
+            raise ConfigError(
+                "dataset=imagefolder needs data_dir (a folder with train/<class>/*.jpg). "
+                "Received: data_dir=None"
+            )
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"Unknown CNN preset; use one of {', '.join(sorted(PRESETS))}. "
+                f"Received: preset={self.preset!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"Unknown lr_schedule; use one of {', '.join(LR_SCHEDULES)}. "
+                f"Received: lr_schedule={self.lr_schedule!r}"
+            )
+        for name in ("epochs", "batch_size", "reward_last_k", "eval_batch_size",
+                     "steps_per_execution", "curriculum_start", "curriculum_step",
+                     "curriculum_every"):
+            _check_int(name, getattr(self, name))
+        for name in ("num_layers", "train_subset", "steps_per_epoch", "image_size"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
+        for name in ("learning_rate", "reward_power", "width_multiplier"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be > 0. Received: {name}={value}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(
+                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
+            )
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(
+                "validation_fraction must be in (0, 1). "
+                f"Received: validation_fraction={self.validation_fraction}"
+            )
+        if self.reward_last_k > self.epochs:
+            logger.debug("reward_last_k=%d > epochs=%d: all epochs count.", self.reward_last_k,
+                         self.epochs)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be an integer > 0. Received: {name}={value!r}")
+
+
+def make_space(cfg: CnnSearchConfig) -> CnnSpace:
+    """The :class:`CnnSpace` of a config (preset, depth, curriculum, width)."""
+    return CnnSpace(
+        preset=cfg.preset,
+        num_layers=cfg.num_layers,
+        curriculum_start=cfg.curriculum_start if cfg.curriculum else None,
+        curriculum_step=cfg.curriculum_step,
+        curriculum_every=cfg.curriculum_every,
+        width_multiplier=cfg.width_multiplier,
+    )
+
+
+def make_evaluator(cfg: CnnSearchConfig) -> CnnEvaluator:
+    """The picklable :class:`CnnEvaluator` of a config."""
+    return CnnEvaluator(cfg)
+
+
+def load_data(cfg: CnnSearchConfig, load_test: bool = False,
+              test_subset: int | None = None) -> ImageData:
+    """Loads the config's dataset (see :func:`cnn_space.data.load_image_data`)."""
+    return load_image_data(
+        cfg.dataset,
+        cfg.data_dir,
+        download=cfg.download,
+        train_subset=cfg.train_subset,
+        validation_fraction=cfg.validation_fraction,
+        image_size=cfg.image_size,
+        load_test=load_test,
+        test_subset=test_subset,
+        split_seed=cfg.split_seed,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Training one child.
+# ----------------------------------------------------------------------------
+
+
+def make_strategy(devices: tuple[str, ...] | None):
+    """MirroredStrategy over ``devices`` when there are several, else the default.
+
+    One device gives a ``OneDeviceStrategy`` on it; None gives the default
+    strategy (whatever TensorFlow places ops on).
+    """
+    import tensorflow as tf
+
+    if devices and len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    if devices:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.get_strategy()
+
+
+def make_learning_rate(cfg: CnnSearchConfig, total_steps: int):
+    """The learning-rate schedule of a child (a float for ``"constant"``)."""
+    import keras
+
+    if cfg.lr_schedule == "constant":
+        return cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, max(1, total_steps))
+    bounds = [max(1, total_steps // 2), max(2, (3 * total_steps) // 4)]
+    if bounds[1] <= bounds[0]:
+        bounds[1] = bounds[0] + 1
+    values = [cfg.learning_rate, cfg.learning_rate * 0.1, cfg.learning_rate * 0.01]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+
+
+def compute_reward(val_accuracies, last_k: int, power: float) -> tuple[float, float]:
+    """(reward, accuracy): accuracy = max of the last ``last_k`` values, reward = accuracy**power.
+
+    Paper §4.1: "the maximum validation accuracy of the last 5 epochs cubed".
+
+    Raises:
+        ValueError: no accuracies, or a non-finite one among the last k.
+    """
+    values = [float(v) for v in val_accuracies][-last_k:]
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"No finite validation accuracies to reward. Received: {values}")
+    acc = max(values)
+    return acc**power, acc
+
+
+class _Monitor:
+    """Keras callback pieces: NaN check and train/eval timing (built lazily)."""
+
+    @staticmethod
+    def make(cfg: CnnSearchConfig):
+        import keras
+
+        class Monitor(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.train_seconds = 0.0
+                self.epoch_train_seconds = []
+                self.eval_seconds = 0.0
+                self.epoch = 0
+                self._t = None
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+                self._t = time.perf_counter()
+
+            def on_test_begin(self, logs=None):
+                if self._t is not None:
+                    self._end_train()
+                self._t = time.perf_counter()
+
+            def _end_train(self):
+                seconds = time.perf_counter() - self._t
+                self.train_seconds += seconds
+                self.epoch_train_seconds.append(seconds)
+
+            def on_test_end(self, logs=None):
+                self.eval_seconds += time.perf_counter() - self._t
+                self._t = None
+
+            def on_epoch_end(self, epoch, logs=None):
+                if self._t is not None:  # no validation this epoch
+                    self._end_train()
+                    self._t = None
+                self._check(logs, f"epoch {epoch + 1}")
+
+            def _check(self, logs, where):
+                loss = (logs or {}).get("loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    raise FloatingPointError(
+                        f"The child's training loss became {float(loss)} at {where}; the "
+                        "architecture does not train at these settings (learning_rate="
+                        f"{cfg.learning_rate}). It is recorded as failed."
+                    )
+
+        return Monitor()
+
+
+def train_child(
+    spec: CnnSpec,
+    data: ImageData,
+    cfg: CnnSearchConfig,
+    *,
+    seed: int = 0,
+    devices: tuple[str, ...] | None = None,
+    log_dir: str | None = None,
+    evaluate_test: bool = False,
+    return_model: bool = False,
+):
+    """Trains one child and computes its reward.
+
+    Args:
+        spec: The child's :class:`CnnSpec`.
+        data: The loaded data (train/validation; test only if
+            ``evaluate_test``).
+        cfg: Training settings.
+        seed: Seed of the weights, the data order and the augmentation.
+        devices: Devices for a MirroredStrategy (see :func:`make_strategy`).
+        log_dir: If set, Keras TensorBoard curves (train/ and validation/).
+        evaluate_test: Also report ``test_accuracy`` (final evaluation of a
+            chosen child; never part of the reward).
+        return_model: Also return the trained Keras model.
+
+    Returns:
+        ``metrics`` (a dict with ``reward`` and the numbers below), or
+        ``(metrics, model)`` when ``return_model``.
+
+    Raises:
+        FloatingPointError: the training loss became NaN or infinite.
+        cnn_space errors: the spec cannot be built.
+    """
+    import keras
+
+    from cnn_space.builder import build_model, count_flops, count_params
+    from cnn_space.data import make_eval_dataset, make_train_dataset
+
+    strategy = make_strategy(devices)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.batch_size * replicas
+    steps = steps_per_epoch(len(data.y_train), global_batch)
+    if cfg.steps_per_epoch is not None:
+        steps = min(steps, cfg.steps_per_epoch)
+    total_steps = steps * cfg.epochs
+
+    keras.utils.set_random_seed(seed)
+    train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augment)
+    val_ds = make_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size)
+
+    t_build = time.perf_counter()
+    with strategy.scope():
+        model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
+        optimizer = keras.optimizers.SGD(
+            learning_rate=make_learning_rate(cfg, total_steps),
+            momentum=cfg.momentum,
+            nesterov=cfg.momentum > 0,
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=cfg.jit_compile and replicas == 1,
+            steps_per_execution=min(cfg.steps_per_execution, steps),
+        )
+    build_seconds = time.perf_counter() - t_build
+
+    monitor = _Monitor.make(cfg)
+    callbacks = [monitor]
+    if log_dir:
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0
+            )
+        )
+    t0 = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        epochs=cfg.epochs,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    fit_seconds = time.perf_counter() - t0
+    hist = history.history
+    losses = hist.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        raise FloatingPointError(
+            f"The child's training loss is not finite ({losses[-1:]}); recorded as failed."
+        )
+    val_acc = hist.get("val_accuracy", [])
+    reward, acc = compute_reward(val_acc, cfg.reward_last_k, cfg.reward_power)
+    metrics: dict[str, Any] = {
+        "reward": float(reward),
+        "val_accuracy": float(acc),
+        "val_accuracy_last": float(val_acc[-1]),
+        "val_loss_last": float(hist["val_loss"][-1]),
+        "train_loss_last": float(losses[-1]),
+        "train_accuracy_last": float(hist["accuracy"][-1]),
+        "params": count_params(model),
+        "flops": count_flops(spec, data.image_shape, data.num_classes),
+        "epochs": cfg.epochs,
+        "steps_per_epoch": steps,
+        "global_batch_size": global_batch,
+        "replicas": replicas,
+        "train_images": len(data.y_train),
+        "build_seconds": build_seconds,
+        "train_seconds": fit_seconds,
+        "train_step_seconds": monitor.train_seconds,
+        "eval_seconds": monitor.eval_seconds,
+        "images_per_second": steps * cfg.epochs * global_batch / max(monitor.train_seconds, 1e-9),
+    }
+    if len(monitor.epoch_train_seconds) > 1:
+        # Epochs after the first: no tracing / compilation in them.
+        later = monitor.epoch_train_seconds[1:]
+        metrics["images_per_second_steady"] = steps * len(later) * global_batch / sum(later)
+    if evaluate_test:
+        if data.x_test is None:
+            raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
+        test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
+        result = model.evaluate(test_ds, verbose=0, return_dict=True)
+        metrics["test_accuracy"] = float(result["accuracy"])
+        metrics["test_loss"] = float(result["loss"])
+    return (metrics, model) if return_model else metrics
+
+
+# ----------------------------------------------------------------------------
+# The evaluator.
+# ----------------------------------------------------------------------------
+
+
+class CnnEvaluator(Evaluator):
+    """Trains a CNN child on the configured images; reward from validation only.
+
+    Holds only its :class:`CnnSearchConfig` when pickled; the data are loaded
+    on the first :meth:`evaluate` and kept in memory for the next children.
+
+    Args:
+        config: A :class:`CnnSearchConfig`.
+
+    Example:
+
+        evaluator = CnnEvaluator(CnnSearchConfig(dataset="imagefolder", data_dir=d, epochs=1))
+        result = evaluator.evaluate(spec, ChildContext(child_id=1))
+        result.reward, result.metrics["val_accuracy"]
+    """
+
+    def __init__(self, config: CnnSearchConfig):
+        if not isinstance(config, CnnSearchConfig):
+            raise ConfigError(
+                f"CnnEvaluator needs a CnnSearchConfig. Received: {type(config).__name__}"
+            )
+        self.config = config
+        self._data: ImageData | None = None
+
+    def __getstate__(self):
+        return {"config": self.config}
+
+    def __setstate__(self, state):
+        self.config = state["config"]
+        self._data = None
+
+    def data(self) -> ImageData:
+        """The loaded data (loaded on first use)."""
+        if self._data is None:
+            self._data = load_data(self.config)
+        return self._data
+
+    def evaluate(self, spec: CnnSpec, context: ChildContext) -> EvalResult:
+        metrics = train_child(
+            spec,
+            self.data(),
+            self.config,
+            seed=context.seed,
+            devices=context.devices,
+            log_dir=context.log_dir,
+        )
+        reward = metrics.pop("reward")
+        logger.info(
+            "child %d: val_accuracy %.4f reward %.4f (%d params, %.1fs)",
+            context.child_id,
+            metrics["val_accuracy"],
+            reward,
+            metrics["params"],
+            metrics["train_seconds"],
+        )
+        return EvalResult(reward=reward, metrics=metrics)
+
+    def close(self) -> None:
+        self._data = None
