@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np

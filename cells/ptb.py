@@ -105,7 +105,7 @@ def _download_ptb(cache_dir: Path, timeout: float) -> bool:
                     and "/data/" in m.name
                 }
                 cache_dir.mkdir(parents=True, exist_ok=True)
-                for s, path in _split_files(cache_dir).items():
+                for path in _split_files(cache_dir).values():
                     src = tar.extractfile(members[path.name])
                     tmp_path = path.with_name(path.name + ".part")
                     with open(tmp_path, "wb") as out:

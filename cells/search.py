@@ -20,10 +20,9 @@ import dataclasses
 import math
 from typing import Any
 
+from cells.ptb import DATASETS
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
-
-from cells.ptb import DATASETS
 
 CELL_BASES = (2, 8)
 
@@ -128,7 +127,7 @@ class RnnSearchConfig:
         )
 
     @classmethod
-    def paper(cls, data_dir: str | None = None) -> "RnnSearchConfig":
+    def paper(cls, data_dir: str | None = None) -> RnnSearchConfig:
         """The paper's child setting (§4.2) on Penn Treebank.
 
         Children are two-layer models of the "medium" size of Zaremba et al.
@@ -151,7 +150,7 @@ def make_space(cfg: RnnSearchConfig):
     return TreeSpace(cfg.cell_base)
 
 
-def make_evaluator(cfg: RnnSearchConfig) -> "RnnEvaluator":
+def make_evaluator(cfg: RnnSearchConfig) -> RnnEvaluator:
     """A picklable evaluator training language-model children of ``cfg``."""
     return RnnEvaluator(cfg)
 

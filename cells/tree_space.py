@@ -218,19 +218,17 @@ def nas_cell_spec() -> CellSpec:
     """
     return CellSpec(
         base=8,
-        combinations=(
-            # leaves 0-7
-            "add", "add", "add", "elem_mult", "add", "add", "add", "add",
-            # level 1: nodes 8-11
-            "elem_mult", "add", "elem_mult", "add",
-            # level 2: nodes 12-13, root 14
-            "elem_mult", "add", "elem_mult",
-        ),  # fmt: skip
-        activations=(
-            "sigmoid", "relu", "sigmoid", "relu", "tanh", "sigmoid", "tanh", "sigmoid",
-            "tanh", "tanh", "tanh", "sigmoid",
-            "identity", "tanh", "tanh",
-        ),  # fmt: skip
+        # Nodes 0-7 are the leaves, 8-11 the first inner level, 12-13 the second, 14 the root.
+        combinations=tuple(
+            "add add add elem_mult add add add add "
+            "elem_mult add elem_mult add "
+            "elem_mult add elem_mult".split()
+        ),
+        activations=tuple(
+            "sigmoid relu sigmoid relu tanh sigmoid tanh sigmoid "
+            "tanh tanh tanh sigmoid "
+            "identity tanh tanh".split()
+        ),
         inject_combination="add",
         inject_activation="tanh",
         inject_node=8,
@@ -291,9 +289,7 @@ class TreeSpace(SearchSpace):
 
     def spec_to_tokens(self, spec: CellSpec) -> tuple[int, ...]:
         if not isinstance(spec, CellSpec):
-            raise InvalidArchitectureError(
-                f"Expected a CellSpec. Received: {type(spec).__name__}"
-            )
+            raise InvalidArchitectureError(f"Expected a CellSpec. Received: {type(spec).__name__}")
         if spec.base != self.base:
             raise InvalidArchitectureError(
                 f"The spec has base {spec.base} but this space has base {self.base}. "

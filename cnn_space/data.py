@@ -213,12 +213,17 @@ def _image_folder_builder(data_dir):
             f"No train/ folder in the image folder; put the images in {train}/<class>/*.jpg. "
             f"Received: data_dir={data_dir!r}"
         )
-    classes = sorted(
+    classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))
+    empty = [
         d
-        for d in os.listdir(train)
-        if os.path.isdir(os.path.join(train, d))
-        and any(f.lower().endswith(_IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(train, d)))
-    )
+        for d in classes
+        if not any(f.lower().endswith(_IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(train, d)))
+    ]
+    if empty:
+        raise DataError(
+            f"Every class folder of {train} needs at least one .jpg/.jpeg/.png image; add images "
+            f"or remove the empty folders. Received: empty={empty}"
+        )
     if len(classes) < 2:
         raise DataError(
             f"{train} needs at least 2 class folders holding .jpg/.jpeg/.png images; a "
@@ -240,13 +245,8 @@ def _image_folder_builder(data_dir):
 
     builder = tfds.ImageFolder(root)
     names = list(builder.info.features["label"].names)
-    if names != classes:
-        # tfds.ImageFolder takes the union of the class folders of all splits,
-        # including empty ones; labels must be those of train/.
-        raise DataError(
-            f"Every class folder of {train} needs at least one image; some are empty. "
-            f"Received: classes={names}"
-        )
+    if names != classes:  # cannot happen after the checks above; kept as a guard
+        raise DataError(f"Class folders changed while reading {root}. Received: {names}")
     return builder, names, set(builder.info.splits.keys())
 
 
@@ -268,7 +268,7 @@ def _cifar10_builder(data_dir, download):
             )
         try:
             builder.download_and_prepare()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise DataError(
                 f"Downloading CIFAR-10 into {builder.data_dir} failed ({type(e).__name__}: {e}); "
                 "check the network, or prepare the data elsewhere and pass data_dir. "
@@ -368,7 +368,7 @@ def _stratified_split(x, y, fraction, seed):
     """
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
-    total = int(round(fraction * len(y)))
+    total = round(fraction * len(y))
     exact = fraction * counts
     quota = np.floor(exact).astype(int)
     order = np.argsort(-(exact - quota), kind="stable")

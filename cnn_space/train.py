@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -210,15 +211,15 @@ def load_data(cfg: CnnSearchConfig, load_test: bool = False,
 def make_strategy(devices: tuple[str, ...] | None):
     """MirroredStrategy over ``devices`` when there are several, else the default.
 
-    One device gives a ``OneDeviceStrategy`` on it; None gives the default
-    strategy (whatever TensorFlow places ops on).
+    With one device (or None) the child trains on the default strategy, so a
+    CPU-only machine gives the same results as without any strategy code;
+    :func:`train_child` then pins the child to that one device with
+    ``tf.device``.
     """
     import tensorflow as tf
 
     if devices and len(devices) > 1:
         return tf.distribute.MirroredStrategy(devices=list(devices))
-    if devices:
-        return tf.distribute.OneDeviceStrategy(devices[0])
     return tf.distribute.get_strategy()
 
 
@@ -337,6 +338,14 @@ def train_child(
         FloatingPointError: the training loss became NaN or infinite.
         cnn_space errors: the spec cannot be built.
     """
+    import tensorflow as tf
+
+    device = devices[0] if devices and len(devices) == 1 else None
+    with tf.device(device) if device else contextlib.nullcontext():
+        return _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model)
+
+
+def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model):
     import keras
 
     from cnn_space.builder import build_model, count_flops, count_params
@@ -444,6 +453,8 @@ class CnnEvaluator(Evaluator):
 
     Args:
         config: A :class:`CnnSearchConfig`.
+        data: Already loaded data of this config to use instead of loading
+            (not pickled; benchmarks share one copy between evaluators).
 
     Example:
 
@@ -452,13 +463,13 @@ class CnnEvaluator(Evaluator):
         result.reward, result.metrics["val_accuracy"]
     """
 
-    def __init__(self, config: CnnSearchConfig):
+    def __init__(self, config: CnnSearchConfig, data: ImageData | None = None):
         if not isinstance(config, CnnSearchConfig):
             raise ConfigError(
                 f"CnnEvaluator needs a CnnSearchConfig. Received: {type(config).__name__}"
             )
         self.config = config
-        self._data: ImageData | None = None
+        self._data: ImageData | None = data
 
     def __getstate__(self):
         return {"config": self.config}

@@ -1,0 +1,735 @@
+r"""Export (and retrain) a child that a search found.
+
+  python -m nas_tf.export --run_dir=runs/x --rank=1 --out=DIR [--retrain_epochs=N]
+
+rebuilds the rank-k child (by reward) from its spec — or the spec in a JSON
+file with ``--spec=FILE`` — optionally retrains it from scratch on the full
+training set for N epochs, evaluates it on the test split, and writes into
+``DIR``:
+
+* ``model.keras`` — the Keras model (retrained weights, or fresh weights
+  without ``--retrain_epochs``);
+* ``spec.json`` — the space, the spec and where it came from;
+* ``metrics.json`` — the child's search metrics and, after retraining, the
+  test metrics;
+* for the recurrent space also ``cell.keras`` (the cell alone in a
+  ``keras.layers.RNN``) and ``cell.json`` (``{"spec": ..., "units": ...}``
+  for ``keras.layers.RNN(cells.TreeCell.from_spec(spec, units))``);
+* ``README.md`` — how to load them.
+
+Zoph & Le 2017 (arXiv:1611.01578) retrain the best architectures found by
+the search with more epochs before reporting test results (§4.1, §4.2); the
+search's rewards never touch the test split, and neither does anything here
+except the final evaluation.
+
+Saved models load in a fresh process with ``nas_tf.load_model(path)``, or
+with ``keras.saving.load_model(path)`` after ``nas_tf.register_layers()``
+(which imports the modules that register nas_tf's custom Keras layers).
+
+Each space plugs in through an *exporter* (:class:`SpaceExporter`), found by
+:func:`get_exporter`; the adapters for ``rnn`` (:mod:`cells`) and ``cnn``
+(:mod:`cnn_space`) are below and import those packages lazily. ``nb201`` is
+a table benchmark with no model builder: its export writes the spec and the
+metrics only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from nas_tf.errors import ConfigError, InvalidArchitectureError, NasTfError, RunDirError
+
+_log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+SPEC_FILE = "spec.json"
+METRICS_FILE = "metrics.json"
+CELL_FILE = "cell.keras"
+CELL_SPEC_FILE = "cell.json"
+README_FILE = "README.md"
+_EXPORT_FILES = {MODEL_FILE, SPEC_FILE, METRICS_FILE, CELL_FILE, CELL_SPEC_FILE, README_FILE}
+
+
+class NoModelBuilderError(ConfigError):
+    """The space has no model builder (a table benchmark such as nb201)."""
+
+
+# ----------------------------------------------------------------------------
+# What a run records about its evaluator.
+# ----------------------------------------------------------------------------
+
+
+def evaluator_record(evaluator: Any) -> dict | None:
+    """A JSON record of how an evaluator trains children, or None.
+
+    The record is ``{"type": "module.Class", "config": {...}}`` where the
+    config is ``evaluator.config.to_json()`` (or ``dataclasses.asdict``).
+    A run directory keeps it (meta key ``evaluator``) so that an export can
+    retrain a child with the search's settings. Never raises.
+
+    Example:
+
+    >>> evaluator_record(object()) is None
+    True
+    """
+    try:
+        cfg = getattr(evaluator, "config", None)
+        if cfg is None:
+            return None
+        if hasattr(cfg, "to_json"):
+            obj = cfg.to_json()
+        elif dataclasses.is_dataclass(cfg):
+            obj = dataclasses.asdict(cfg)
+        else:
+            return None
+        json.dumps(obj)
+        cls = type(evaluator)
+        return {"type": f"{cls.__module__}.{cls.__qualname__}", "config": obj}
+    except Exception:  # noqa: BLE001 - a record is optional
+        return None
+
+
+def space_from_config(config: dict):
+    """Rebuilds a search space from the ``space.config()`` a run recorded.
+
+    Raises:
+        RunDirError: an unknown space name (a run of a newer nas_tf?).
+    """
+    name = (config or {}).get("name")
+    if name == "nb201":
+        from nas_tf.nb201 import Nb201Space
+
+        return Nb201Space()
+    if name == "rnn":
+        from cells.tree_space import TreeSpace
+
+        return TreeSpace(config.get("base", 8))
+    if name == "cnn":
+        from cnn_space.space import CnnSpace
+
+        cur = config.get("curriculum") or {}
+        return CnnSpace(preset=config.get("preset", "v1"), num_layers=config.get("num_layers"),
+                        curriculum_start=cur.get("start"), curriculum_step=cur.get("step", 2),
+                        curriculum_every=cur.get("every", 1600),
+                        width_multiplier=config.get("width_multiplier", 1.0))
+    raise RunDirError(f"The run records an unknown search space {name!r}; use the nas_tf "
+                      f"version that made it. Received: space={config!r:.200}")
+
+
+def _config_from(cls, base: dict, overrides: dict, what: str):
+    """``cls(**{**base, **overrides})`` keeping only known fields."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"Unknown {what} setting(s) {unknown}; use some of {sorted(fields)}. "
+                          f"Received: child_config={overrides}")
+    dropped = sorted(set(base) - fields)
+    if dropped:
+        _log.warning("Ignoring recorded %s settings %s (not known to this version).", what, dropped)
+    values = {k: v for k, v in base.items() if k in fields}
+    values.update(overrides)
+    return cls(**values)
+
+
+# ----------------------------------------------------------------------------
+# The exporter protocol and the adapters of the spaces.
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Retrained:
+    """What :meth:`SpaceExporter.retrain` returns.
+
+    Attributes:
+        model: The exportable Keras model, trained.
+        metrics: Test metrics and training facts (JSON numbers).
+        extras: Further Keras objects to save, ``{file name: keras model}``.
+        extra_json: Further JSON files, ``{file name: object}``.
+    """
+
+    model: Any
+    metrics: dict
+    extras: dict = dataclasses.field(default_factory=dict)
+    extra_json: dict = dataclasses.field(default_factory=dict)
+
+
+class SpaceExporter(Protocol):
+    """How a space turns a spec into a saved Keras model.
+
+    ``child_config`` reads the recorded evaluator config (plus overrides);
+    ``build`` builds the exportable model with fresh weights; ``retrain``
+    trains it from scratch on the full training set and evaluates on test.
+    """
+
+    space_name: str
+
+    def child_config(self, recorded: dict | None, overrides: dict, retrain_epochs: int | None): ...
+
+    def build(self, space, spec, child_config) -> Retrained: ...
+
+    def retrain(self, space, spec, child_config, *, seed: int,
+                test_limit: int | None) -> Retrained: ...
+
+
+class Nb201Exporter:
+    """NAS-Bench-201 is a table of results: there is no model to build."""
+
+    space_name = "nb201"
+    message = ("nb201 is a table benchmark (NAS-Bench-201 results looked up by cell): it has no "
+               "model builder, so no Keras model can be built or retrained; spec.json and "
+               "metrics.json were written.")
+
+    def child_config(self, recorded, overrides, retrain_epochs):
+        if retrain_epochs:
+            raise NoModelBuilderError(
+                "nb201 has no model builder (its rewards come from a table), so it cannot be "
+                f"retrained; leave out --retrain_epochs. Received: retrain_epochs={retrain_epochs}")
+
+    def build(self, space, spec, child_config):
+        raise NoModelBuilderError(self.message)
+
+    def retrain(self, space, spec, child_config, *, seed, test_limit):
+        raise NoModelBuilderError(self.message)
+
+
+class RnnExporter:
+    """The recurrent-cell space (:mod:`cells`): a language model around the cell.
+
+    The exported model maps tokens ``(batch, time)`` int32 to next-token
+    logits ``(batch, time, vocab)``: embedding, the recurrent layers of the
+    cell (``keras.layers.RNN(TreeCell)``, zero initial state at each call),
+    softmax layer (tied embeddings are written out as a plain dense layer
+    with the same values). Test perplexity is measured as in training, with
+    the state carried from window to window.
+    """
+
+    space_name = "rnn"
+
+    def child_config(self, recorded, overrides, retrain_epochs):
+        from cells.search import RnnSearchConfig
+
+        base = dict((recorded or {}).get("config") or {})
+        if retrain_epochs:
+            # Retraining uses the whole training split unless overridden.
+            base.update(epochs=int(retrain_epochs), steps_per_epoch=None, train_tokens=None,
+                        valid_tokens=None)
+        return _config_from(RnnSearchConfig, base, overrides, "rnn child")
+
+    @staticmethod
+    def _corpus(cfg):
+        from cells.ptb import load_corpus
+
+        return load_corpus(cfg.dataset, cfg.data_dir, seed=cfg.data_seed, download=cfg.download)
+
+    @staticmethod
+    def functional_model(spec, vocab_size: int, lm_config):
+        """The exportable functional language model (fresh weights)."""
+        import keras
+
+        from cells.tree_cell import TreeCell
+
+        tokens = keras.Input((None,), dtype="int32", name="tokens")
+        x = keras.layers.Embedding(vocab_size, lm_config.units, name="embedding")(tokens)
+        for i in range(lm_config.num_layers):
+            x = keras.layers.RNN(TreeCell(spec, lm_config.units), return_sequences=True,
+                                 name=f"rnn_{i}")(x)
+        logits = keras.layers.Dense(vocab_size, name="softmax")(x)
+        return keras.Model(tokens, logits, name="rnn_child")
+
+    @staticmethod
+    def cell_model(spec, units: int, input_dim: int):
+        """The cell alone in an RNN layer: ``(batch, time, input_dim) -> (batch, time, units)``."""
+        import keras
+
+        from cells.tree_cell import TreeCell
+
+        x = keras.Input((None, input_dim), name="inputs")
+        y = keras.layers.RNN(TreeCell(spec, units), return_sequences=True, name="rnn")(x)
+        return keras.Model(x, y, name="tree_cell")
+
+    def _pack(self, spec, lm_model, vocab_size, lm_config) -> Retrained:
+        model = self.functional_model(spec, vocab_size, lm_config)
+        model.get_layer("embedding").set_weights([lm_model.embedding.embeddings.numpy()])
+        for i, rnn in enumerate(lm_model.rnns):
+            model.get_layer(f"rnn_{i}").set_weights(rnn.get_weights())
+        if lm_model.softmax is None:  # tied: softmax = embedding^T
+            emb = lm_model.embedding.embeddings.numpy()
+            model.get_layer("softmax").set_weights([emb.T, lm_model.out_bias.numpy()])
+        else:
+            model.get_layer("softmax").set_weights(lm_model.softmax.get_weights())
+        cell = self.cell_model(spec, lm_config.units, lm_config.units)
+        cell.get_layer("rnn").set_weights(lm_model.rnns[0].get_weights())
+        return Retrained(
+            model=model, metrics={}, extras={CELL_FILE: cell},
+            extra_json={CELL_SPEC_FILE: {"spec": spec.to_json(), "units": lm_config.units,
+                                         "input_dim": lm_config.units}})
+
+    def build(self, space, spec, child_config):
+        import numpy as np
+
+        from cells.lm import LanguageModel
+        from cells.tree_cell import TreeCell
+
+        cfg = child_config
+        lm_config = cfg.lm_config()
+        vocab = self._corpus(cfg).vocab_size
+        lm = LanguageModel(lambda: TreeCell(spec, lm_config.units), vocab, lm_config)
+        lm(np.zeros((1, 1), np.int32), lm.zero_states(1))
+        return self._pack(spec, lm, vocab, lm_config)
+
+    def retrain(self, space, spec, child_config, *, seed, test_limit):
+        import numpy as np
+
+        from cells.lm import evaluate_perplexity, train_lm
+        from cells.tree_cell import TreeCell
+
+        cfg = child_config
+        lm_config = cfg.lm_config()
+        corpus = self._corpus(cfg)
+        units = lm_config.units
+        res = train_lm(lambda: TreeCell(spec, units), corpus.train, corpus.valid,
+                       corpus.vocab_size, lm_config, seed=seed)
+        test = corpus.test[:test_limit] if test_limit else corpus.test
+        test_ppl = evaluate_perplexity(res.model, test, bptt=lm_config.bptt,
+                                       batch_size=lm_config.eval_batch_size)
+        out = self._pack(spec, res.model, corpus.vocab_size, lm_config)
+        # The functional copy must compute what the trained model computes.
+        x = np.asarray(corpus.test[: min(len(corpus.test), 2 * lm_config.bptt)],
+                       np.int32).reshape(1, -1)
+        ref, _ = res.model(x, res.model.zero_states(1), training=False)
+        got = out.model(x, training=False)
+        diff = float(np.max(np.abs(np.asarray(ref) - np.asarray(got))))
+        if not diff < 1e-3:
+            raise RuntimeError(f"The exported rnn model differs from the trained one by {diff}.")
+        out.metrics = {
+            "test_perplexity": test_ppl,
+            "val_perplexity": res.val_perplexity,
+            "train_perplexity": res.train_perplexity,
+            "params": res.params,
+            "train_seconds": res.train_seconds,
+            "steps": res.steps,
+            "epochs": len(res.history),
+            "train_tokens": len(corpus.train),
+            "test_tokens": len(test),
+            "dataset": cfg.dataset,
+        }
+        return out
+
+
+class CnnExporter:
+    """The convolutional space (:mod:`cnn_space`): an image classifier.
+
+    The exported model takes raw images ``(batch, H, W, C)`` in [0, 255]
+    (float), normalises them with the training set's per-channel mean and
+    standard deviation (a ``keras.layers.Normalization`` layer) and returns
+    class probabilities. Retraining uses the training and validation images
+    of the search together (the full training set).
+    """
+
+    space_name = "cnn"
+
+    def child_config(self, recorded, overrides, retrain_epochs):
+        from cnn_space.train import CnnSearchConfig
+
+        base = dict((recorded or {}).get("config") or {})
+        if retrain_epochs:
+            base.update(epochs=int(retrain_epochs), steps_per_epoch=None, train_subset=None)
+        return _config_from(CnnSearchConfig, base, overrides, "cnn child")
+
+    @staticmethod
+    def wrap(child, mean, std, image_shape):
+        """``raw image -> Normalization(mean, std**2) -> child``."""
+        import keras
+        import numpy as np
+
+        image = keras.Input(tuple(image_shape), name="image")
+        norm = keras.layers.Normalization(mean=np.asarray(mean, np.float32),
+                                          variance=np.square(np.asarray(std, np.float32)),
+                                          name="normalize")
+        return keras.Model(image, child(norm(image)), name="cnn_child_raw")
+
+    def build(self, space, spec, child_config):
+        from cnn_space.builder import build_model
+        from cnn_space.train import load_data
+
+        cfg = dataclasses.replace(child_config, train_subset=min(child_config.train_subset or 200,
+                                                                 200))
+        data = load_data(cfg)
+        child = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
+        return Retrained(model=self.wrap(child, data.mean, data.std, data.image_shape), metrics={})
+
+    def retrain(self, space, spec, child_config, *, seed, test_limit):
+        import numpy as np
+
+        from cnn_space.builder import count_flops
+        from cnn_space.train import load_data, train_child
+
+        cfg = child_config
+        data = load_data(cfg, load_test=True, test_subset=test_limit)
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        pixels = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        full = dataclasses.replace(
+            data, x_train=x, y_train=y, mean=pixels.mean(axis=0).astype(np.float32),
+            std=np.maximum(pixels.std(axis=0), 1.0).astype(np.float32))
+        metrics, child = train_child(spec, full, cfg, seed=seed, evaluate_test=True,
+                                     return_model=True)
+        model = self.wrap(child, full.mean, full.std, full.image_shape)
+        raw = data.x_test[:8].astype(np.float32)
+        ref = child((raw - full.mean) / full.std, training=False)
+        got = model(raw, training=False)
+        diff = float(np.max(np.abs(np.asarray(ref) - np.asarray(got))))
+        if not diff < 1e-4:
+            raise RuntimeError(f"The exported cnn model differs from the trained one by {diff}.")
+        keep = ("test_accuracy", "test_loss", "train_loss_last", "train_accuracy_last", "params",
+                "epochs", "steps_per_epoch", "train_seconds")
+        out = {k: metrics[k] for k in keep if k in metrics}
+        out.update(flops=count_flops(spec, full.image_shape, full.num_classes),
+                   train_images=len(y), test_images=len(data.y_test),
+                   dataset=cfg.dataset)
+        return Retrained(model=model, metrics=out)
+
+
+_EXPORTERS = {"nb201": Nb201Exporter, "rnn": RnnExporter, "cnn": CnnExporter}
+
+
+def get_exporter(space_name: str) -> SpaceExporter:
+    """The exporter of a space, by name.
+
+    Raises:
+        ConfigError: no exporter for that space.
+
+    Example:
+
+    >>> get_exporter("rnn").space_name
+    'rnn'
+    """
+    if space_name not in _EXPORTERS:
+        raise ConfigError(f"No exporter for space {space_name!r}; known: {sorted(_EXPORTERS)}. "
+                          f"Received: space={space_name!r}")
+    return _EXPORTERS[space_name]()
+
+
+# ----------------------------------------------------------------------------
+# Choosing the child.
+# ----------------------------------------------------------------------------
+
+
+def read_spec_file(path_or_json: str, space) -> tuple[Any, dict]:
+    """Reads a spec from a file (or JSON text): an exported ``spec.json`` or a bare spec.
+
+    Returns:
+        ``(spec, wrapper)`` where ``wrapper`` is the file's JSON object.
+
+    Raises:
+        InvalidArchitectureError: unreadable JSON, a spec of another space,
+            or a spec the space rejects (the space's message is kept).
+    """
+    text = path_or_json
+    where = "--spec"
+    if not path_or_json.lstrip().startswith(("{", "[")):
+        if not os.path.isfile(path_or_json):
+            raise InvalidArchitectureError(
+                f"--spec must be a JSON file or JSON text; no such file. Received: "
+                f"spec={path_or_json!r}")
+        where = path_or_json
+        text = Path(path_or_json).read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidArchitectureError(f"{where} is not valid JSON ({e}).") from None
+    wrapper = obj if isinstance(obj, dict) and "spec" in obj else {"spec": obj}
+    other = wrapper.get("space")
+    other_name = other.get("name") if isinstance(other, dict) else other
+    if other_name is not None and other_name != space.name:
+        raise InvalidArchitectureError(
+            f"{where} holds a spec of space {other_name!r} but the run searched space "
+            f"{space.name!r}. Pass a spec of the run's space. Received: space={other_name!r}")
+    try:
+        spec = space.spec_from_json(wrapper["spec"])
+    except InvalidArchitectureError as e:
+        raise InvalidArchitectureError(
+            f"{where} is not a valid spec of space {space.name!r}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise InvalidArchitectureError(
+            f"{where} is not a valid spec of space {space.name!r}: {type(e).__name__}: {e}"
+        ) from None
+    return spec, wrapper
+
+
+def choose_trial(store, rank: int):
+    """The rank-th best done child (1 = best).
+
+    Raises:
+        ConfigError: rank < 1 or beyond the number of done children.
+    """
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ConfigError(f"--rank must be an integer >= 1 (1 = best). Received: rank={rank!r}")
+    best = store.best(rank)
+    if len(best) < rank:
+        done = len(best)
+        raise ConfigError(
+            f"--rank={rank} is beyond the {done} finished (done) children of this run; pass "
+            f"--rank between 1 and {done}." if done else
+            f"This run has no finished (done) children yet, so there is no rank {rank}; "
+            "wait for the search to train some.")
+    return best[rank - 1]
+
+
+# ----------------------------------------------------------------------------
+# Export.
+# ----------------------------------------------------------------------------
+
+
+def _prepare_out(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a directory. Received: out={str(out)!r}")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES)
+        if others:
+            raise ConfigError(
+                f"--out {out} holds other files ({', '.join(others[:3])}); pass a new or empty "
+                f"directory (a previous export there is replaced). Received: out={str(out)!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(v):
+    if hasattr(v, "item"):
+        return v.item()
+    return str(v)
+
+
+def _readme(space_name: str, has_model: bool, has_cell: bool) -> str:
+    lines = ["# nas_tf export", ""]
+    if not has_model:
+        lines += [Nb201Exporter.message, ""]
+        return "\n".join(lines)
+    lines += [
+        "Load the model in a fresh process:",
+        "",
+        "```python",
+        "import nas_tf",
+        f"model = nas_tf.load_model('{MODEL_FILE}')",
+        "# or: nas_tf.register_layers(); model = keras.saving.load_model(...)",
+        "```",
+        "",
+    ]
+    if space_name == "rnn":
+        lines += ["`model` maps tokens (batch, time) int32 to next-token logits.", ""]
+    if space_name == "cnn":
+        lines += ["`model` maps raw images (batch, H, W, C) in [0, 255] to class probabilities.",
+                  ""]
+    if has_cell:
+        lines += [
+            "The cell alone:",
+            "",
+            "```python",
+            "import json, keras, cells",
+            f"c = json.load(open('{CELL_SPEC_FILE}'))",
+            "layer = keras.layers.RNN(cells.TreeCell.from_spec(c['spec'], c['units']))",
+            f"trained = keras.saving.load_model('{CELL_FILE}')  # with the trained weights",
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: int | None = 1,
+                 spec: str | None = None, retrain_epochs: int | None = None,
+                 child_config: dict | None = None, seed: int = 0,
+                 test_limit: int | None = None) -> dict:
+    """Exports one child of a run (see the module docstring).
+
+    Args:
+        run_dir: The run directory (opened read-only).
+        out: Output directory (new, empty, or a previous export).
+        rank: The child's rank by reward (1 = best); ignored with ``spec``.
+        spec: A spec JSON file (or text) to export instead of a ranked child.
+        retrain_epochs: Retrain from scratch for this many epochs on the
+            full training set and evaluate on test (None/0: no training).
+        child_config: Overrides of the recorded child settings (e.g.
+            ``{"units": 64}`` or ``{"train_subset": 5000}``).
+        seed: Seed of the retraining.
+        test_limit: Evaluate on the first N test examples / tokens only.
+
+    Returns:
+        A dict: ``out``, ``files``, ``space``, ``spec``, ``metrics``,
+        ``message`` (a line for the user) and ``keras_model`` (the saved
+        model object, or None for nb201).
+
+    Raises:
+        RunDirError: not a run directory.
+        ConfigError: a bad rank, out directory or setting; nb201 with
+            ``retrain_epochs``.
+        InvalidArchitectureError: a bad ``spec``.
+    """
+    from nas_tf.report import open_store
+
+    if retrain_epochs is not None and (isinstance(retrain_epochs, bool) or retrain_epochs < 0):
+        raise ConfigError(
+            f"--retrain_epochs must be >= 0. Received: retrain_epochs={retrain_epochs}")
+    if test_limit is not None and test_limit <= 0:
+        raise ConfigError(f"--test_limit must be > 0. Received: test_limit={test_limit}")
+    store = open_store(run_dir)
+    try:
+        space_cfg = store.get_meta("space")
+        recorded = store.get_meta("evaluator")
+        space = space_from_config(space_cfg)
+        trial = None
+        if spec is not None:
+            spec_obj, wrapper = read_spec_file(spec, space)
+            origin = {"source": "spec file" if not spec.lstrip().startswith("{") else "spec json",
+                      "from": wrapper.get("origin")}
+            search_metrics = wrapper.get("search_metrics", {})
+        else:
+            trial = choose_trial(store, rank if rank is not None else 1)
+            try:
+                spec_obj = space.spec_from_json(trial.spec)
+            except InvalidArchitectureError as e:
+                raise RunDirError(f"Child {trial.id} of {run_dir} has a spec this version cannot "
+                                  f"read: {e}") from None
+            origin = {"source": "run", "run_dir": str(run_dir), "rank": rank,
+                      "child_id": trial.id}
+            search_metrics = {"reward": trial.reward, **trial.metrics}
+    finally:
+        store.close()
+    exporter = get_exporter(space.name)
+    cfg = exporter.child_config(recorded, dict(child_config or {}), retrain_epochs)
+    note = ""
+    if cfg is not None and recorded is None:
+        note = (f" Note: the run records no child settings (evaluator config), so the defaults "
+                f"of space {space.name} plus --child_config were used.")
+        _log.warning(note.strip())
+    out_dir = _prepare_out(out)
+    for name in _EXPORT_FILES:  # a previous export is replaced, never mixed
+        (out_dir / name).unlink(missing_ok=True)
+    spec_json = space.spec_to_json(spec_obj)
+    files = []
+    result = None
+    message = ""
+    t0 = time.time()
+    if space.name == "nb201":
+        message = Nb201Exporter.message
+    elif retrain_epochs:
+        result = exporter.retrain(space, spec_obj, cfg, seed=seed, test_limit=test_limit)
+        message = f"retrained {retrain_epochs} epochs and evaluated on test"
+    else:
+        result = exporter.build(space, spec_obj, cfg)
+        message = ("untrained model (fresh weights: a search keeps no child weights); pass "
+                   "--retrain_epochs=N to train it and evaluate on test")
+    message += note
+    if result is not None:
+        result.model.save(str(out_dir / MODEL_FILE))
+        files.append(MODEL_FILE)
+        for name, obj in result.extras.items():
+            obj.save(str(out_dir / name))
+            files.append(name)
+        for name, obj in result.extra_json.items():
+            _write_json(out_dir / name, obj)
+            files.append(name)
+    _write_json(out_dir / SPEC_FILE, {
+        "space": space_cfg, "spec": spec_json, "origin": origin,
+        "child_config": None if cfg is None else dataclasses.asdict(cfg),
+        "search_metrics": search_metrics,
+    })
+    metrics = {
+        "search": search_metrics,
+        "retrained": bool(retrain_epochs) and result is not None,
+        "retrain_epochs": retrain_epochs or 0,
+        "seed": seed,
+        "test": result.metrics if (result is not None and retrain_epochs) else None,
+        "export_seconds": round(time.time() - t0, 3),
+        "model": MODEL_FILE if result is not None else None,
+    }
+    _write_json(out_dir / METRICS_FILE, metrics)
+    (out_dir / README_FILE).write_text(_readme(space.name, result is not None,
+                                               CELL_FILE in files))
+    files += [SPEC_FILE, METRICS_FILE, README_FILE]
+    return {"out": str(out_dir), "files": files, "space": space.name, "spec": spec_json,
+            "metrics": metrics, "message": message,
+            "keras_model": None if result is None else result.model}
+
+
+# ----------------------------------------------------------------------------
+# Command line.
+# ----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from absl import flags
+
+    fv = flags.FlagValues()
+    flags.DEFINE_string("run_dir", None, "Run directory of a search.", flag_values=fv)
+    flags.DEFINE_integer("rank", 1, "Rank of the child by reward (1 = best).", flag_values=fv)
+    flags.DEFINE_string("spec", None, "Export this spec (JSON file or text) instead of --rank.",
+                        flag_values=fv)
+    flags.DEFINE_string("out", None, "Output directory.", flag_values=fv)
+    flags.DEFINE_integer("retrain_epochs", None,
+                         "Retrain from scratch for N epochs on the full training set and "
+                         "evaluate on test (default: no training).", flag_values=fv)
+    flags.DEFINE_string("child_config", None,
+                        'JSON overrides of the recorded child settings, e.g. \'{"units": 64}\'.',
+                        flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the retraining.", flag_values=fv)
+    flags.DEFINE_integer("test_limit", None, "Evaluate on the first N test examples/tokens.",
+                         flag_values=fv)
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        rest = fv(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if len(rest) > 1:
+        print(f"error: unexpected arguments {rest[1:]}; all options are --flags.", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if not fv.run_dir:
+            raise ConfigError("--run_dir is required (the directory of a search). "
+                              "Received: run_dir=None")
+        if not fv.out:
+            raise ConfigError("--out is required (a new directory for the export). "
+                              "Received: out=None")
+        overrides = {}
+        if fv.child_config:
+            try:
+                overrides = json.loads(fv.child_config)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"--child_config is not valid JSON ({e}). "
+                                  f"Received: child_config={fv.child_config!r}") from None
+            if not isinstance(overrides, dict):
+                raise ConfigError("--child_config must be a JSON object. "
+                                  f"Received: child_config={fv.child_config!r}")
+        res = export_child(fv.run_dir, fv.out, rank=fv.rank, spec=fv.spec,
+                           retrain_epochs=fv.retrain_epochs, child_config=overrides,
+                           seed=fv.seed, test_limit=fv.test_limit)
+    except NasTfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    test = res["metrics"]["test"] or {}
+    shown = {k: v for k, v in test.items() if isinstance(v, (int, float)) and not
+             (isinstance(v, float) and math.isnan(v))}
+    print(f"exported {res['space']} child to {res['out']}: {', '.join(res['files'])}")
+    print(res["message"])
+    if shown:
+        print("test: " + ", ".join(f"{k}={v:.6g}" for k, v in sorted(shown.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Tests of cnn_space.train: config, reward, child training, MirroredStrategy, evaluator."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn_space.space import CnnSpace, CnnSpec
+from cnn_space.train import (
+    CnnEvaluator,
+    CnnSearchConfig,
+    compute_reward,
+    make_evaluator,
+    make_space,
+    train_child,
+)
+from nas_tf.errors import ConfigError
+from nas_tf.evaluator import ChildContext
+
+tf = pytest.importorskip("tensorflow")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NAS_TF_SHARED_DATA", REPO.parent / "shared" / "data"))
+CIFAR_DIR = SHARED / "cifar10"
+
+# A small two-layer child with a skip connection, valid in the v1 space.
+SPEC = CnnSpec(layers=((3, 3, 24, 1, ()), (1, 3, 24, 1, (0,))))
+
+
+def _toy_folder(root: Path, per_class=20, size=8):
+    """Three classes of noisy flat colours (learnable in one epoch)."""
+    rng = np.random.default_rng(0)
+    colours = [(220, 30, 30), (30, 220, 30), (30, 30, 220)]
+    for c, colour in enumerate(colours):
+        for i in range(per_class):
+            img = np.clip(rng.normal(colour, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            path = root / "train" / f"c{c}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tf.io.encode_png(img).numpy())
+    return root
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+    return str(_toy_folder(tmp_path_factory.mktemp("toy")))
+
+
+def _cfg(data_dir, **kw):
+    base = {"dataset": "imagefolder", "data_dir": data_dir, "num_layers": 2, "epochs": 1,
+            "batch_size": 16, "validation_fraction": 0.2}
+    base.update(kw)
+    return CnnSearchConfig(**base)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("batch_size", -1),
+        ("num_layers", 0),
+        ("train_subset", 0),
+        ("learning_rate", 0.0),
+        ("learning_rate", float("nan")),
+        ("momentum", 1.0),
+        ("weight_decay", -1e-4),
+        ("reward_last_k", 0),
+        ("reward_power", -1.0),
+        ("validation_fraction", 0.0),
+        ("lr_schedule", "linear"),
+        ("preset", "v9"),
+        ("dataset", "mnist"),
+        ("width_multiplier", 0.0),
+        ("steps_per_epoch", 0),
+        ("epochs", 1.5),
+    ],
+)
+def test_config_rejects_bad_values(field, value):
+    kwargs = {"dataset": "imagefolder", "data_dir": "x", field: value}
+    with pytest.raises(ConfigError, match="Received: "):
+        CnnSearchConfig(**kwargs)
+
+
+def test_config_defaults_are_the_papers():
+    cfg = CnnSearchConfig()
+    assert (cfg.learning_rate, cfg.momentum, cfg.weight_decay) == (0.1, 0.9, 1e-4)
+    assert (cfg.reward_last_k, cfg.reward_power, cfg.epochs) == (5, 3.0, 50)
+    assert cfg.validation_fraction == 0.1 and cfg.augment
+    with pytest.raises(ConfigError, match="needs data_dir"):
+        CnnSearchConfig(dataset="imagefolder")
+
+
+def test_make_space_follows_config():
+    space = make_space(CnnSearchConfig(preset="v2", num_layers=4))
+    assert isinstance(space, CnnSpace) and space.num_layers == 4 and space.predict_strides
+    grow = make_space(CnnSearchConfig(num_layers=10, curriculum=True, curriculum_every=5))
+    assert grow.depth(0) == 6 and grow.depth(5) == 8 and grow.depth(100) == 10
+    assert make_space(CnnSearchConfig(num_layers=10)).depth(0) == 10
+    with pytest.raises(ConfigError):
+        make_space(CnnSearchConfig(num_layers=4, curriculum=True))  # start 6 > 4 layers
+
+
+@pytest.mark.parametrize(
+    "accs, k, power, reward, acc",
+    [
+        ([0.1, 0.9, 0.5, 0.6], 2, 3.0, 0.6**3, 0.6),
+        ([0.1, 0.9, 0.5, 0.6], 5, 3.0, 0.9**3, 0.9),
+        ([0.5], 5, 1.0, 0.5, 0.5),
+    ],
+)
+def test_compute_reward(accs, k, power, reward, acc):
+    r, a = compute_reward(accs, k, power)
+    assert math.isclose(r, reward) and math.isclose(a, acc)
+
+
+def test_compute_reward_rejects_nan():
+    with pytest.raises(ValueError):
+        compute_reward([0.5, float("nan")], 5, 3.0)
+
+
+def test_evaluator_is_picklable_and_drops_loaded_data(toy_dir):
+    ev = make_evaluator(_cfg(toy_dir))
+    assert isinstance(ev, CnnEvaluator)
+    ev.data()
+    clone = pickle.loads(pickle.dumps(ev))
+    assert clone.config == ev.config and clone._data is None
+    assert len(pickle.dumps(ev)) < 10_000
+
+
+def test_tiny_child_trains_with_finite_reward_and_logs(toy_dir, tmp_path):
+    ev = make_evaluator(_cfg(toy_dir, epochs=2, reward_last_k=2))
+    log_dir = tmp_path / "child"
+    result = ev.evaluate(SPEC, ChildContext(child_id=1, log_dir=str(log_dir), seed=3))
+    m = result.metrics
+    assert math.isfinite(result.reward) and 0.0 <= result.reward <= 1.0
+    assert math.isclose(result.reward, m["val_accuracy"] ** 3, rel_tol=1e-6)
+    assert m["params"] > 0 and m["flops"] > 0 and m["train_seconds"] > 0
+    assert m["steps_per_epoch"] == 3 and m["replicas"] == 1  # 48 images / 16
+    json.dumps(m)  # metrics are JSON-able for the trial store
+    assert list((log_dir / "train").glob("events.out.tfevents.*"))
+    assert list((log_dir / "validation").glob("events.out.tfevents.*"))
+
+
+def test_same_seed_same_result_on_default_strategy(toy_dir):
+    cfg = _cfg(toy_dir, epochs=1)
+    data = make_evaluator(cfg).data()
+    a = train_child(SPEC, data, cfg, seed=7)
+    # Pinned to one device: still the default strategy, the same numbers.
+    b = train_child(SPEC, data, cfg, seed=7, devices=("/cpu:0",))
+    assert b["replicas"] == 1
+    assert b["train_loss_last"] == pytest.approx(a["train_loss_last"], rel=1e-4)
+    assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=1e-6)
+
+
+def test_nan_loss_raises(toy_dir):
+    cfg = _cfg(toy_dir, learning_rate=1e30, lr_schedule="constant", epochs=1)
+    with pytest.raises(FloatingPointError, match="loss became"):
+        make_evaluator(cfg).evaluate(SPEC, ChildContext(child_id=1))
+
+
+def test_mirrored_strategy_on_two_logical_cpus(toy_dir):
+    """Runs in a subprocess: logical devices must be set before TF starts."""
+    code = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from cnn_space.space import CnnSpec
+        from cnn_space.train import CnnSearchConfig, make_evaluator
+        from nas_tf.evaluator import ChildContext
+        cfg = CnnSearchConfig(dataset="imagefolder", data_dir={toy_dir!r}, num_layers=2,
+                              epochs=1, batch_size=8, validation_fraction=0.2)
+        spec = CnnSpec(layers=((3, 3, 24, 1, ()), (1, 3, 24, 1, (0,))))
+        r = make_evaluator(cfg).evaluate(
+            spec, ChildContext(child_id=1, devices=("/cpu:0", "/cpu:1")))
+        print("RESULT", json.dumps({{"reward": r.reward, **r.metrics}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    m = json.loads(line[len("RESULT "):])
+    assert m["replicas"] == 2
+    assert m["global_batch_size"] == 16 and m["steps_per_epoch"] == 3
+    assert math.isfinite(m["reward"]) and 0.0 <= m["reward"] <= 1.0
+
+
+def test_cifar10_slice_one_epoch():
+    if not (CIFAR_DIR / "train").is_dir():
+        pytest.skip(f"CIFAR-10 image folders not found at {CIFAR_DIR} (set NAS_TF_SHARED_DATA)")
+    cfg = CnnSearchConfig(dataset="imagefolder", data_dir=str(CIFAR_DIR), train_subset=300,
+                          num_layers=2, epochs=1, batch_size=32, width_multiplier=0.5)
+    space = make_space(cfg)
+    spec = space.tokens_to_spec((1, 1, 0, 0, 0, 3, 1))
+    result = make_evaluator(cfg).evaluate(spec, ChildContext(child_id=1))
+    assert math.isfinite(result.reward) and 0.0 <= result.reward <= 1.0
+    assert result.metrics["train_images"] == 270

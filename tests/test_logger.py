@@ -1,0 +1,178 @@
+"""TensorBoard output of a search, read back with tensorboard's own event reader."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.hparams import metadata as hp_metadata
+from tensorboard.util import tensor_util
+
+from nas_tf.config import SearchConfig
+from nas_tf.evaluator import EvalResult, Evaluator
+from nas_tf.logger import (
+    DURATION_TAG,
+    FAILED_TAG,
+    REWARD_TAG,
+    ConsoleLogger,
+    Logger,
+    MultiLogger,
+    TensorBoardLogger,
+    child_hparams,
+    child_metrics,
+)
+from nas_tf.nb201 import Nb201Space
+from nas_tf.store import Trial
+
+
+def _acc(path):
+    acc = ea.EventAccumulator(str(path), size_guidance={ea.TENSORS: 0, ea.IMAGES: 0})
+    acc.Reload()
+    return acc
+
+
+def _values(acc, tag):
+    return [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+
+
+def _trial(tid, ops, status="done", reward=0.5, metrics=None, error=None):
+    return Trial(id=tid, hash=f"h{tid}", spec={"ops": list(ops)}, tokens=(0,) * 6, status=status,
+                 reward=reward, metrics=metrics or {}, error=error, attempts=1, round=1,
+                 created=1000.0, started=1001.0, finished=1003.0, duration=2.0)
+
+
+OPS_A = ("nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3")
+OPS_B = ("none", "none", "none", "none", "none", "none")
+
+
+def test_scalars_text_image_hparams_read_back(tmp_path):
+    space = Nb201Space()
+    tb = TensorBoardLogger(str(tmp_path))
+    tb.scalars(3, {"reward/mean": 0.25, "controller/entropy": 1.5, "skipped": None})
+    tb.scalars(6, {"reward/mean": 0.75})
+    tb.text(6, "best/architecture", "child 2, reward 0.75")
+    tb.image(6, "curve", np.full((8, 10, 3), 200, np.uint8))
+    done = _trial(2, OPS_A, metrics={"val_accuracy": 0.91, "params": 1234, "train_seconds": 1.5})
+    failed = _trial(3, OPS_B, status="failed", reward=0.0, error="boom")
+    tb.child(done, space)
+    tb.child(failed, space)
+    tb.close()
+
+    root = _acc(tmp_path)
+    assert [(s, float(v)) for s, v in _values(root, "reward/mean")] == [(3, 0.25), (6, 0.75)]
+    assert [float(v) for _, v in _values(root, "controller/entropy")] == [1.5]
+    assert "skipped" not in root.Tags()["tensors"]
+    (text,) = _values(root, "best/architecture")
+    assert text[1].item().decode() == "child 2, reward 0.75"
+    assert "curve" in root.Tags()["tensors"]
+
+    # The experiment config: every decision as an hparam with its values, and the metrics.
+    content = root.SummaryMetadata(hp_metadata.EXPERIMENT_TAG).plugin_data.content
+    exp = hp_metadata.parse_experiment_plugin_data(content)
+    infos = {h.name: h for h in exp.hparam_infos}
+    assert set(infos) == {d.name for d in space.decisions()}
+    assert sorted(v.string_value for v in infos["edge_1_0"].domain_discrete.values) == sorted(
+        ("avg_pool_3x3", "none", "nor_conv_1x1", "nor_conv_3x3", "skip_connect"))
+    metric_tags = {m.name.tag for m in exp.metric_infos}
+    assert {REWARD_TAG, DURATION_TAG, FAILED_TAG, "child/val_accuracy", "child/params"} <= (
+        metric_tags)
+
+    # One session per child in children/<id>, with its decisions and metrics.
+    for trial, expected in ((done, {REWARD_TAG: 0.5, FAILED_TAG: 0.0, "child/val_accuracy": 0.91,
+                                    "child/params": 1234.0, DURATION_TAG: 2.0}),
+                            (failed, {REWARD_TAG: 0.0, FAILED_TAG: 1.0})):
+        acc = _acc(tmp_path / "children" / str(trial.id))
+        meta = acc.SummaryMetadata(hp_metadata.SESSION_START_INFO_TAG).plugin_data.content
+        info = hp_metadata.parse_session_start_info_plugin_data(meta)
+        got = {k: v.string_value for k, v in info.hparams.items()}
+        assert got == space.hparams(space.spec_from_json(trial.spec))
+        assert info.group_name  # the session has a name
+        for tag, value in expected.items():
+            (step, v), = _values(acc, tag)
+            assert step == trial.id and float(v) == pytest.approx(value)
+
+
+def test_child_hparams_include_space_settings_and_depth():
+    class DeepSpec:
+        num_layers = 4
+
+    class Space(Nb201Space):
+        def spec_from_json(self, obj):
+            return DeepSpec()
+
+        def hparams(self, spec):
+            return {"layer_0/filters": np.int64(24), "layer_1/inputs": "0"}
+
+        def config(self):
+            return {"name": "fake", "preset": "v1", "num_layers": 4, "filters": [24, 36]}
+
+    hp = child_hparams(_trial(1, OPS_A), Space())
+    assert hp == {"layer_0/filters": 24, "layer_1/inputs": "0", "space/preset": "v1",
+                  "space/num_layers": 4, "depth": 4}
+    assert type(hp["layer_0/filters"]) is int
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    ({"val_perplexity": 80.0, "note": "x", "flag": True}, {"child/val_perplexity": 80.0}),
+    ({"val_accuracy": float("nan")}, {}),
+])
+def test_child_metrics_keep_finite_numbers(metrics, expected):
+    got = child_metrics(_trial(1, OPS_A, reward=0.25, metrics=metrics))
+    assert got == {REWARD_TAG: 0.25, FAILED_TAG: 0.0, DURATION_TAG: 2.0, **expected}
+
+
+def test_bad_spec_in_a_row_does_not_stop_logging(tmp_path, caplog):
+    tb = TensorBoardLogger(str(tmp_path))
+    tb.child(_trial(1, ("bogus",) * 6), Nb201Space())
+    tb.close()
+    assert "No HParams session for child 1" in caplog.text
+    assert not (tmp_path / "children" / "1").exists()
+
+
+def test_multilogger_forwards_and_skips_missing_methods():
+    calls = []
+
+    class Recorder(Logger):
+        def image(self, step, tag, image):
+            calls.append(("image", step, tag))
+
+    class Old:  # a logger written before image() existed
+        def scalars(self, step, values):
+            calls.append(("scalars", step))
+
+    multi = MultiLogger([Recorder(), Old(), None])
+    multi.image(1, "t", None)
+    multi.scalars(2, {})
+    multi.text(3, "t", "x")
+    assert calls == [("image", 1, "t"), ("scalars", 2)]
+
+
+def test_console_logger_progress_line():
+    stream = io.StringIO()
+    ConsoleLogger(stream).progress(10, 10, 0.5)
+    assert "10/10 children" in stream.getvalue() and "best=0.5" in stream.getvalue()
+
+
+class _ConvCount(Evaluator):
+    def evaluate(self, spec, context):
+        convs = sum(op.startswith("nor_conv") for op in spec.ops)
+        return EvalResult(reward=convs / 6, metrics={"val_accuracy": convs / 6})
+
+
+def test_search_writes_one_session_per_child(tmp_path):
+    from nas_tf.loop import run_search
+
+    run_search(Nb201Space(), _ConvCount(), run_dir=str(tmp_path),
+               config=SearchConfig(algorithm="random", max_children=6, children_per_update=3))
+    children = sorted(int(p) for p in os.listdir(tmp_path / "children"))
+    assert children == [1, 2, 3, 4, 5, 6]
+    root = _acc(tmp_path)
+    assert hp_metadata.EXPERIMENT_TAG in root.Tags()["tensors"]
+    assert "reward/mean" in root.Tags()["tensors"]
+    for cid in children:
+        acc = _acc(tmp_path / "children" / str(cid))
+        assert hp_metadata.SESSION_START_INFO_TAG in acc.Tags()["tensors"]
+        assert "child/val_accuracy" in acc.Tags()["tensors"]
