@@ -117,6 +117,35 @@ class LMConfig:
             )
 
 
+#: Cap on the mean loss (nats) turned into a perplexity: exp(88) ~ 1.65e38
+#: still fits a float32 (TensorBoard scalars are float32; a larger value makes
+#: ``tf.summary.scalar`` fail with "out of range"). 88 nats per token is a
+#: diverged model anyway (uniform over 10,000 words is 9.2 nats).
+_MAX_LOG_PPL = 88.0
+
+
+def perplexity(mean_loss: float, what: str = "loss") -> float:
+    """``exp(mean_loss)``, robust to divergence.
+
+    Args:
+        mean_loss: Mean per-token cross entropy in nats.
+        what: Name used in the error message.
+
+    Returns:
+        The perplexity; a mean loss above 88 nats gives ``exp(88)`` (about
+        1.65e38, the float32 range) instead of overflowing.
+
+    Raises:
+        ChildTrainingError: ``mean_loss`` is NaN or infinite (the child diverged).
+    """
+    mean_loss = float(mean_loss)
+    if not math.isfinite(mean_loss):
+        raise ChildTrainingError(
+            f"Child training diverged: the {what} is not finite. Received: {what}={mean_loss}"
+        )
+    return math.exp(min(mean_loss, _MAX_LOG_PPL))
+
+
 def _state_sizes(cell) -> list[int]:
     size = cell.state_size
     if isinstance(size, (list, tuple)):
@@ -259,7 +288,7 @@ def evaluate_perplexity(model: LanguageModel, data: np.ndarray, *, bptt: int,
         x, y = window(rows, i, bptt)
         loss_sum, states = step(tf.constant(x), tf.constant(y), states)
         total += float(loss_sum)
-    return math.exp(total / (n * batch_size * bptt))
+    return perplexity(total / (n * batch_size * bptt), "evaluation loss")
 
 
 def _make_eval_step(model):
@@ -267,7 +296,7 @@ def _make_eval_step(model):
     def eval_step(x, y, states):
         logits, new_states = model(x, states, training=False)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(loss), new_states
+        return tf.reduce_sum(tf.cast(loss, tf.float64)), new_states
 
     return eval_step
 
@@ -365,12 +394,10 @@ def train_lm(
             total += loss
             steps += 1
             pos = (pos + 1) % n
-        train_ppl = math.exp(total / per_epoch)
+        train_ppl = perplexity(total / per_epoch, "training loss")
         val_ppl = evaluate_perplexity(model, valid_data, bptt=config.bptt,
                                       batch_size=config.eval_batch_size,
                                       max_windows=max_valid_windows, _step=eval_step)
-        if not math.isfinite(val_ppl):
-            raise ChildTrainingError(f"Child validation perplexity is {val_ppl}.")
         best = min(best, val_ppl)
         row = {"epoch": epoch + 1, "train_perplexity": train_ppl, "val_perplexity": val_ppl,
                "learning_rate": float(opt.learning_rate), "seconds": time.time() - te}

@@ -75,7 +75,7 @@ class NASCell(keras.layers.Layer):
     >>> from cells import NASCell
     >>> rnn = keras.layers.RNN(NASCell(4), return_sequences=True, return_state=True)
     >>> outputs, c, m = rnn(np.random.random((30, 23, 9)).astype("float32"))
-    >>> outputs.shape, c.shape, m.shape
+    >>> tuple(outputs.shape), tuple(c.shape), tuple(m.shape)
     ((30, 23, 4), (30, 4), (30, 4))
     """
 
@@ -133,9 +133,12 @@ class NASCell(keras.layers.Layer):
             self.projection_kernel = None
 
     def call(self, inputs, states, training=False):
+        return self._step(ops.matmul(inputs, self.kernel), states)
+
+    def _step(self, x, states):
+        """One step given ``x = inputs @ kernel`` (``(batch, 8*units)``)."""
         c_prev, m_prev = states[0], states[1]
         u = self.units
-        x = ops.matmul(inputs, self.kernel)
         m = ops.matmul(m_prev, self.recurrent_kernel)
         if self.bias is not None:
             m = ops.add(m, self.bias)

@@ -105,7 +105,7 @@ class TreeCell(keras.layers.Layer):
     >>> import numpy as np, keras
     >>> from cells import TreeCell, nas_cell_spec
     >>> rnn = keras.layers.RNN(TreeCell(nas_cell_spec(), 4), return_sequences=True)
-    >>> rnn(np.zeros((2, 5, 3), "float32")).shape
+    >>> tuple(rnn(np.zeros((2, 5, 3), "float32")).shape)
     (2, 5, 4)
     """
 

@@ -214,11 +214,7 @@ def _image_folder_builder(data_dir):
             f"Received: data_dir={data_dir!r}"
         )
     classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))
-    empty = [
-        d
-        for d in classes
-        if not any(f.lower().endswith(_IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(train, d)))
-    ]
+    empty = [d for d in classes if not _has_images(os.path.join(train, d))]
     if empty:
         raise DataError(
             f"Every class folder of {train} needs at least one .jpg/.jpeg/.png image; add images "
@@ -250,20 +246,27 @@ def _image_folder_builder(data_dir):
     return builder, names, set(builder.info.splits.keys())
 
 
+def _has_images(folder: str) -> bool:
+    return any(f.lower().endswith(_IMAGE_EXTENSIONS) for f in os.listdir(folder))
+
+
 def _cifar10_builder(data_dir, download):
     import tensorflow_datasets as tfds
 
     try:
         builder = tfds.builder("cifar10", data_dir=data_dir)
     except Exception as e:  # noqa: BLE001 - any TFDS failure is a data problem here
-        raise DataError(f"Cannot open the TFDS cifar10 builder: {e}. Received: data_dir={data_dir!r}")
+        raise DataError(
+            f"Cannot open the TFDS cifar10 builder: {e}. Received: data_dir={data_dir!r}"
+        ) from e
     if not builder.is_prepared():
         if not download:
             raise DataError(
                 f"CIFAR-10 is not prepared in {builder.data_dir}. Either prepare it there with "
-                "tensorflow-datasets (`tfds build cifar10 --data_dir=DIR`, needs network once) and "
-                "pass data_dir=DIR, set download=True (--download) on a machine with network, or use "
-                "dataset=imagefolder with data_dir pointing at train/<class>/*.jpg folders. "
+                "tensorflow-datasets (`tfds build cifar10 --data_dir=DIR`, needs network once) "
+                "and pass data_dir=DIR, set download=True (--cnn_download) on a machine with "
+                "network, or use dataset=imagefolder with data_dir pointing at "
+                "train/<class>/*.jpg folders. "
                 f"Received: data_dir={data_dir!r}"
             )
         try:
@@ -301,7 +304,8 @@ def _decode_split(builder, split, limit, image_size):
         name = example["image/filename"] if is_folder else tf.constant("")
         return image, example["label"], name
 
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    # Plain TF ops only (no Python control flow): no AutoGraph conversion needed.
+    ds = ds.map(_plain(decode), num_parallel_calls=tf.data.AUTOTUNE)
     try:
         first = next(iter(ds.take(1)), None)
         if first is None:
@@ -314,7 +318,7 @@ def _decode_split(builder, split, limit, image_size):
             return fixed, ok, tf.shape(image), label, name
 
         images, labels = [], []
-        batches = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+        batches = ds.map(_plain(check), num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
         for x, ok, shapes, y, names in batches.as_numpy_iterator():
             if not ok.all():
                 i = int(np.flatnonzero(~ok)[0])
@@ -334,6 +338,13 @@ def _decode_split(builder, split, limit, image_size):
     x = np.concatenate(images)
     y = np.concatenate(labels).astype(np.int32)
     return x, y
+
+
+def _plain(fn):
+    """Marks a tf.data map function as plain TF ops: AutoGraph leaves it as is."""
+    import tensorflow as tf
+
+    return tf.autograph.experimental.do_not_convert(fn)
 
 
 def _name(name) -> str:
@@ -474,7 +485,7 @@ def make_train_dataset(
             x = augment_batch(x, tf.stack([tf.cast(seed, tf.int64), step]))
         return x, labels
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(_plain(prepare), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -483,7 +494,8 @@ def make_eval_dataset(data: ImageData, x: np.ndarray, y: np.ndarray, batch_size:
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    ds = ds.map(lambda a, b: (_normalize(a, data), b), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(_plain(lambda a, b: (_normalize(a, data), b)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.cache().prefetch(tf.data.AUTOTUNE)
 
 

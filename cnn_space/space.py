@@ -401,7 +401,8 @@ class CnnSpace(SearchSpace):
         default_layers, predict_strides, pooling = PRESETS[preset]
         num_layers = default_layers if num_layers is None else num_layers
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
-            raise ConfigError(f"num_layers must be an integer > 0. Received: num_layers={num_layers}")
+            raise ConfigError(
+                f"num_layers must be an integer > 0. Received: num_layers={num_layers}")
         if curriculum_start is not None:
             for what, value in (("curriculum_start", curriculum_start),
                                 ("curriculum_step", curriculum_step),
@@ -477,10 +478,15 @@ class CnnSpace(SearchSpace):
         return out
 
     def decisions(self, num_children: int = 0) -> tuple[Decision, ...]:
-        out: list[Decision] = []
-        for i in range(self.depth(num_children)):
-            out.extend(self._layer_decisions(i))
-        return tuple(out)
+        return self._decisions_of_depth(self.depth(num_children))
+
+    def final_decisions(self) -> tuple[Decision, ...]:
+        """The decisions of the full depth (the curriculum's last stage).
+
+        The controller creates its weights for all of them; every stage's
+        :meth:`decisions` is a prefix.
+        """
+        return self._decisions_of_depth(self.num_layers)
 
     def _decisions_of_depth(self, n: int) -> tuple[Decision, ...]:
         out: list[Decision] = []

@@ -96,6 +96,8 @@ def main():
     parser.add_argument("--train_subset", type=int, default=5000)
     parser.add_argument("--num_layers", type=int, default=6)
     parser.add_argument("--width_multiplier", type=float, default=0.5)
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="resize the 32x32 images to this size (None: keep 32)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=0.1)
@@ -114,6 +116,7 @@ def main():
     cfg = CnnSearchConfig(
         dataset="imagefolder", data_dir=args.data_dir, train_subset=args.train_subset,
         num_layers=args.num_layers, width_multiplier=args.width_multiplier, epochs=args.epochs,
+        image_size=args.image_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         reward_last_k=min(5, args.epochs),
     )
@@ -127,6 +130,9 @@ def main():
         r = results[algorithm]
         print(f"{algorithm}: {len(r['trials'])} children in {r['seconds']:.0f}s, best val acc "
               f"{max(r['accs']):.4f}, mean {sum(r['accs']) / len(r['accs']):.4f}", flush=True)
+
+    # The search table first (flushed), so a run cut short still shows it.
+    print("\n".join(block_table(results, 10)), flush=True)
 
     # The best child over both searches (by validation accuracy only).
     best_alg, best = max(
@@ -143,16 +149,18 @@ def main():
     final = train_child(spec, full, retrain_cfg, seed=args.seed, evaluate_test=True)
     retrain_seconds = time.time() - t0
 
+    first = results[next(iter(results))]
     lines = [
         f"### CNN search on CIFAR-10, CPU scale (seed {args.seed})",
         "",
         (f"Data: {data.source}; {len(data.y_train)} train / {len(data.y_val)} validation images "
-        f"(first {args.train_subset} of a deterministic shuffle), 32x32."),
+        f"(first {args.train_subset} of a deterministic shuffle), "
+        f"{data.image_shape[0]}x{data.image_shape[1]}."),
         (f"Children: v1 space, {args.num_layers} layers, filters x{args.width_multiplier} "
         f"({list(make_space(cfg).filter_choices)}), {args.epochs} epoch(s), batch "
         f"{args.batch_size}, SGD Nesterov lr {args.learning_rate} cosine, wd 1e-4, augmentation."),
         (f"Reward: max validation accuracy of the last {cfg.reward_last_k} epoch(s), cubed. "
-        f"Controller: small_budget preset, m={results[next(iter(results))]['config'].children_per_update}."),
+        f"Controller: small_budget preset, m={first['config'].children_per_update}."),
         f"Machine: {os.cpu_count()} CPU cores (shared with other jobs while this ran).",
         "",
         "Validation accuracy per block of 10 children: best in the block (best so far), mean.",

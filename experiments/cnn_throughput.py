@@ -143,6 +143,8 @@ def main():
                     row["params"] = m["params"]
                     row["mflops"] = m["flops"] / 1e6
                 runs[v].append((m["images_per_second"], m["images_per_second_steady"]))
+                print(f"  spec {i} {v}: {runs[v][-1][0]:.1f} / {runs[v][-1][1]:.1f} images/s",
+                      flush=True)
         for v in variants:
             row[v] = (max(r[0] for r in runs[v]), max(r[1] for r in runs[v]))
         rows.append(row)

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 TABLE = flags.DEFINE_string("table", "../shared/data/nb201/cifar10.csv", "NAS-Bench-201 CSV.")
 BUDGETS = flags.DEFINE_list("budgets", ["100", "200", "500"], "Budgets of unique children.")
@@ -61,6 +61,7 @@ class _Timed:
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # no per-checkpoint INFO lines from TensorFlow
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np

@@ -15,7 +15,7 @@ target of the issue: NASCell >= 0.6x the LSTM's throughput on CPU.
 
 Usage::
 
-    python experiments/rnn_layer_speed.py --units=200,650 --repeats=3
+    python experiments/rnn_layer_speed.py --units=200,650 --repeats=3 --jit_compile=false,true
 """
 
 from __future__ import annotations
@@ -42,6 +42,46 @@ flags.DEFINE_integer("warmup", 3, "Untimed training steps before timing (tracing
 flags.DEFINE_integer("repeats", 3, "Repeats; the median time per step is reported.")
 flags.DEFINE_integer("random_specs", 2, "Number of random base-8 TreeCell specs.")
 flags.DEFINE_integer("seed", 0, "Seed of the random specs and data.")
+flags.DEFINE_list(
+    "jit_compile",
+    ["false"],
+    "Modes of the train step's tf.function to time: false (graph), true (XLA), or both.",
+)
+
+
+def _hoisted_nas_layer(units: int):
+    """Prototype: NASCell with ``x @ kernel`` for all time steps as ONE matmul before the loop.
+
+    Same function and weights as ``RNN(NASCell(units))``; only the input
+    projection is taken out of the recurrence (it does not depend on the
+    state). Experiment code, not part of the ``cells`` API.
+    """
+    import keras
+    from keras import ops
+
+    from cells import NASCell
+
+    class _ProjectedNASCell(NASCell):
+        def __init__(self, units, input_dim, **kwargs):
+            super().__init__(units, **kwargs)
+            self._input_dim = input_dim
+
+        def build(self, input_shape):
+            super().build((input_shape[0], self._input_dim))
+
+        def call(self, inputs, states, training=False):
+            return self._step(inputs, states)  # inputs are already x @ kernel
+
+    class _HoistedNAS(keras.layers.Layer):
+        def build(self, input_shape):
+            self.cell = _ProjectedNASCell(units, input_shape[-1])
+            self.rnn = keras.layers.RNN(self.cell, return_sequences=True)
+            self.rnn.build((input_shape[0], input_shape[1], 8 * units))
+
+        def call(self, inputs, training=False):
+            return self.rnn(ops.matmul(inputs, self.cell.kernel), training=training)
+
+    return _HoistedNAS()
 
 
 def _layers(units: int, rng: random.Random):
@@ -53,6 +93,7 @@ def _layers(units: int, rng: random.Random):
     out = [
         ("LSTM", lambda: keras.layers.LSTM(units, return_sequences=True)),
         ("RNN(NASCell)", lambda: keras.layers.RNN(NASCell(units), return_sequences=True)),
+        ("NASCell, x@kernel hoisted (prototype)", lambda: _hoisted_nas_layer(units)),
         (
             "RNN(TreeCell(nas_cell_spec))",
             lambda: keras.layers.RNN(
@@ -72,7 +113,7 @@ def _layers(units: int, rng: random.Random):
     return out
 
 
-def _time_layer(make_layer, units: int) -> tuple[float, int]:
+def _time_layer(make_layer, units: int, jit_compile: bool) -> tuple[float, int]:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -86,7 +127,7 @@ def _time_layer(make_layer, units: int) -> tuple[float, int]:
     optimizer = keras.optimizers.SGD(0.01)
     variables = layer.trainable_variables
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def train_step(x):
         with tf.GradientTape() as tape:
             y = layer(x, training=True)
@@ -114,7 +155,6 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    rng = random.Random(FLAGS.seed)
     tokens_per_step = FLAGS.batch * FLAGS.steps
     print(
         f"# RNN layer training throughput, {datetime.date.today()}, "
@@ -126,20 +166,22 @@ def main(argv):
         f"batch={FLAGS.batch}, steps={FLAGS.steps}, input size = units, forward+backward+SGD "
         f"in one tf.function, median of {FLAGS.repeats} x {FLAGS.iters} steps\n"
     )
-    print("| units | layer | params | ms / step | tokens / s | vs LSTM |")
-    print("|---:|---|---:|---:|---:|---:|")
+    modes = [m.strip().lower() in ("true", "1", "yes", "xla") for m in FLAGS.jit_compile]
+    print("| units | XLA | layer | params | ms / step | tokens / s | vs LSTM |")
+    print("|---:|---|---|---:|---:|---:|---:|")
     for units in [int(u) for u in FLAGS.units]:
-        lstm_rate = None
-        for name, make in _layers(units, rng):
-            seconds, params = _time_layer(make, units)
-            rate = tokens_per_step / seconds
-            if lstm_rate is None:
-                lstm_rate = rate
-            print(
-                f"| {units} | {name} | {params:,} | {seconds * 1e3:.1f} | "
-                f"{rate:,.0f} | {rate / lstm_rate:.2f}x |",
-                flush=True,
-            )
+        for jit in modes:
+            lstm_rate = None
+            for name, make in _layers(units, random.Random(FLAGS.seed)):
+                seconds, params = _time_layer(make, units, jit)
+                rate = tokens_per_step / seconds
+                if lstm_rate is None:
+                    lstm_rate = rate
+                print(
+                    f"| {units} | {'yes' if jit else 'no'} | {name} | {params:,} | "
+                    f"{seconds * 1e3:.1f} | {rate:,.0f} | {rate / lstm_rate:.2f}x |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

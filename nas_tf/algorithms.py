@@ -39,7 +39,8 @@ def random_tokens(decisions: Sequence[Decision], rng: np.random.Generator) -> To
     return tuple(out)
 
 
-def mutate_tokens(decisions: Sequence[Decision], tokens: Tokens, rng: np.random.Generator) -> Tokens:
+def mutate_tokens(decisions: Sequence[Decision], tokens: Tokens,
+                  rng: np.random.Generator) -> Tokens:
     """Changes exactly one decision of ``tokens`` to another value.
 
     A categorical decision takes a different value; an anchor flips one bit.
@@ -237,7 +238,11 @@ class Reinforce(Algorithm):
             variables = self.controller.trainable_variables
             ent_w = self.config.reinforce.entropy_weight
 
-            @tf.function(reduce_retracing=True)
+            # Plain Python loops over static decisions: no AutoGraph needed
+            # (it doubles the tracing time); any number of children per call.
+            @tf.function(autograph=False,
+                         input_signature=[tf.TensorSpec([None, width], tf.int32),
+                                          tf.TensorSpec([None], tf.float32)])
             def train(tokens, advantages):
                 with tf.GradientTape() as tape:
                     _, logp, ent = logp_fn(tokens)
@@ -268,9 +273,11 @@ class Reinforce(Algorithm):
         loss, ent = self._train_fn(width)(
             tf.constant(np.asarray(tokens, np.int32)), tf.constant(adv, tf.float32))
         d = rcfg.baseline_decay
-        for x in r:  # EMA over rewards in arrival order
-            self.reward_var.assign(d * float(self.reward_var.numpy()) + (1 - d) * float((x - b) ** 2))
+        var = float(self.reward_var.numpy())
+        for x in r:  # EMA over rewards in arrival order (plain floats: no eager ops per reward)
+            var = d * var + (1 - d) * float((x - b) ** 2)
             b = d * b + (1 - d) * float(x)
+        self.reward_var.assign(var)
         self.baseline.assign(b)
         return {"loss": float(loss), "baseline": b / rcfg.reward_scale, "entropy": float(ent),
                 "advantage_abs": float(np.mean(np.abs(adv)))}

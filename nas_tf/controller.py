@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.config import ControllerConfig
-from nas_tf.space import Anchor, Categorical, Decision, token_width, validate_decisions
+from nas_tf.space import Categorical, Decision, token_width, validate_decisions
 
 
 def _safe_name(name: str) -> str:
@@ -63,7 +63,8 @@ class Controller(keras.layers.Layer):
         self._lstm = []
         for layer in range(cfg.num_layers):
             self._lstm.append((
-                self.add_weight(shape=(2 * h, 4 * h), initializer=init(), name=f"lstm_{layer}_kernel"),
+                self.add_weight(shape=(2 * h, 4 * h), initializer=init(),
+                                name=f"lstm_{layer}_kernel"),
                 self.add_weight(shape=(4 * h,), initializer=init(), name=f"lstm_{layer}_bias"),
             ))
         self.g_emb = self.add_weight(shape=(1, h), initializer=init(), name="go_embedding")
@@ -176,7 +177,8 @@ class Controller(keras.layers.Layer):
                 logp_all = tf.nn.log_softmax(logits)
                 if tokens is None:
                     u = self.rng.uniform(tf.shape(logits), minval=1e-12, maxval=1.0)
-                    tok = tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
+                    gumbel = -tf.math.log(-tf.math.log(u))
+                    tok = tf.argmax(logits + gumbel, axis=1, output_type=tf.int32)
                 else:
                     tok = tokens[:, pos]
                 log_prob += tf.gather(logp_all, tok, axis=1, batch_dims=1)
@@ -198,14 +200,15 @@ class Controller(keras.layers.Layer):
                         bits = tokens[:, pos:pos + k]
                     fbits = tf.cast(bits, tf.float32)
                     # log sigmoid(l) for 1, log sigmoid(-l) for 0.
-                    log_prob += tf.reduce_sum(
-                        -tf.nn.sigmoid_cross_entropy_with_logits(labels=fbits, logits=logits), axis=1)
+                    nll = tf.nn.sigmoid_cross_entropy_with_logits(labels=fbits, logits=logits)
+                    log_prob -= tf.reduce_sum(nll, axis=1)
                     p = tf.sigmoid(logits)
                     entropy += tf.reduce_sum(
                         tf.nn.sigmoid_cross_entropy_with_logits(labels=p, logits=logits), axis=1)
                     out_tokens.append(bits)
                     chosen = tf.reduce_sum(fbits[:, :, None] * tf.stack(anchors, axis=1), axis=1)
-                    x = self.anchor_emb + chosen / (1.0 + tf.reduce_sum(fbits, axis=1, keepdims=True))
+                    count = tf.reduce_sum(fbits, axis=1, keepdims=True)
+                    x = self.anchor_emb + chosen / (1.0 + count)
                 else:
                     x = tf.tile(self.anchor_emb, [n, 1])
                 anchors.append(out)
@@ -229,17 +232,22 @@ class Controller(keras.layers.Layer):
         if total == width:
             return self._decisions
         raise ValueError(
-            f"No prefix of the controller's decisions takes {width} tokens. Received: width={width}")
+            f"No prefix of the controller's decisions takes {width} tokens. "
+            f"Received: width={width}")
 
     def _fn(self, kind, decisions):
         key = (kind, decisions)
         if key not in self._fns:
             if kind == "sample":
-                @tf.function(reduce_retracing=True)
+                @tf.function(reduce_retracing=True, autograph=False)
                 def fn(n):
                     return self._unroll(n, decisions)
             else:
-                @tf.function(reduce_retracing=True)
+                # A fixed signature with an unknown batch size: one trace per
+                # decision prefix, whatever the number of children fed back.
+                width = token_width(decisions)
+                @tf.function(input_signature=[tf.TensorSpec([None, width], tf.int32)],
+                             autograph=False)
                 def fn(tokens):
                     return self._unroll(tf.shape(tokens)[0], decisions, tokens)
             self._fns[key] = fn

@@ -678,6 +678,12 @@ def _ray_evaluate(evaluator, job):
     return outcome
 
 
+def _ray_warm_up(evaluator) -> int:
+    """A no-op Ray task: starts a worker process and unpickles the evaluator."""
+    del evaluator
+    return os.getpid()
+
+
 def _code_paths(objs) -> list[str]:
     """Directories that make the modules of ``objs``' classes importable."""
     paths = []
@@ -743,6 +749,9 @@ class RayExecutor(Executor):
         self.recycle_after = recycle_after
         self._owns_ray = False
         self._refs: dict = {}  # ObjectRef -> _Task
+        # Jobs beyond `capacity` wait here, not in Ray's queue, so that a
+        # child's timeout counts from when it can start.
+        self._queue: collections.deque[_Task] = collections.deque()
         self._ready: list[Outcome] = []
         self._fn = None
         self.workers_died = 0
@@ -768,24 +777,40 @@ class RayExecutor(Executor):
                 n = res.get("CPU", 1) // max(self.cpus_per_child, 1e-9)
             self.capacity = max(1, int(n))
         options = dict(num_cpus=self.cpus_per_child, num_gpus=self.gpus_per_child,
-                       max_retries=0, max_calls=self.recycle_after)
+                       max_retries=0)
         paths = _code_paths([evaluator])
         if paths:
             pp = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
             options["runtime_env"] = {"env_vars": {"PYTHONPATH": pp}}
-        self._fn = ray.remote(_ray_evaluate).options(**options)
+        # max_calls can only be given to ray.remote, not to .options().
+        self._fn = ray.remote(max_calls=self.recycle_after)(_ray_evaluate).options(**options)
         self._evaluator_ref = ray.put(evaluator)
+        # Start the worker processes now (with the evaluator's module importable),
+        # so the first children's timeouts do not count Ray's worker start-up.
+        warm = ray.remote(_ray_warm_up).options(**options)
+        try:
+            ray.get([warm.remote(self._evaluator_ref) for _ in range(self.capacity)],
+                    timeout=300)
+        except Exception as e:  # noqa: BLE001 - e.g. the evaluator's module is not importable
+            raise ConfigError(
+                f"Ray workers cannot load the evaluator {type(evaluator).__name__} "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:300]}). Make its module "
+                "importable on every node (install the package, or put it on PYTHONPATH). "
+                f"Received: ray_address={self.address!r}") from None
 
     def submit(self, job):
-        self._launch(_Task(job))
+        self._queue.append(_Task(job))
+        self._dispatch()
 
-    def _launch(self, task: _Task) -> None:
-        task.attempts += 1
-        task.started = time.time()
-        self._refs[self._fn.remote(self._evaluator_ref, task.job)] = task
+    def _dispatch(self) -> None:
+        while self._queue and len(self._refs) < self.capacity:
+            task = self._queue.popleft()
+            task.attempts += 1
+            task.started = time.time()
+            self._refs[self._fn.remote(self._evaluator_ref, task.job)] = task
 
     def num_in_flight(self):
-        return len(self._refs) + len(self._ready)
+        return len(self._refs) + len(self._queue) + len(self._ready)
 
     def _collect(self, ref) -> None:
         ray = self._ray
@@ -809,7 +834,7 @@ class RayExecutor(Executor):
         self.workers_died += 1
         if task.attempts <= self.max_retries:
             _log.warning("%s while training child %d; trying it again.", why, task.job.trial_id)
-            self._launch(task)
+            self._queue.appendleft(task)
         else:
             self._ready.append(Outcome(task.job, error=f"{why}; gave up after {task.attempts} "
                                        "attempts (--max_retries)", attempts=task.attempts,
@@ -831,6 +856,7 @@ class RayExecutor(Executor):
     def poll(self, timeout=None):
         ray = self._ray
         deadline = None if timeout is None else time.time() + timeout
+        self._dispatch()
         while not self._ready and self._refs:
             wait_s = None if deadline is None else max(0.0, deadline - time.time())
             if self.child_timeout:
@@ -845,6 +871,7 @@ class RayExecutor(Executor):
             for ref in done:
                 self._collect(ref)
             self._check_timeouts()
+            self._dispatch()
             if deadline is not None and time.time() >= deadline:
                 break
         out, self._ready = self._ready, []
@@ -856,6 +883,8 @@ class RayExecutor(Executor):
             self._ray.cancel(ref, force=True)
             jobs.append(task.job)
         self._refs.clear()
+        jobs.extend(t.job for t in self._queue)
+        self._queue.clear()
         jobs.extend(o.job for o in self._ready)
         self._ready = []
         return jobs

@@ -18,6 +18,18 @@ from typing import Any, TextIO
 
 _log = logging.getLogger(__name__)
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _scalar32(value) -> float:
+    """``value`` as a float that a float32 summary can hold: NaN and +-inf are
+    kept (TensorBoard shows them), huge finite values are clipped to the float32
+    range instead of making ``tf.summary.scalar`` raise."""
+    v = float(value)
+    if math.isfinite(v) and abs(v) > _FLOAT32_MAX:
+        return math.copysign(_FLOAT32_MAX, v)
+    return v
+
 
 class Logger:
     """Receives the search's reports. Every method is optional."""
@@ -112,7 +124,7 @@ class TensorBoardLogger(Logger):
         with self._writer.as_default(step=int(step)):
             for k, v in values.items():
                 if v is not None:
-                    tf.summary.scalar(k, float(v))
+                    tf.summary.scalar(k, _scalar32(v))
 
     def text(self, step, tag, text):
         with self._writer.as_default(step=int(step)):
@@ -148,7 +160,7 @@ class TensorBoardLogger(Logger):
                 hp.hparams(hparams, trial_id=str(trial.id),
                            start_time_secs=int(trial.started or trial.created or time.time()))
                 for name, value in metrics.items():
-                    self._tf.summary.scalar(name, value)
+                    self._tf.summary.scalar(name, _scalar32(value))
         finally:
             writer.close()
 

@@ -89,7 +89,8 @@ class Nb201Spec:
         ops = []
         for i, node in enumerate(nodes, start=1):
             if not (node.startswith("|") and node.endswith("|")):
-                raise InvalidArchitectureError(f"Node {i} must be written |op~j|...|. Received: {node!r}")
+                raise InvalidArchitectureError(
+                    f"Node {i} must be written |op~j|...|. Received: {node!r}")
             edges = node[1:-1].split("|")
             if len(edges) != i:
                 raise InvalidArchitectureError(
@@ -98,7 +99,8 @@ class Nb201Spec:
                 op, sep, src = edge.partition("~")
                 if sep != "~" or src != str(j):
                     raise InvalidArchitectureError(
-                        f"Edge {j} of node {i} must be written op~{j}. Received: {edge!r} in {arch!r}")
+                        f"Edge {j} of node {i} must be written op~{j}. "
+                        f"Received: {edge!r} in {arch!r}")
                 ops.append(op)
         return cls(tuple(ops))
 
@@ -161,15 +163,18 @@ def load_table(path: str) -> dict[str, float]:
                 try:
                     spec = Nb201Spec.from_arch_string(row[0])
                 except InvalidArchitectureError as e:
-                    raise DataError(f"{path}:{lineno}: bad architecture string: {e}") from None
+                    raise DataError(
+                        f"{path}:{lineno}: bad architecture string: {e}. {fix}.") from None
                 try:
                     acc = float(row[1])
                 except ValueError:
                     raise DataError(
-                        f"{path}:{lineno}: test_accuracy is not a number. Received: {row[1]!r}"
-                    ) from None
+                        f"{path}:{lineno}: test_accuracy is not a number. {fix}. "
+                        f"Received: {row[1]!r}") from None
                 if not math.isfinite(acc):
-                    raise DataError(f"{path}:{lineno}: test_accuracy is not finite: {row[1]!r}")
+                    raise DataError(
+                        f"{path}:{lineno}: test_accuracy is not finite. {fix}. "
+                        f"Received: {row[1]!r}")
                 table[spec.to_arch_string()] = acc
     except UnicodeDecodeError:
         raise DataError(f"{path} is not a text CSV file. {fix}.") from None

@@ -64,6 +64,26 @@ CHILD_STEPS = flags.DEFINE_integer("child_steps", None, "Cap on training steps p
 CHILD_BATCH_SIZE = flags.DEFINE_integer("child_batch_size", None, "Child batch size.")
 
 # --- executor flags (owned by H5) ---
+EXECUTOR = flags.DEFINE_enum(
+    "executor", "inline", ["inline", "local", "ray"],
+    "Where children train: in this process, a pool of local worker processes, or Ray tasks.")
+NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", None, "local/ray: children training at once (default: one per GPU set, "
+    "or one per --cpus_per_child CPUs).")
+MAX_IN_FLIGHT = flags.DEFINE_integer(
+    "max_in_flight", None, "W, proposals outstanding at once (default: max(m, workers)); the "
+    "controller is updated each time m rewards arrived.")
+CHILD_TIMEOUT = flags.DEFINE_float(
+    "child_timeout", None, "Seconds after which a child is stopped and recorded as failed.")
+MAX_RETRIES = flags.DEFINE_integer(
+    "max_retries", 2, "Times a child whose worker process died is trained again.")
+GPUS_PER_CHILD = flags.DEFINE_float(
+    "gpus_per_child", None, "local/ray: GPUs of each child (default 1 when there are GPUs).")
+CPUS_PER_CHILD = flags.DEFINE_float(
+    "cpus_per_child", None, "local/ray: CPU threads (Ray: CPUs) of each child (default 1).")
+RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", None, "ray: cluster to join ('auto', 'ray://host:10001'); none starts a "
+    "local Ray instance.")
 
 # ----------------------------------------------------------------------------
 # nb201 flags.
@@ -98,7 +118,7 @@ CNN_PRESET = flags.DEFINE_enum(
     "CNN space (paper §4.1): v1 15 layers; v2 20 layers predicting strides; v3 39 layers "
     "with max pooling.")
 CNN_NUM_LAYERS = flags.DEFINE_integer(
-    "cnn_num_layers", None, "Layers of the CNN children (default: the preset's; demo: 4).")
+    "cnn_num_layers", None, "Layers of the CNN children (default: the preset's; demo: 3).")
 CNN_WIDTH = flags.DEFINE_float(
     "cnn_width_multiplier", None, "Multiplies the filter choices {24,36,48,64} (demo: 0.5).")
 CNN_CURRICULUM = flags.DEFINE_boolean(
@@ -110,7 +130,7 @@ CNN_TRAIN_SUBSET = flags.DEFINE_integer(
     "cnn_train_subset", None, "Use the first N training images (deterministic shuffle; "
     "10% of them validate). Default: all; demo: 1000.")
 CNN_IMAGE_SIZE = flags.DEFINE_integer(
-    "cnn_image_size", None, "Resize images to this square size on load.")
+    "cnn_image_size", None, "Resize images to this square size on load (demo: 16).")
 CNN_DOWNLOAD = flags.DEFINE_boolean(
     "cnn_download", False, "--dataset=cifar10: download it into --data_dir when missing.")
 CNN_LR = flags.DEFINE_float("cnn_learning_rate", None, "Child SGD learning rate (paper: 0.1).")
@@ -162,7 +182,8 @@ def _cnn_parts():
     dataset, data_dir = DATASET.value or "imagefolder", DATA_DIR.value
     # The demo (no --dataset): a small, quick search on the CIFAR-10 image folders
     # of ../shared/data; every value can still be set by its flag.
-    d = {"num_layers": 4, "width": 0.5, "subset": 1000, "epochs": 1} if demo else {}
+    d = ({"num_layers": 3, "width": 0.5, "subset": 1000, "epochs": 1, "image_size": 16}
+         if demo else {})
     if demo and not data_dir:
         shared = os.environ.get("NAS_TF_SHARED_DATA")
         candidates = ([Path(shared) / "cifar10"] if shared else []) + [
@@ -180,10 +201,11 @@ def _cnn_parts():
         data_dir = str(found[0])
     if demo:
         absl_logging.warning(
-            "No --dataset: demo search on %s (imagefolder, %s training images, %s-layer "
-            "children, width x%s, %s epoch(s) each). Set --dataset for a real search.",
-            data_dir, CNN_TRAIN_SUBSET.value or d["subset"], CNN_NUM_LAYERS.value or
-            d["num_layers"], CNN_WIDTH.value or d["width"], CHILD_EPOCHS.value or d["epochs"])
+            "No --dataset: demo search on %s (imagefolder, %s training images resized to "
+            "%spx, %s-layer children, width x%s, %s epoch(s) each). Set --dataset for a real "
+            "search.", data_dir, CNN_TRAIN_SUBSET.value or d["subset"],
+            CNN_IMAGE_SIZE.value or d["image_size"], CNN_NUM_LAYERS.value or d["num_layers"],
+            CNN_WIDTH.value or d["width"], CHILD_EPOCHS.value or d["epochs"])
 
     def pick(flag_value, key, default):
         if flag_value is not None:
@@ -196,7 +218,7 @@ def _cnn_parts():
         data_dir=data_dir,
         download=CNN_DOWNLOAD.value,
         train_subset=pick(CNN_TRAIN_SUBSET.value, "subset", None),
-        image_size=CNN_IMAGE_SIZE.value,
+        image_size=pick(CNN_IMAGE_SIZE.value, "image_size", None),
         preset=CNN_PRESET.value,
         num_layers=pick(CNN_NUM_LAYERS.value, "num_layers", None),
         width_multiplier=pick(CNN_WIDTH.value, "width", defaults.width_multiplier),
@@ -246,7 +268,8 @@ def _search_config(max_children: int):
                                    ("baseline_decay", BASELINE_DECAY.value),
                                    ("entropy_weight", ENTROPY_WEIGHT.value),
                                    ("max_grad_norm", MAX_GRAD_NORM.value)) if v is not None}
-    m = CHILDREN_PER_UPDATE.value or cfgmod.children_per_update_preset(preset)
+    m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
+         else cfgmod.children_per_update_preset(preset))
     return cfgmod.SearchConfig(
         algorithm=ALGORITHM.value,
         max_children=max_children,
@@ -275,8 +298,15 @@ def _run() -> dict:
     parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
     space, evaluator = parts()
     console = ConsoleLogger(sys.stderr)
+    from nas_tf.executors import make_executor
+
+    executor = make_executor(
+        EXECUTOR.value, num_workers=NUM_WORKERS.value, gpus_per_child=GPUS_PER_CHILD.value,
+        cpus_per_child=CPUS_PER_CHILD.value, child_timeout=CHILD_TIMEOUT.value,
+        max_retries=MAX_RETRIES.value, ray_address=RAY_ADDRESS.value)
     summary = run_search(space, evaluator, run_dir=RUN_DIR.value, config=config, logger=console,
-                         checkpoint_every_s=CHECKPOINT_EVERY_S.value)
+                         checkpoint_every_s=CHECKPOINT_EVERY_S.value, executor=executor,
+                         max_in_flight=MAX_IN_FLIGHT.value, handle_signals=True)
     console.message(
         f"{summary['status']}: {summary['stop_reason']}\n"
         f"children trained: {summary['children_trained']} "

@@ -86,7 +86,8 @@ class Anchor:
             raise ValueError(f"Anchor decision needs a name. Received: name={self.name!r}")
         if self.num_inputs < 0:
             raise ValueError(
-                f"Anchor {self.name!r} needs num_inputs >= 0. Received: num_inputs={self.num_inputs}"
+                f"Anchor {self.name!r} needs num_inputs >= 0. "
+                f"Received: num_inputs={self.num_inputs}"
             )
 
     @property

@@ -75,6 +75,7 @@ def _row_to_trial(row) -> Trial:
 
 _COLUMNS = ("id, hash, spec, tokens, status, reward, metrics, error, attempts, round, "
             "created, started, finished, duration")
+_COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 
 
 class TrialStore:
@@ -90,21 +91,41 @@ class TrialStore:
 
     def __init__(self, path: str, readonly: bool = False):
         self.path = str(path)
+        self._db = None
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30)
+            self._check_schema()  # before any write: another program's file is left untouched
+            if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 self._db.commit()
             self._db.execute("SELECT count(*) FROM trials").fetchone()
         except sqlite3.DatabaseError as e:
+            if self._db is not None:
+                self._db.close()
             raise RunDirError(
                 f"{self.path} is not a readable nas_tf trial store ({e}). Use a new --run_dir, "
                 "or move the damaged file away to start over."
             ) from None
+
+    def _check_schema(self) -> None:
+        """Raises sqlite3.DatabaseError unless the file is empty or has our trials table."""
+        tables = {r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return
+        if "trials" not in tables:
+            raise sqlite3.DatabaseError(
+                f"a SQLite database of another program, with tables {', '.join(sorted(tables))}")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
+        missing = [c for c in _COLUMN_NAMES if c not in columns]
+        if missing:
+            raise sqlite3.DatabaseError(
+                f"its trials table lacks the columns {', '.join(missing)}")
 
     def close(self) -> None:
         self._db.close()
@@ -131,7 +152,8 @@ class TrialStore:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM trials WHERE id=?", (trial_id,)).fetchone()
         return _row_to_trial(row) if row else None
 
-    def add(self, hash_: str, spec_json: dict, tokens: Iterable[int], round_: int | None = None) -> Trial:
+    def add(self, hash_: str, spec_json: dict, tokens: Iterable[int],
+            round_: int | None = None) -> Trial:
         """Adds a pending child, or returns the existing row with that hash."""
         with self._db:
             self._db.execute(
@@ -153,8 +175,8 @@ class TrialStore:
                   duration: float | None = None) -> None:
         with self._db:
             self._db.execute(
-                "UPDATE trials SET status=?, reward=?, metrics=?, error=NULL, finished=?, duration=? "
-                "WHERE id=?",
+                "UPDATE trials SET status=?, reward=?, metrics=?, error=NULL, finished=?, "
+                "duration=? WHERE id=?",
                 (DONE, float(reward), json.dumps(metrics or {}, sort_keys=True, default=float),
                  time.time(), duration, trial_id),
             )

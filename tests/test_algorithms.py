@@ -148,8 +148,8 @@ def test_make_algorithm_names():
 
 
 def _changed_decisions(decisions, a, b):
-    return [i for i, (x, y) in enumerate(zip(split_tokens(decisions, a), split_tokens(decisions, b)))
-            if x != y]
+    pairs = zip(split_tokens(decisions, a), split_tokens(decisions, b))
+    return [i for i, (x, y) in enumerate(pairs) if x != y]
 
 
 @pytest.mark.parametrize("seed", range(5))

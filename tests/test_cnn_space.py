@@ -116,7 +116,7 @@ def test_depth_is_configurable_and_pools_follow():
 
 def test_curriculum_off_by_default():
     space = CnnSpace("v1")
-    assert space.decisions(0) == space.decisions(10**6)
+    assert space.decisions(0) == space.decisions(10**6) == space.final_decisions()
     with pytest.raises(InvalidArchitectureError, match="no next stage"):
         space._next_stage(0)
 
@@ -142,6 +142,9 @@ def test_curriculum_stages_extend_each_other(preset):
     assert [n for n, _ in stages][:3] == [0, 1600, 3200]
     for (_, short), (_, long) in zip(stages, stages[1:]):
         assert long[: len(short)] == short and len(long) > len(short)
+    # The controller sizes its weights by final_decisions(): the last stage, not the first.
+    assert space.final_decisions() == stages[-1][1] == CnnSpace(preset).decisions()
+    assert len(space.final_decisions()) > len(space.decisions(0))
     # Every stage's tokens decode (the base class finds the stage by width).
     rng = random.Random(1)
     for n, decisions in stages:

@@ -17,7 +17,7 @@ from conftest import TESTS_DIR, FakeEvaluator, ToySpace
 
 from nas_tf import config as cfgmod
 from nas_tf.algorithms import Algorithm, RandomSearch, Reinforce
-from nas_tf.config import EvolutionConfig, SearchConfig
+from nas_tf.config import ControllerConfig, EvolutionConfig, SearchConfig
 from nas_tf.errors import RunDirError
 from nas_tf.loop import SUMMARY_FILE, run_search
 from nas_tf.store import DONE, FAILED, TrialStore
@@ -33,8 +33,11 @@ def growing_space() -> ToySpace:
 
 
 def reinforce_config(seed: int = 0, max_children: int = 14) -> SearchConfig:
+    # A one-layer controller: the loop's behaviour does not depend on its depth,
+    # and it traces ~30% faster (tests/test_controller.py covers two layers).
     return SearchConfig(algorithm="reinforce", max_children=max_children, children_per_update=4,
-                        seed=seed, reinforce=cfgmod.reinforce_preset("small_budget"))
+                        seed=seed, reinforce=cfgmod.reinforce_preset("small_budget"),
+                        controller=ControllerConfig(num_layers=1))
 
 
 def _trials(run_dir):
@@ -43,6 +46,23 @@ def _trials(run_dir):
         return s.trials()
     finally:
         s.close()
+
+
+def _events(run_dir) -> dict[str, list[tuple[int, float | None]]]:
+    """{tag: [(step, scalar value or None), ...]} of the run dir's TensorBoard events."""
+    import tensorflow as tf
+
+    files = sorted(Path(run_dir).glob("events.out.tfevents.*"))
+    assert files, sorted(os.listdir(run_dir))
+    out: dict = {}
+    for f in files:
+        for event in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in event.summary.value:
+                value = None
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    value = float(tf.make_ndarray(v.tensor))
+                out.setdefault(v.tag, []).append((event.step, value))
+    return out
 
 
 def _snapshot(d: Path) -> dict:
@@ -148,7 +168,15 @@ def test_end_to_end_smoke(tmp_path, algorithm, reinforce):
     # Run dir contents.
     run = tmp_path / "run"
     assert (run / "trials.sqlite").is_file() and (run / SUMMARY_FILE).is_file()
-    assert list(run.glob("events.out.tfevents.*")), sorted(os.listdir(run))
+    events = _events(run)
+    assert {"reward/mean", "reward/max", "reward/best_so_far", "search/proposals",
+            "search/duplicates", "best/architecture", "search/summary"} <= set(events)
+    steps = [step for step, _ in events["reward/mean"]]
+    assert steps == sorted(steps) and steps[-1] == 14
+    assert events["reward/best_so_far"][-1][1] == pytest.approx(summary["best_reward"])
+    if algorithm == "reinforce":
+        assert {"controller/loss", "controller/entropy", "controller/baseline",
+                "controller/learning_rate"} <= set(events)
     assert list((run / "checkpoints").glob("ckpt-*.index"))
     assert [c.log_dir for c in ev.contexts] == [str(run / "children" / str(t.id)) for t in trials]
     assert len({c.seed for c in ev.contexts}) == 14
@@ -360,9 +388,12 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
     assert len(done_before) == kill_at - 1
     assert [t.status for t in before.values()].count("running") == 1
 
-    # Resume in this process, with a fresh algorithm (as a restarted command would).
+    # Resume in this process. The module's compiled algorithm is reset to another
+    # seed first, so only the run dir's checkpoint can make it continue the killed run.
+    reinforce.reset(reinforce_config(seed + 100))
     ev = FakeEvaluator(growing_space())
-    resumed = run_search(growing_space(), ev, run_dir=str(run), config=reinforce_config(seed))
+    resumed = run_search(growing_space(), ev, run_dir=str(run), config=reinforce_config(seed),
+                         algorithm=reinforce)
     after = _trials(run)
     assert resumed["children_trained"] == 14 and len(after) == 14
     assert all(t.status == DONE for t in after)

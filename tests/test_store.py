@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -104,17 +105,28 @@ def test_corrupt_file_is_a_run_dir_error(tmp_path, content):
     assert path.read_bytes() == content  # nothing overwritten
 
 
-def test_sqlite_file_of_another_program(tmp_path):
-    """A SQLite file whose ``trials`` table has another schema is refused on
-    open with one RunDirError, not a raw sqlite3 error on the first write."""
+@pytest.mark.parametrize("schema, words", [
+    ("CREATE TABLE trials (foo TEXT)", "lacks the columns id, hash"),
+    ("CREATE TABLE people (foo TEXT)", "another program, with tables people"),
+])
+def test_sqlite_file_of_another_program(tmp_path, schema, words):
+    """A SQLite file of another schema is refused on open with one RunDirError
+    (not a raw sqlite3 error on the first write) and left byte-for-byte as it was."""
     path = tmp_path / "trials.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE trials (foo TEXT)")
-    db.execute("INSERT INTO trials VALUES ('keep me')")
+    db.execute(schema)
+    db.execute(f"INSERT INTO {schema.split()[2]} VALUES ('keep me')")
     db.commit()
     db.close()
-    with pytest.raises(RunDirError):
-        TrialStore(str(path))
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT foo FROM trials").fetchall() == [("keep me",)]
-    db.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(RunDirError, match=words):
+            TrialStore(str(path), readonly=readonly)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["trials.sqlite"]
+
+
+def test_readonly_open_of_a_missing_file(tmp_path):
+    with pytest.raises(RunDirError, match="not a readable nas_tf trial store"):
+        TrialStore(str(tmp_path / "absent.sqlite"), readonly=True)
+    assert not (tmp_path / "absent.sqlite").exists()

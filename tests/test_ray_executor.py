@@ -1,0 +1,92 @@
+"""Tests of the Ray executor on a real local Ray instance (2 CPUs).
+
+Ray is an optional extra (``nas_tf[ray]``): without it these tests are
+skipped, and the executor's error says how to install it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_evaluators import FakeEvaluator, fake_search_config, read_calls, spec_reward
+
+from nas_tf.evaluator import ChildContext
+from nas_tf.executors import Job, RayExecutor
+from nas_tf.loop import run_search
+from nas_tf.nb201 import Nb201Space
+from nas_tf.store import TrialStore
+
+ray = pytest.importorskip("ray", reason="Ray (the optional extra nas_tf[ray]) is not installed")
+
+SPACE = Nb201Space()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray instance for the module (starting one takes ~10 s)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def jobs(n: int) -> list[Job]:
+    out = []
+    for i in range(1, n + 1):
+        tokens = tuple((i * 3 + k) % 5 for k in range(6))
+        out.append(Job(i, SPACE.tokens_to_spec(tokens), ChildContext(child_id=i, seed=i)))
+    return out
+
+
+def by_id(outcomes):
+    return {o.job.trial_id: o for o in outcomes}
+
+
+def test_children_run_as_ray_tasks(ray_cluster, tmp_path):
+    ex = RayExecutor(cpus_per_child=1)
+    out = by_id(ex.run(FakeEvaluator(sleep_s=0.3), jobs(4)))
+    ex.close()
+    assert ray_cluster.is_initialized()  # a cluster it joined is left running
+    assert ex.capacity == 2  # 2 CPUs / 1 CPU per child
+    assert sorted(out) == [1, 2, 3, 4]
+    for o in out.values():
+        assert o.ok and o.result.reward == spec_reward(o.job.spec)
+        assert o.worker.startswith("ray(pid ")
+
+
+def test_ray_failures_timeout_and_dead_workers(ray_cluster, tmp_path):
+    calls = str(tmp_path / "calls")
+    ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=60, die_once_ids={4},
+                       die_always_ids={5}, marker_dir=str(tmp_path), calls_file=calls)
+    ex = RayExecutor(cpus_per_child=1, child_timeout=8.0, max_retries=1)
+    out = by_id(ex.run(ev, jobs(6)))
+    ex.close()
+    assert "RuntimeError: synthetic failure of child 1" in out[1].error
+    assert out[2].error == "non-finite reward: nan"
+    assert "ChildTimeout" in out[3].error and "Ray task was cancelled" in out[3].error
+    assert out[4].ok and out[4].attempts == 2
+    assert "WorkerDied" in out[5].error and "gave up after 2 attempts" in out[5].error
+    assert out[6].ok
+    assert ex.workers_died == 3
+    calls_made = read_calls(calls)
+    assert calls_made.count(4) == 2 and calls_made.count(5) == 2
+
+
+def test_search_on_ray_matches_the_synchronous_loop(ray_cluster, tmp_path):
+    cfg = fake_search_config("evolution", max_children=10, children_per_update=2, seed=2)
+    on_ray = run_search(SPACE, FakeEvaluator(), run_dir=str(tmp_path / "ray"), config=cfg,
+                        executor=RayExecutor(cpus_per_child=1), max_in_flight=2,
+                        child_logs=False)
+    inline = run_search(SPACE, FakeEvaluator(), run_dir=str(tmp_path / "inline"), config=cfg,
+                        child_logs=False)
+
+    def rows(d):
+        s = TrialStore(str(tmp_path / d / "trials.sqlite"), readonly=True)
+        try:
+            return [(t.id, t.hash, t.status, t.reward) for t in s.trials()]
+        finally:
+            s.close()
+
+    assert on_ray["executor"] == "ray" and on_ray["children_trained"] == 10
+    assert rows("ray") == rows("inline")
+    assert on_ray["best_reward"] == inline["best_reward"]
