@@ -73,6 +73,8 @@ def main() -> None:
     for name in a.executors.split(","):
         m1, m2, took = run(name, a.children, a.first, a.recycle_after)
         rows.append((name, m1, m2, m2 / m1, took))
+        print(f"{name}: {m1:.0f} MiB after {a.first}, {m2:.0f} MiB after {a.children} "
+              f"({took:.0f} s)", flush=True)
     print(f"\nTiny Keras children, 1 worker; load average {os.getloadavg()[0]:.2f}\n")
     print(f"| executor | RSS after {a.first} (MiB) | RSS after {a.children} (MiB) | ratio "
           "| wall (s) |")

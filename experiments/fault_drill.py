@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+import psutil  # noqa: E402
+
 from nas_tf.store import TrialStore  # noqa: E402
 
 
@@ -104,16 +106,17 @@ def main() -> None:
         while proc.poll() is None and n_finished(run) < goal:
             time.sleep(0.05)
         if k == worker_kill_at and proc.poll() is None:  # a worker, mid-child
-            finished = {t.id for t in rows(run) if t.status in ("done", "failed")}
+            workers = {c.pid for c in psutil.Process(proc.pid).children()}
+            returned = set(read_ids(done))  # (child, pid) evaluations that returned
             for cid, pid in reversed(read_ids(calls)):
-                if cid not in finished:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        events.append(f"life {k + 1}: killed worker pid {pid} training "
-                                      f"child {cid}")
-                    except ProcessLookupError:
-                        continue
+                if (cid, pid) not in returned and pid in workers:
+                    os.kill(pid, signal.SIGKILL)
+                    events.append(f"life {k + 1}: killed worker pid {pid} training "
+                                  f"child {cid}")
                     break
+            else:
+                events.append(f"life {k + 1}: found no worker training a child "
+                              f"(workers {sorted(workers)})")
             goal = n_finished(run) + 2
             while proc.poll() is None and n_finished(run) < goal:
                 time.sleep(0.05)
@@ -141,6 +144,10 @@ def main() -> None:
     same_seq = [(t.id, t.hash, t.reward) for t in got] == [(t.id, t.hash, t.reward) for t in want]
     best_got = max((t.reward for t in got if t.status == "done"), default=None)
     best_want = max((t.reward for t in want if t.status == "done"), default=None)
+    killed = [int(e.split("child ")[1]) for e in events if "killed worker" in e]
+    events += [f"worker-killed child {c}: started {started[c]} times, returned "
+               f"{returned[c]} time(s), status {next(t.status for t in got if t.id == c)}"
+               for c in killed]
     print("\n".join(events))
     print(f"\n{a.algorithm}, {a.children} children, m = W = {a.m}, {a.workers} local workers, "
           f"children sleep {a.sleep_s:g} s; load average {os.getloadavg()[0]:.2f}\n")
@@ -148,7 +155,9 @@ def main() -> None:
           "| trained twice | restarted (in flight at a kill) | same best | same sequence "
           "| wall drill / straight (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {sum('driver' in e for e in events)} | {sum('worker' in e for e in events)} "
+    n_driver = sum("driver SIGKILLed" in e for e in events)
+    n_worker = sum("killed worker pid" in e for e in events)
+    print(f"| {n_driver} | {n_worker} "
           f"| {len(got)} / {len(want)} | {len(lost)} | {len(twice)} | {len(restarted)} "
           f"| {best_got == best_want} ({best_got}) | {same_seq} "
           f"| {drill_s:.0f} / {straight_s:.0f} |")

@@ -74,14 +74,14 @@ def _hoisted_nas_layer(units: int):
 
     class _HoistedNAS(keras.layers.Layer):
         def build(self, input_shape):
-            self.cell = _ProjectedNASCell(units, input_shape[-1])
+            self.cell = _ProjectedNASCell(units, input_shape[-1], name="nas_cell")
             self.rnn = keras.layers.RNN(self.cell, return_sequences=True)
             self.rnn.build((input_shape[0], input_shape[1], 8 * units))
 
         def call(self, inputs, training=False):
             return self.rnn(ops.matmul(inputs, self.cell.kernel), training=training)
 
-    return _HoistedNAS()
+    return _HoistedNAS(name="hoisted_nas")
 
 
 def _layers(units: int, rng: random.Random):

@@ -249,6 +249,7 @@ class SearchLoop:
         if max_in_flight is not None and max_in_flight < 1:
             raise ConfigError("--max_in_flight must be >= 1. "
                               f"Received: max_in_flight={max_in_flight}")
+        self._w_given = max_in_flight is not None
         self.max_in_flight = max_in_flight or max(config.children_per_update,
                                                   int(self.executor.capacity))
         self.handle_signals = handle_signals
@@ -416,6 +417,9 @@ class SearchLoop:
         self._best = best[0].reward if best else None
         self._write_summary()
         self.executor.start(self.evaluator)
+        if not self._w_given:  # a Ray executor knows its capacity only once started
+            self.max_in_flight = max(self.config.children_per_update,
+                                     int(self.executor.capacity))
         previous = self._install_signals()
         try:
             self._drive()

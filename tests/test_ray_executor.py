@@ -90,3 +90,11 @@ def test_search_on_ray_matches_the_synchronous_loop(ray_cluster, tmp_path):
     assert on_ray["executor"] == "ray" and on_ray["children_trained"] == 10
     assert rows("ray") == rows("inline")
     assert on_ray["best_reward"] == inline["best_reward"]
+
+
+def test_in_flight_defaults_to_the_ray_capacity(ray_cluster, tmp_path):
+    cfg = fake_search_config("random", max_children=6, children_per_update=1, seed=1)
+    summary = run_search(SPACE, FakeEvaluator(), run_dir=str(tmp_path / "run"), config=cfg,
+                         executor=RayExecutor(cpus_per_child=1), child_logs=False)
+    assert summary["max_in_flight"] == 2  # 2 CPUs, known only once Ray started
+    assert summary["children_trained"] == 6 and summary["status"] == "finished"
