@@ -87,7 +87,8 @@ def main(argv):
         t0 = time.perf_counter()
         algorithm = make_algorithm(space, cfg)
         if algo == "reinforce":  # trace the compiled functions once, outside the timing
-            algorithm.feedback(algorithm.propose(cfg.children_per_update), [0.0] * cfg.children_per_update)
+            m = cfg.children_per_update
+            algorithm.feedback(algorithm.propose(m), [0.0] * m)
         trace_s = time.perf_counter() - t0
         best = {b: [] for b in budgets}
         found = {b: [] for b in budgets}
@@ -132,7 +133,8 @@ def main(argv):
     print("-" * len(head))
     for r in rows:
         print(f"{r['algorithm']:<10} {r['budget']:>6} "
-              f"{r['best_mean']:>19.3f} ± {r['best_std']:<6.3f} {100 * r['optimum_fraction']:>13.0f}% "
+              f"{r['best_mean']:>19.3f} ± {r['best_std']:<6.3f} "
+              f"{100 * r['optimum_fraction']:>13.0f}% "
               f"{r['unique_children_mean']:>7.0f} {r['proposals_mean']:>9.0f} "
               f"{r['controller_ms_per_child']:>13.2f}")
     print("(ctrl ms/child: controller sample + update time per proposed child; "
