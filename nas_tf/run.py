@@ -254,12 +254,37 @@ def _nb201_parts():
     return Nb201Space(), evaluator
 
 
+def _stored_preset(run_dir: str | None) -> str | None:
+    """The controller preset an existing run directory was started with, if any."""
+    from nas_tf import config as cfgmod
+    from nas_tf.loop import STORE_FILE, is_run_dir
+    from nas_tf.store import TrialStore
+
+    if not run_dir or not is_run_dir(run_dir):
+        return None
+    try:
+        store = TrialStore(os.path.join(run_dir, STORE_FILE), readonly=True)
+        try:
+            search = store.get_meta("search") or {}
+        finally:
+            store.close()
+    except Exception:  # noqa: BLE001 - a broken run dir is reported later, by the loop
+        return None
+    for name in ("small_budget", "paper"):
+        if search.get("reinforce") == dataclasses.asdict(cfgmod.reinforce_preset(name)) and \
+                search.get("children_per_update") == cfgmod.children_per_update_preset(name):
+            return name
+    return None
+
+
 def _search_config(max_children: int):
     from nas_tf import config as cfgmod
 
     preset = PRESET.value
     if preset == "auto":
-        preset = "small_budget" if max_children <= 2000 else "paper"
+        # A resumed search keeps the preset it started with, whatever its new budget.
+        preset = _stored_preset(RUN_DIR.value) or (
+            "small_budget" if max_children <= 2000 else "paper")
     ctrl = cfgmod.controller_preset(preset)
     rein = cfgmod.reinforce_preset(preset)
     ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),

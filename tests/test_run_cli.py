@@ -133,6 +133,23 @@ def test_presets_from_flags(parse_flags, args, max_children, preset):
     assert cfg.children_per_update == cfgmod.children_per_update_preset(preset)
 
 
+@pytest.mark.parametrize("first, preset", [(10, "small_budget"), (2500, "paper")])
+def test_auto_preset_is_kept_on_resume(tmp_path, parse_flags, first, preset):
+    """Raising (or lowering) the budget across the auto threshold must not make a
+    resumed run's controller settings differ from the ones it started with."""
+    from nas_tf import config as cfgmod
+    from nas_tf.loop import open_run_dir
+    from nas_tf.nb201 import Nb201Space
+
+    run_dir = str(tmp_path / "run")
+    run = parse_flags(f"--run_dir={run_dir}")
+    open_run_dir(run_dir, Nb201Space(), run._search_config(first)).close()
+    resumed = run._search_config(12_800 if first < 2000 else 10)
+    assert resumed.reinforce == cfgmod.reinforce_preset(preset)
+    assert resumed.children_per_update == cfgmod.children_per_update_preset(preset)
+    open_run_dir(run_dir, Nb201Space(), resumed).close()  # accepted as the same search
+
+
 def test_flags_override_the_preset(parse_flags):
     from nas_tf import config as cfgmod
 
