@@ -106,17 +106,21 @@ def main() -> None:
         while proc.poll() is None and n_finished(run) < goal:
             time.sleep(0.05)
         if k == worker_kill_at and proc.poll() is None:  # a worker, mid-child
-            workers = {c.pid for c in psutil.Process(proc.pid).children()}
-            returned = set(read_ids(done))  # (child, pid) evaluations that returned
-            for cid, pid in reversed(read_ids(calls)):
-                if (cid, pid) not in returned and pid in workers:
-                    os.kill(pid, signal.SIGKILL)
-                    events.append(f"life {k + 1}: killed worker pid {pid} training "
-                                  f"child {cid}")
-                    break
+            # Poll until some worker is mid-child (between updates none may be).
+            victim, deadline = None, time.time() + 30
+            while victim is None and proc.poll() is None and time.time() < deadline:
+                workers = {c.pid for c in psutil.Process(proc.pid).children()}
+                returned = set(read_ids(done))  # (child, pid) evaluations that returned
+                victim = next(((cid, pid) for cid, pid in reversed(read_ids(calls))
+                               if (cid, pid) not in returned and pid in workers), None)
+                if victim is None:
+                    time.sleep(0.01)
+            if victim is not None:
+                cid, pid = victim
+                os.kill(pid, signal.SIGKILL)
+                events.append(f"life {k + 1}: killed worker pid {pid} training child {cid}")
             else:
-                events.append(f"life {k + 1}: found no worker training a child "
-                              f"(workers {sorted(workers)})")
+                events.append(f"life {k + 1}: found no worker training a child in 30 s")
             goal = n_finished(run) + 2
             while proc.poll() is None and n_finished(run) < goal:
                 time.sleep(0.05)
