@@ -33,6 +33,8 @@ ALGORITHMS = flags.DEFINE_list("algorithms", ["reinforce", "random", "evolution"
 PRESET = flags.DEFINE_enum("controller_preset", "small_budget", ["paper", "small_budget"],
                            "REINFORCE settings (see nas_tf/config.py).")
 OUT = flags.DEFINE_string("out", None, "Write the table as JSON here.")
+PATIENCE = flags.DEFINE_integer("patience_rounds", None,
+                                "Override SearchConfig.patience_rounds (default: its default).")
 
 
 class _Timed:
@@ -78,7 +80,8 @@ def main(argv):
     optimum = evaluator.optimum()
     rows, raw = [], {}
     for algo in ALGORITHMS.value:
-        cfg = cfgmod.SearchConfig(
+        extra = {} if PATIENCE.value is None else {"patience_rounds": PATIENCE.value}
+        cfg = cfgmod.SearchConfig(**extra,
             algorithm=algo, max_children=budgets[-1],
             children_per_update=cfgmod.children_per_update_preset(PRESET.value),
             controller=cfgmod.controller_preset(PRESET.value),

@@ -119,7 +119,11 @@ class SearchConfig:
         max_proposals: Bound on proposals (duplicates included); None means
             ``20 * max_children``. A search that hits it stops and says so.
         patience_rounds: Stop when this many updates in a row proposed only
-            architectures already trained (a collapsed policy).
+            architectures already trained (a collapsed policy). Duplicates
+            cost no training, and a converged REINFORCE policy still finds a
+            new architecture now and then: on NAS-Bench-201, 200 rounds found
+            the optimum in 18 of 20 seeds, 50 rounds in 17 of 20
+            (experiments/results/nb201.md).
         failure_reward: Reward fed back for a failed child.
         controller, reinforce, evolution: Algorithm settings.
     """
@@ -129,7 +133,7 @@ class SearchConfig:
     children_per_update: int = 8
     seed: int = 0
     max_proposals: int | None = None
-    patience_rounds: int = 50
+    patience_rounds: int = 200
     failure_reward: float = 0.0
     controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
     reinforce: ReinforceConfig = dataclasses.field(default_factory=ReinforceConfig)

@@ -33,7 +33,7 @@ MAX_PROPOSALS = flags.DEFINE_integer(
     "max_proposals", None, "Bound on proposals incl. duplicates (default 20x max_children)."
 )
 PATIENCE_ROUNDS = flags.DEFINE_integer(
-    "patience_rounds", 50, "Stop after this many updates in a row gave no new child."
+    "patience_rounds", 200, "Stop after this many updates in a row gave no new child."
 )
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the search.")
 PRESET = flags.DEFINE_enum(
