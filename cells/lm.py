@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError
 
 _log = logging.getLogger(__name__)
@@ -43,14 +44,6 @@ OPTIMIZERS = ("sgd", "adam")
 
 class ChildTrainingError(RuntimeError):
     """A child's training diverged (non-finite loss): the child failed."""
-
-
-def _check_positive(name, value, allow_zero=False):
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        need = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be {need}. Received: {name}={value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +97,8 @@ class LMConfig:
     def __post_init__(self):
         for name in ("units", "num_layers", "bptt", "batch_size", "eval_batch_size", "epochs",
                      "steps_per_epoch", "learning_rate", "max_grad_norm", "init_scale"):
-            _check_positive(name, getattr(self, name))
-        _check_positive("decay_after", self.decay_after, allow_zero=True)
+            check_positive(name, getattr(self, name))
+        check_positive("decay_after", self.decay_after, allow_zero=True)
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"lr_decay must be in (0, 1]. Received: lr_decay={self.lr_decay}")
         if not 0.0 <= self.dropout < 1.0:

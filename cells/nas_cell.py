@@ -7,11 +7,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from cells.tree_cell import check_units
-from nas_tf.errors import ConfigError
+from cells.tree_cell import add_fused_weights, check_units, leaf_inputs
+from cells.tree_space import nas_cell_spec
 
 #: Number of leaves (and column blocks of the kernels) of the NAS cell.
 NAS_BASE = 8
+# How each leaf combines its two maps (W_i x_t and U_i m_{t-1}), from the spec.
+_LEAF_COMBINATIONS = nas_cell_spec().combinations[:NAS_BASE]
 
 
 @keras.saving.register_keras_serializable(package="nas_tf")
@@ -102,27 +104,8 @@ class NASCell(keras.layers.Layer):
         self.state_size = [self.units, self.output_size]
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        if input_dim is None:
-            raise ConfigError(
-                "NASCell needs a known input size (last dimension). "
-                f"Received: input_shape={input_shape}"
-            )
-        width = NAS_BASE * self.units
-        self.kernel = self.add_weight(
-            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel"
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.output_size, width),
-            initializer=self.recurrent_initializer,
-            name="recurrent_kernel",
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(width,), initializer=self.bias_initializer, name="bias"
-            )
-        else:
-            self.bias = None
+        add_fused_weights(self, input_shape, NAS_BASE * self.units, self.output_size,
+                          self.use_bias)
         if self.num_proj is not None:
             self.projection_kernel = self.add_weight(
                 shape=(self.units, self.num_proj),
@@ -138,17 +121,15 @@ class NASCell(keras.layers.Layer):
     def _step(self, x, states):
         """One step given ``x = inputs @ kernel`` (``(batch, 8*units)``)."""
         c_prev, m_prev = states[0], states[1]
-        u = self.units
         m = ops.matmul(m_prev, self.recurrent_kernel)
         if self.bias is not None:
             m = ops.add(m, self.bias)
-        # Seven of the eight leaves add their two maps: one add on the full
-        # width, then one split; leaf 3 multiplies its own column block.
-        z = ops.split(ops.add(x, m), NAS_BASE, axis=-1)
+        # Seven of the eight leaves add their two maps, leaf 3 multiplies them.
+        z = leaf_inputs(_LEAF_COMBINATIONS, NAS_BASE, self.units, x, m)
         l1_0 = ops.sigmoid(z[0])
         l1_1 = ops.relu(z[1])
         l1_2 = ops.sigmoid(z[2])
-        l1_3 = ops.relu(ops.multiply(x[:, 3 * u : 4 * u], m[:, 3 * u : 4 * u]))
+        l1_3 = ops.relu(z[3])
         l1_4 = ops.tanh(z[4])
         l1_5 = ops.sigmoid(z[5])
         l1_6 = ops.tanh(z[6])

@@ -39,6 +39,39 @@ def check_units(value: Any, name: str = "units") -> int:
     return int(value)
 
 
+def add_fused_weights(layer, input_shape, width: int, recurrent_rows: int,
+                      use_bias: bool) -> None:
+    """Adds a cell's fused weights to ``layer`` (called from its ``build``).
+
+    ``kernel`` (input_dim x width), ``recurrent_kernel`` (recurrent_rows x
+    width) and, with ``use_bias``, ``bias`` (width,), from the layer's
+    ``kernel_initializer`` / ``recurrent_initializer`` / ``bias_initializer``;
+    ``layer.bias`` is None without a bias.
+
+    Raises:
+        ConfigError: the input size (last dimension) is unknown.
+    """
+    input_dim = input_shape[-1]
+    if input_dim is None:
+        raise ConfigError(
+            f"{type(layer).__name__} needs a known input size (last dimension). "
+            f"Received: input_shape={input_shape}"
+        )
+    layer.kernel = layer.add_weight(
+        shape=(input_dim, width), initializer=layer.kernel_initializer, name="kernel"
+    )
+    layer.recurrent_kernel = layer.add_weight(
+        shape=(recurrent_rows, width),
+        initializer=layer.recurrent_initializer,
+        name="recurrent_kernel",
+    )
+    layer.bias = None
+    if use_bias:
+        layer.bias = layer.add_weight(
+            shape=(width,), initializer=layer.bias_initializer, name="bias"
+        )
+
+
 def leaf_inputs(spec_combinations, base: int, units: int, x_part, h_part) -> list:
     """The pre-activation values of the ``base`` leaves.
 
@@ -136,27 +169,8 @@ class TreeCell(keras.layers.Layer):
         return cls(CellSpec.from_json(spec), units, **kwargs)
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        if input_dim is None:
-            raise ConfigError(
-                "TreeCell needs a known input size (last dimension). "
-                f"Received: input_shape={input_shape}"
-            )
-        width = self.spec.base * self.units
-        self.kernel = self.add_weight(
-            shape=(input_dim, width), initializer=self.kernel_initializer, name="kernel"
-        )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width),
-            initializer=self.recurrent_initializer,
-            name="recurrent_kernel",
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                shape=(width,), initializer=self.bias_initializer, name="bias"
-            )
-        else:
-            self.bias = None
+        add_fused_weights(self, input_shape, self.spec.base * self.units, self.units,
+                          self.use_bias)
 
     def call(self, inputs, states, training=False):
         h_prev, c_prev = states[0], states[1]

@@ -37,6 +37,7 @@ import os
 
 import numpy as np
 
+from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -122,17 +123,14 @@ def load_image_data(
         raise ConfigError(
             f"Unknown dataset; use one of {', '.join(DATASETS)}. Received: dataset={dataset!r}"
         )
-    if train_subset is not None and train_subset <= 0:
-        raise ConfigError(f"train_subset must be > 0. Received: train_subset={train_subset}")
-    if test_subset is not None and test_subset <= 0:
-        raise ConfigError(f"test_subset must be > 0. Received: test_subset={test_subset}")
+    check_positive("train_subset", train_subset)
+    check_positive("test_subset", test_subset)
     if not 0.0 < validation_fraction < 1.0:
         raise ConfigError(
             "validation_fraction must be in (0, 1). "
             f"Received: validation_fraction={validation_fraction}"
         )
-    if image_size is not None and image_size <= 0:
-        raise ConfigError(f"image_size must be > 0. Received: image_size={image_size}")
+    check_positive("image_size", image_size)
 
     if dataset == "imagefolder":
         builder, class_names, splits = _image_folder_builder(data_dir)

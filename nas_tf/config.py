@@ -14,12 +14,17 @@ from nas_tf.errors import ConfigError
 ALGORITHMS = ("reinforce", "random", "evolution")
 
 
-def _positive(name: str, value, allow_zero: bool = False):
+def check_positive(name: str, value, allow_zero: bool = False, flag: bool = False) -> None:
+    """Raises ConfigError unless ``value`` is None or > 0 (>= 0 with ``allow_zero``).
+
+    ``flag`` writes the name as a command-line flag (``--name``) in the message.
+    """
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
         need = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be {need}. Received: {name}={value}")
+        shown = f"--{name}" if flag else name
+        raise ConfigError(f"{shown} must be {need}. Received: {name}={value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +47,11 @@ class ControllerConfig:
     tanh_constant: float | None = None
 
     def __post_init__(self):
-        _positive("lstm_size", self.lstm_size)
-        _positive("num_layers", self.num_layers)
-        _positive("init_range", self.init_range)
-        _positive("temperature", self.temperature)
-        _positive("tanh_constant", self.tanh_constant)
+        check_positive("lstm_size", self.lstm_size)
+        check_positive("num_layers", self.num_layers)
+        check_positive("init_range", self.init_range)
+        check_positive("temperature", self.temperature)
+        check_positive("tanh_constant", self.tanh_constant)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +77,14 @@ class ReinforceConfig:
     normalize_advantage: bool = False
 
     def __post_init__(self):
-        _positive("learning_rate", self.learning_rate)
+        check_positive("learning_rate", self.learning_rate)
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ConfigError(
                 f"baseline_decay must be in [0, 1). Received: baseline_decay={self.baseline_decay}"
             )
-        _positive("entropy_weight", self.entropy_weight, allow_zero=True)
-        _positive("max_grad_norm", self.max_grad_norm)
-        _positive("reward_scale", self.reward_scale)
+        check_positive("entropy_weight", self.entropy_weight, allow_zero=True)
+        check_positive("max_grad_norm", self.max_grad_norm)
+        check_positive("reward_scale", self.reward_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +100,8 @@ class EvolutionConfig:
     tournament_size: int = 5
 
     def __post_init__(self):
-        _positive("population_size", self.population_size)
-        _positive("tournament_size", self.tournament_size)
+        check_positive("population_size", self.population_size)
+        check_positive("tournament_size", self.tournament_size)
         if self.tournament_size > self.population_size:
             raise ConfigError(
                 "tournament_size must be <= population_size. Received: "
@@ -145,10 +150,10 @@ class SearchConfig:
                 f"Unknown algorithm; use one of {', '.join(ALGORITHMS)}. "
                 f"Received: algorithm={self.algorithm!r}"
             )
-        _positive("max_children", self.max_children)
-        _positive("children_per_update", self.children_per_update)
-        _positive("max_proposals", self.max_proposals)
-        _positive("patience_rounds", self.patience_rounds)
+        check_positive("max_children", self.max_children)
+        check_positive("children_per_update", self.children_per_update)
+        check_positive("max_proposals", self.max_proposals)
+        check_positive("patience_rounds", self.patience_rounds)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
 

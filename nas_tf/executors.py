@@ -48,6 +48,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
 
@@ -323,11 +324,33 @@ def visible_gpus() -> list[str]:
 
 
 def _check_positive(name: str, value, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        need = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"--{name} must be {need}. Received: {name}={value}")
+    check_positive(name, value, allow_zero, flag=True)
+
+
+def _wait_seconds(deadline: float | None, started: Iterable[float],
+                  child_timeout: float | None) -> float | None:
+    """How long a poll may block: until ``deadline`` (None: no limit), and not
+    past the moment the earliest-started child runs out of ``child_timeout``."""
+    wait_s = None if deadline is None else max(0.0, deadline - time.time())
+    started = list(started)
+    if child_timeout and started:
+        left = max(0.0, min(started) + child_timeout - time.time()) + 0.01
+        wait_s = left if wait_s is None else min(wait_s, left)
+    return wait_s
+
+
+def _retry_or_give_up(executor, task: "_Task", error: str, worker: str | None = None) -> None:
+    """A child's worker died: queue the child again, or give it up after
+    ``executor.max_retries`` retries (then it fails with ``error``)."""
+    executor.workers_died += 1
+    if task.attempts <= executor.max_retries:
+        _log.warning("%s; trying it again (attempt %d of %d).", error, task.attempts + 1,
+                     executor.max_retries + 1)
+        executor._queue.appendleft(task)
+    else:
+        executor._ready.append(Outcome(
+            task.job, error=f"{error}; gave up after {task.attempts} attempts (--max_retries)",
+            duration=time.time() - task.started, attempts=task.attempts, worker=worker))
 
 
 # --------------------------------------------------------------------------
@@ -546,17 +569,10 @@ class LocalExecutor(Executor):
         self._workers[w.index] = None
         if task is None:
             return  # recycled, or died idle: replaced on the next dispatch
-        self.workers_died += 1
-        error = f"WorkerDied: {why} (exit code {code}) while training child {task.job.trial_id}"
-        if task.attempts <= self.max_retries:
-            _log.warning("%s; trying it again (attempt %d of %d).", error, task.attempts + 1,
-                         self.max_retries + 1)
-            self._queue.appendleft(task)
-        else:
-            self._ready.append(Outcome(task.job, error=f"{error}; gave up after "
-                                       f"{task.attempts} attempts (--max_retries)",
-                                       duration=time.time() - task.started,
-                                       attempts=task.attempts, worker=w.name))
+        _retry_or_give_up(
+            self, task,
+            f"WorkerDied: {why} (exit code {code}) while training child {task.job.trial_id}",
+            worker=w.name)
 
     def _check_timeouts(self) -> None:
         if not self.child_timeout:
@@ -588,11 +604,7 @@ class LocalExecutor(Executor):
                     return []
                 self._dispatch()
                 continue
-            wait_s = None if deadline is None else max(0.0, deadline - time.time())
-            if self.child_timeout:
-                first = min(w.task.started for w in busy) + self.child_timeout - time.time()
-                wait_s = max(0.0, first) + 0.01 if wait_s is None else min(wait_s, max(0.0, first)
-                                                                           + 0.01)
+            wait_s = _wait_seconds(deadline, (w.task.started for w in busy), self.child_timeout)
             handles = {}
             for w in busy:
                 handles[w.conn] = w
@@ -823,7 +835,8 @@ class RayExecutor(Executor):
             return
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError) as e:
-            why = f"WorkerDied: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            why = (f"WorkerDied: {type(e).__name__}: {str(e).splitlines()[0][:300]} "
+                   f"while training child {task.job.trial_id}")
         except ray.exceptions.TaskCancelledError:
             return
         except Exception as e:  # noqa: BLE001 - e.g. the task could not unpickle its job
@@ -831,14 +844,7 @@ class RayExecutor(Executor):
                                        duration=time.time() - task.started,
                                        attempts=task.attempts))
             return
-        self.workers_died += 1
-        if task.attempts <= self.max_retries:
-            _log.warning("%s while training child %d; trying it again.", why, task.job.trial_id)
-            self._queue.appendleft(task)
-        else:
-            self._ready.append(Outcome(task.job, error=f"{why}; gave up after {task.attempts} "
-                                       "attempts (--max_retries)", attempts=task.attempts,
-                                       duration=time.time() - task.started))
+        _retry_or_give_up(self, task, why)
 
     def _check_timeouts(self) -> None:
         if not self.child_timeout:
@@ -858,11 +864,8 @@ class RayExecutor(Executor):
         deadline = None if timeout is None else time.time() + timeout
         self._dispatch()
         while not self._ready and self._refs:
-            wait_s = None if deadline is None else max(0.0, deadline - time.time())
-            if self.child_timeout:
-                first = min(t.started for t in self._refs.values()) + self.child_timeout
-                left = max(0.0, first - time.time()) + 0.01
-                wait_s = left if wait_s is None else min(wait_s, left)
+            wait_s = _wait_seconds(deadline, (t.started for t in self._refs.values()),
+                                   self.child_timeout)
             refs = list(self._refs)
             done, rest = ray.wait(refs, num_returns=1, timeout=wait_s)
             if done and rest:
