@@ -34,18 +34,14 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import psutil  # noqa: E402
 
-from nas_tf.store import TrialStore  # noqa: E402
+from nas_tf.loop import read_trials  # noqa: E402
 
 
 def rows(run_dir: Path):
     try:
-        s = TrialStore(str(run_dir / "trials.sqlite"), readonly=True)
+        return read_trials(run_dir)
     except Exception:  # noqa: BLE001 - not created yet
         return []
-    try:
-        return s.trials()
-    finally:
-        s.close()
 
 
 def n_finished(run_dir: Path) -> int:

@@ -70,9 +70,8 @@ def main(argv):
 
     from nas_tf import config as cfgmod
     from nas_tf.algorithms import make_algorithm
-    from nas_tf.loop import run_search
+    from nas_tf.loop import read_trials, run_search
     from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
-    from nas_tf.store import TrialStore
 
     budgets = sorted(int(b) for b in BUDGETS.value)
     space = Nb201Space()
@@ -106,9 +105,7 @@ def main(argv):
             with tempfile.TemporaryDirectory() as run_dir:
                 summary = run_search(space, evaluator, run_dir=run_dir, config=scfg,
                                      child_logs=False, checkpoint_every_s=1e9, algorithm=timed)
-                store = TrialStore(os.path.join(run_dir, "trials.sqlite"), readonly=True)
-                rewards = [t.reward for t in store.trials() if t.status == "done"]
-                store.close()
+                rewards = [t.reward for t in read_trials(run_dir) if t.status == "done"]
             for b in budgets:
                 best[b].append(max(rewards[:b]))
                 found[b].append(any(r >= optimum - 1e-9 for r in rewards[:b]))

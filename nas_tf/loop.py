@@ -42,7 +42,7 @@ from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
 from nas_tf.space import SearchSpace, canonical_json
-from nas_tf.store import DONE, FAILED, PENDING, RUNNING, TrialStore
+from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial, TrialStore
 
 STORE_FILE = "trials.sqlite"
 SUMMARY_FILE = "summary.json"
@@ -73,6 +73,16 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / STORE_FILE).is_file()
+
+
+def read_trials(run_dir: str | os.PathLike) -> list[Trial]:
+    """Every child stored in a run directory, in id order (opened read-only).
+
+    Raises:
+        RunDirError: there is no readable trial store in ``run_dir``.
+    """
+    with TrialStore(str(Path(run_dir) / STORE_FILE), readonly=True) as store:
+        return store.trials()
 
 
 def open_run_dir(run_dir: str | os.PathLike, space: SearchSpace,

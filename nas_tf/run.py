@@ -263,11 +263,8 @@ def _stored_preset(run_dir: str | None) -> str | None:
     if not run_dir or not is_run_dir(run_dir):
         return None
     try:
-        store = TrialStore(os.path.join(run_dir, STORE_FILE), readonly=True)
-        try:
+        with TrialStore(os.path.join(run_dir, STORE_FILE), readonly=True) as store:
             search = store.get_meta("search") or {}
-        finally:
-            store.close()
     except Exception:  # noqa: BLE001 - a broken run dir is reported later, by the loop
         return None
     for name in ("small_budget", "paper"):

@@ -130,6 +130,12 @@ class TrialStore:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> "TrialStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -227,3 +227,20 @@ def write_synthetic_nb201_table(path) -> dict[str, float]:
         lines.append(f"{arch},{acc}")
     Path(path).write_text("\n".join(lines) + "\n")
     return out
+
+
+def run_events(run_dir) -> dict[str, list[tuple[int, float | None]]]:
+    """{tag: [(step, scalar value or None), ...]} of the run dir's TensorBoard events."""
+    import tensorflow as tf
+
+    files = sorted(Path(run_dir).glob("events.out.tfevents.*"))
+    assert files, sorted(os.listdir(run_dir))
+    out: dict = {}
+    for f in files:
+        for event in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in event.summary.value:
+                value = None
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    value = float(tf.make_ndarray(v.tensor))
+                out.setdefault(v.tag, []).append((event.step, value))
+    return out

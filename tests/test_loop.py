@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TESTS_DIR, FakeEvaluator, ToySpace
+from conftest import TESTS_DIR, FakeEvaluator, ToySpace, run_events
 
 from nas_tf import config as cfgmod
 from nas_tf.algorithms import Algorithm, RandomSearch, Reinforce
 from nas_tf.config import ControllerConfig, EvolutionConfig, SearchConfig
 from nas_tf.errors import RunDirError
-from nas_tf.loop import SUMMARY_FILE, run_search
-from nas_tf.store import DONE, FAILED, TrialStore
+from nas_tf.loop import SUMMARY_FILE, read_trials, run_search
+from nas_tf.store import DONE, FAILED
 
 SUMMARY_KEYS = {"space", "algorithm", "seed", "children_trained", "children_failed",
                 "best_reward", "best_spec", "wall_time_s", "status", "stop_reason",
@@ -38,31 +38,6 @@ def reinforce_config(seed: int = 0, max_children: int = 14) -> SearchConfig:
     return SearchConfig(algorithm="reinforce", max_children=max_children, children_per_update=4,
                         seed=seed, reinforce=cfgmod.reinforce_preset("small_budget"),
                         controller=ControllerConfig(num_layers=1))
-
-
-def _trials(run_dir):
-    s = TrialStore(str(Path(run_dir) / "trials.sqlite"), readonly=True)
-    try:
-        return s.trials()
-    finally:
-        s.close()
-
-
-def _events(run_dir) -> dict[str, list[tuple[int, float | None]]]:
-    """{tag: [(step, scalar value or None), ...]} of the run dir's TensorBoard events."""
-    import tensorflow as tf
-
-    files = sorted(Path(run_dir).glob("events.out.tfevents.*"))
-    assert files, sorted(os.listdir(run_dir))
-    out: dict = {}
-    for f in files:
-        for event in tf.compat.v1.train.summary_iterator(str(f)):
-            for v in event.summary.value:
-                value = None
-                if v.metadata.plugin_data.plugin_name == "scalars":
-                    value = float(tf.make_ndarray(v.tensor))
-                out.setdefault(v.tag, []).append((event.step, value))
-    return out
 
 
 def _snapshot(d: Path) -> dict:
@@ -153,7 +128,7 @@ def test_end_to_end_smoke(tmp_path, algorithm, reinforce):
     assert summary["children_trained"] == 14 and summary["children_failed"] == 0
     assert summary["status"] == "finished" and "budget reached" in summary["stop_reason"]
     assert (summary["space"], summary["algorithm"], summary["seed"]) == ("toy", algorithm, 1)
-    trials = _trials(tmp_path / "run")
+    trials = read_trials(tmp_path / "run")
     assert len(trials) == 14 and all(t.status == DONE for t in trials)
     assert len(ev.calls) == 14 and len(set(ev.calls)) == 14
     # Rewards stored are what the evaluator returned; best is their max.
@@ -168,7 +143,7 @@ def test_end_to_end_smoke(tmp_path, algorithm, reinforce):
     # Run dir contents.
     run = tmp_path / "run"
     assert (run / "trials.sqlite").is_file() and (run / SUMMARY_FILE).is_file()
-    events = _events(run)
+    events = run_events(run)
     assert {"reward/mean", "reward/max", "reward/best_so_far", "search/proposals",
             "search/duplicates", "best/architecture", "search/summary"} <= set(events)
     steps = [step for step, _ in events["reward/mean"]]
@@ -193,7 +168,7 @@ def test_duplicates_are_never_trained_twice_nor_counted(tmp_path):
     ev = FakeEvaluator(space)
     summary = run_search(space, ev, run_dir=str(tmp_path), config=cfg, algorithm=alg)
     assert summary["children_trained"] == 4 == len(ev.calls) == len(set(ev.calls))
-    assert len(_trials(tmp_path)) == 4
+    assert len(read_trials(tmp_path)) == 4
     assert summary["duplicates"] > 0
     assert summary["proposals"] >= 4 + summary["duplicates"]
     # Duplicates are fed back with the stored reward of their first training.
@@ -213,7 +188,7 @@ def test_resume_with_a_larger_budget_continues_the_count(tmp_path):
                     config=dataclasses.replace(cfg, max_children=10))
     assert s2["children_trained"] == 10
     assert len(ev2.calls) == 4 and not set(ev2.calls) & set(ev1.calls)
-    assert [t.id for t in _trials(tmp_path)] == list(range(1, 11))
+    assert [t.id for t in read_trials(tmp_path)] == list(range(1, 11))
     # Same budget again: nothing to do, nothing trained.
     ev3 = FakeEvaluator(space)
     s3 = run_search(space, ev3, run_dir=str(tmp_path),
@@ -285,7 +260,7 @@ def test_failed_children_are_recorded_and_the_search_goes_on(tmp_path):
     summary = run_search(space, ev, run_dir=str(tmp_path), config=cfg, algorithm=alg)
     assert summary["children_trained"] == 12 and summary["children_failed"] == 3
     assert summary["status"] == "finished"
-    trials = _trials(tmp_path)
+    trials = read_trials(tmp_path)
     failed = [t for t in trials if t.status == FAILED]
     assert [t.id for t in failed] == [2, 5, 9]
     assert "RuntimeError: synthetic failure at call 2" in failed[0].error
@@ -383,7 +358,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
     assert "NOT KILLED" not in proc.stdout
     killed_calls = [tuple(json.loads(x)) for x in calls_file.read_text().splitlines()]
     assert len(killed_calls) == kill_at
-    before = {t.id: t for t in _trials(run)}
+    before = {t.id: t for t in read_trials(run)}
     done_before = {i: t for i, t in before.items() if t.status == DONE}
     assert len(done_before) == kill_at - 1
     assert [t.status for t in before.values()].count("running") == 1
@@ -394,7 +369,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
     ev = FakeEvaluator(growing_space())
     resumed = run_search(growing_space(), ev, run_dir=str(run), config=reinforce_config(seed),
                          algorithm=reinforce)
-    after = _trials(run)
+    after = read_trials(run)
     assert resumed["children_trained"] == 14 and len(after) == 14
     assert all(t.status == DONE for t in after)
     # No finished child lost or trained again; the one that was running is retrained once.
@@ -412,7 +387,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
     straight = run_search(growing_space(), FakeEvaluator(growing_space()),
                           run_dir=str(tmp_path / "straight"), config=reinforce_config(seed),
                           algorithm=reinforce)
-    ref = _trials(tmp_path / "straight")
+    ref = read_trials(tmp_path / "straight")
     assert [(t.id, t.tokens, t.reward) for t in after] == [(t.id, t.tokens, t.reward) for t in ref]
     for key in ("children_trained", "children_failed", "best_reward", "best_spec",
                 "best_child_id", "proposals"):

@@ -11,9 +11,8 @@ from fake_evaluators import FakeEvaluator, fake_search_config, read_calls, spec_
 
 from nas_tf.evaluator import ChildContext
 from nas_tf.executors import Job, RayExecutor
-from nas_tf.loop import run_search
+from nas_tf.loop import read_trials, run_search
 from nas_tf.nb201 import Nb201Space
-from nas_tf.store import TrialStore
 
 ray = pytest.importorskip("ray", reason="Ray (the optional extra nas_tf[ray]) is not installed")
 
@@ -81,11 +80,7 @@ def test_search_on_ray_matches_the_synchronous_loop(ray_cluster, tmp_path):
                         child_logs=False)
 
     def rows(d):
-        s = TrialStore(str(tmp_path / d / "trials.sqlite"), readonly=True)
-        try:
-            return [(t.id, t.hash, t.status, t.reward) for t in s.trials()]
-        finally:
-            s.close()
+        return [(t.id, t.hash, t.status, t.reward) for t in read_trials(tmp_path / d)]
 
     assert on_ray["executor"] == "ray" and on_ray["children_trained"] == 10
     assert rows("ray") == rows("inline")
