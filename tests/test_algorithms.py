@@ -231,5 +231,10 @@ def test_random_tokens_cover_all_values():
     ds = toy_decisions(3, num_values=4)
     rng = np.random.default_rng(0)
     seen = np.array([random_tokens(ds, rng) for _ in range(400)])
-    for col in range(seen.shape[1]):
-        assert len(set(seen[:, col])) > 1
+    pos = 0
+    for d in ds:  # every value of every decision (an anchor's bits: 0 and 1)
+        values = set(range(d.num_choices)) if isinstance(d, Categorical) else {0, 1}
+        for c in range(pos, pos + d.width):
+            assert set(seen[:, c]) == values, (d, c)
+        pos += d.width
+    assert pos == seen.shape[1]

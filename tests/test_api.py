@@ -45,7 +45,9 @@ def test_api_docstring_examples_run_on_nb201(tmp_path):
     _run_doctests(api, {**vars(api), "TABLE": str(table), "RUN_DIR": str(tmp_path / "run")})
 
 
-@pytest.mark.parametrize("module_name", ["nas_tf.export", "nas_tf.logger", "nas_tf.report"])
+# Modules with runnable docstring examples (nas_tf.logger's and nas_tf.report's
+# are marked +SKIP: they need a run directory).
+@pytest.mark.parametrize("module_name", ["nas_tf.export"])
 def test_other_docstring_examples(module_name):
     import importlib
 
@@ -54,7 +56,8 @@ def test_other_docstring_examples(module_name):
     runner = doctest.DocTestRunner()
     for test in finder.find(module):
         runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0
+    result = runner.summarize(verbose=False)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_import_loads_no_tensorflow():
@@ -69,9 +72,12 @@ def test_import_loads_no_tensorflow():
 
 
 class _OpsReward(Evaluator):
+    calls = 0  # evaluations in this process (the inline executor)
+
     def evaluate(self, spec, context):
-        if spec.ops[5] == "none":
-            raise RuntimeError("last edge none")
+        type(self).calls += 1
+        if "none" in spec.ops[4:]:
+            raise RuntimeError("one of the last two edges is none")
         return EvalResult(reward=sum(op == "nor_conv_3x3" for op in spec.ops) + 0.01 * len(
             set(spec.ops)), metrics={"val_accuracy": 0.5})
 
@@ -85,7 +91,7 @@ def test_search_with_a_space_instance(tmp_path):
     done = search.trials("done")
     failed = search.trials("failed")
     assert len(done) + len(failed) == 12
-    assert all(r["spec"]["ops"][5] == "none" for r in failed)
+    assert failed and all("none" in r["spec"]["ops"][4:] for r in failed)
     best = search.best(100)
     assert len(best) == len(done)
     assert [r.reward for r in best] == sorted((r["reward"] for r in done), reverse=True)
@@ -96,9 +102,11 @@ def test_search_with_a_space_instance(tmp_path):
     with pytest.raises(ConfigError, match="nb201 has no model builder|no model builder"):
         search.build_model(best[0])
     # Running the same search again resumes: nothing is trained twice.
+    _OpsReward.calls = 0
     again = nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(tmp_path / "r"),
                           algorithm="evolution", max_children=12, seed=2).search()
     assert again["children_trained"] == 12
+    assert _OpsReward.calls == 0
 
 
 def test_build_model_of_an_rnn_spec(tmp_path):

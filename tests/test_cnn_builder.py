@@ -62,6 +62,9 @@ def check_shapes(model, spec, input_shape, num_classes):
                                        shape.in_channels, layer.filters)
 
 
+FORWARD_EVERY = 5  # specs per symbolic forward pass (a v3 trace costs ~0.3 s)
+
+
 @pytest.mark.parametrize("preset", ["v1", "v2", "v3"])
 def test_random_specs_build(preset):
     """NUM_SPECS random specs per preset build in Keras with the right shapes.
@@ -78,7 +81,16 @@ def test_random_specs_build(preset):
         spec = random_spec(space, rng)
         with keras.StatelessScope(initialize_variables=False):
             model = build_model(spec, INPUT, num_classes=num_classes)
+            if k % FORWARD_EVERY == 0:
+                # The functional model takes the body's shapes from compute_output_shape
+                # (layer_shapes() itself): trace the real forward pass symbolically too.
+                outs, final = body_of(model).layer_outputs(keras.KerasTensor((None, *INPUT)))
         check_shapes(model, spec, INPUT, num_classes)
+        if k % FORWARD_EVERY == 0:
+            shapes, expected_final = layer_shapes(spec, INPUT)
+            assert [tuple(o.shape) for o in outs] == [
+                (None, s.out_height, s.out_width, s.out_channels) for s in shapes]
+            assert tuple(final.shape) == (None, *expected_final)
         if k % 50 == 49:
             keras.backend.clear_session(free_memory=False)
     keras.backend.clear_session()

@@ -124,7 +124,12 @@ def test_temperature_and_tanh_change_the_distribution(controllers):
         c.reset(0)  # identical weights
         lp[k] = c.log_prob(tokens)[0].numpy()
     assert not np.allclose(lp["default"], lp["temperature"])
-    assert not np.allclose(lp["default"], lp["tanh"])
+    # tanh clipping alone (the "tanh" config also sets a temperature): weights
+    # large enough for the logits to exceed the constant, the same in both.
+    plain = Controller(DECISIONS, ControllerConfig(init_range=1.0), seed=0)
+    clipped = Controller(DECISIONS, ControllerConfig(init_range=1.0, tanh_constant=0.3), seed=0)
+    tokens = plain.sample(N)[0]
+    assert not np.allclose(plain.log_prob(tokens)[0].numpy(), clipped.log_prob(tokens)[0].numpy())
 
 
 def test_prefix_sampling_for_a_growing_space():
@@ -159,6 +164,11 @@ def test_extend_keeps_what_was_learned():
     short = toy_decisions(2, num_values=3)
     long = toy_decisions(3, num_values=3)
     c = Controller(short, seed=1)
+    # "Learned" weights: anything but what the seed draws, so that an extend()
+    # that re-drew the existing weights would change the log-probabilities.
+    rng = np.random.default_rng(7)
+    for v in c.trainable_variables:
+        v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
     tokens = c.sample(N)[0]
     before = c.log_prob(tokens)[0].numpy()
     c.extend(long)

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from conftest import run_events
 from fake_evaluators import FakeEvaluator, read_calls, spec_reward
 
 from nas_tf.config import EvolutionConfig, SearchConfig
@@ -27,9 +28,8 @@ from nas_tf.executors import (
     make_executor,
     read_result_file,
 )
-from nas_tf.loop import run_search
+from nas_tf.loop import read_trials, run_search
 from nas_tf.nb201 import Nb201Space
-from nas_tf.store import TrialStore
 
 SPACE = Nb201Space()
 
@@ -180,14 +180,18 @@ def test_worker_that_dies_mid_child_gets_its_child_retried(tmp_path):
 
 def test_worker_killed_from_outside_mid_child(tmp_path):
     ex = LocalExecutor(num_workers=2, cpus_per_child=1)
-    ev = FakeEvaluator(sleep_s=1.5)
+    calls = str(tmp_path / "calls")
+    ev = FakeEvaluator(sleep_s=1.5, calls_file=calls)
     ex.start(ev)
     try:
         for j in jobs(3):
             ex.submit(j)
-        time.sleep(0.5)
-        busy = ex.busy_workers()
-        victim_pid, victim_child = next(iter(busy.items()))
+        # Wait until a child's evaluation has really started (not just been sent).
+        deadline = time.time() + 120
+        while not read_calls(calls) and time.time() < deadline:
+            time.sleep(0.02)
+        victim_child = read_calls(calls)[0]
+        victim_pid = next(p for p, c in ex.busy_workers().items() if c == victim_child)
         os.kill(victim_pid, signal.SIGKILL)
         outs = []
         while ex.num_in_flight():
@@ -202,11 +206,15 @@ def test_worker_killed_from_outside_mid_child(tmp_path):
 
 def test_cancel_stops_children_in_flight(tmp_path):
     ex = LocalExecutor(num_workers=2, cpus_per_child=1)
-    ex.start(FakeEvaluator(sleep_s=30))
+    calls = str(tmp_path / "calls")
+    ex.start(FakeEvaluator(sleep_s=30, calls_file=calls))
     try:
         for j in jobs(3):
             ex.submit(j)
-        time.sleep(0.3)
+        deadline = time.time() + 120  # until both workers are inside a child
+        while len(read_calls(calls)) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert len(read_calls(calls)) == 2
         pids = list(ex.busy_workers())
         t0 = time.time()
         cancelled = ex.cancel()
@@ -236,11 +244,7 @@ def evolution_config(max_children: int = 12) -> SearchConfig:
 
 
 def _rows(run_dir):
-    s = TrialStore(str(run_dir / "trials.sqlite"), readonly=True)
-    try:
-        return [(t.id, t.hash, t.status, t.reward) for t in s.trials()]
-    finally:
-        s.close()
+    return [(t.id, t.hash, t.status, t.reward) for t in read_trials(run_dir)]
 
 
 def test_one_worker_with_w_equal_m_repeats_the_synchronous_loop(tmp_path):
@@ -274,6 +278,9 @@ def test_async_search_with_more_in_flight_than_m(tmp_path):
     assert len(rows) == 10 and all(r[2] == "done" for r in rows)
     assert sorted(read_calls(calls)) == [r[0] for r in rows]  # none trained twice
     assert summary["updates"] >= 5 and summary["max_in_flight"] == 4
+    # With W = 4 > m = 2, some updates fed back samples of an older policy.
+    staleness = [v for _, v in run_events(tmp_path / "run")["search/staleness"]]
+    assert max(staleness) > 0, staleness
     assert not list((tmp_path / "run" / "results").glob("*"))  # result files removed once stored
 
 

@@ -168,8 +168,11 @@ def test_export_without_retraining_is_untrained(rnn_run, tmp_path):
     assert "untrained" in res["message"]
     assert res["keras_model"].output.shape[-1] > 2  # logits over the vocabulary
     # Exporting again into the same directory replaces the previous export.
-    export_child(rnn_run, tmp_path / "e", rank=2 if len(nas_tf.open_run(
-        str(rnn_run)).best(2)) == 2 else 1)
+    ranked = nas_tf.open_run(str(rnn_run)).best(2)
+    export_child(rnn_run, tmp_path / "e", rank=len(ranked))
+    written = json.loads((tmp_path / "e" / SPEC_FILE).read_text())
+    assert written["origin"]["child_id"] == ranked[-1].child_id
+    assert written["spec"] == ranked[-1].spec_json
 
 
 def test_export_a_spec_file(rnn_run, tmp_path):

@@ -127,9 +127,11 @@ def test_child_metrics_keep_finite_numbers(metrics, expected):
 def test_bad_spec_in_a_row_does_not_stop_logging(tmp_path, caplog):
     tb = TensorBoardLogger(str(tmp_path))
     tb.child(_trial(1, ("bogus",) * 6), Nb201Space())
+    tb.child(_trial(2, OPS_A, reward=0.5), Nb201Space())  # logging goes on
     tb.close()
     assert "No HParams session for child 1" in caplog.text
     assert not (tmp_path / "children" / "1").exists()
+    assert list((tmp_path / "children" / "2").glob("events.out.tfevents.*"))
 
 
 def test_multilogger_forwards_and_skips_missing_methods():

@@ -15,21 +15,12 @@ import pytest
 from fake_evaluators import FakeEvaluator, fake_search_config, read_calls
 
 from nas_tf.executors import LocalExecutor
-from nas_tf.loop import run_search
+from nas_tf.loop import read_trials, run_search
 from nas_tf.nb201 import Nb201Space
-from nas_tf.store import TrialStore
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 SPACE = Nb201Space()
-
-
-def _trials(run_dir):
-    s = TrialStore(str(Path(run_dir) / "trials.sqlite"), readonly=True)
-    try:
-        return s.trials()
-    finally:
-        s.close()
 
 
 def _env():
@@ -51,7 +42,7 @@ def _wait_for(pred, timeout, proc=None, what=""):
 
 def _n_done(run_dir) -> int:
     try:
-        return sum(t.status in ("done", "failed") for t in _trials(run_dir))
+        return sum(t.status in ("done", "failed") for t in read_trials(run_dir))
     except Exception:  # noqa: BLE001 - not created yet
         return 0
 
@@ -77,7 +68,7 @@ def test_failing_children_and_dying_workers_do_not_stop_the_search(tmp_path):
     ex = LocalExecutor(num_workers=2, cpus_per_child=1, child_timeout=3.0, max_retries=1)
     summary = run_search(SPACE, ev, run_dir=str(tmp_path / "run"), config=cfg, executor=ex,
                          child_logs=False)
-    rows = {t.id: t for t in _trials(tmp_path / "run")}
+    rows = {t.id: t for t in read_trials(tmp_path / "run")}
     assert summary["status"] == "finished"
     assert summary["children_trained"] == 12 and summary["children_failed"] == 5
     errors = {i: rows[i].error for i in (2, 3, 4, 5, 7)}
@@ -105,7 +96,14 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(lambda: _n_done(run) >= 5, 240, proc, "5 children finished")
-        time.sleep(0.15)  # mid-child
+
+        def mid_child():  # a child whose evaluation has started and not finished
+            finished = {t.id for t in read_trials(run) if t.status in ("done", "failed")}
+            started = [i for i in read_calls(calls) if i not in finished]
+            return started[-1] if started else None
+
+        _wait_for(lambda: mid_child() is not None, 60, proc, "a child in flight")
+        victim = mid_child()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -113,7 +111,7 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
             proc.kill()
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    before = {t.id: t for t in _trials(run)}
+    before = {t.id: t for t in read_trials(run)}
     done_before = {i: t for i, t in before.items() if t.status in ("done", "failed")}
     assert 5 <= len(done_before) < 14
     pids = {int(line.split()[1]) for line in Path(calls).read_text().splitlines()}
@@ -125,7 +123,7 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
     resumed = run_search(SPACE, ev, run_dir=str(run), config=fake_search_config(
         "evolution", 14, 2, 5), executor=LocalExecutor(num_workers=2, cpus_per_child=1),
         max_in_flight=2, child_logs=False, handle_signals=True)
-    after = {t.id: t for t in _trials(run)}
+    after = {t.id: t for t in read_trials(run)}
     assert resumed["status"] == "finished" and len(after) == 14
     assert all(t.status == "done" for t in after.values())
     for i, t in done_before.items():  # kept as they were
@@ -135,12 +133,14 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
     again = [i for i in all_calls[n_calls_before:] if i in done_before]
     assert again == []  # no finished child trained again
     assert sorted(set(all_calls)) == sorted(after)  # none lost
+    if victim not in done_before:  # (it did not finish in the instant before the kill)
+        assert all_calls.count(victim) == 2  # in flight at the kill: trained again
     assert all(all_calls.count(i) <= 2 for i in after)  # in flight at the kill: twice at most
 
     # The same seed, never killed, in this process with one worker: the same children.
     straight = run_search(SPACE, FakeEvaluator(), run_dir=str(tmp_path / "straight"),
                           config=fake_search_config("evolution", 14, 2, 5), child_logs=False)
-    ref = _trials(tmp_path / "straight")
+    ref = read_trials(tmp_path / "straight")
     assert [(t.id, t.hash, t.reward) for t in ref] == [
         (t.id, t.hash, t.reward) for t in after.values()]
     assert straight["best_reward"] == resumed["best_reward"]
@@ -170,7 +170,7 @@ def test_sigterm_stops_the_cli_cleanly_and_it_resumes(tmp_path, nb201_table):
     assert "SIGTERM received; run the same command again to resume from" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "stopped"
-    rows = _trials(run)
+    rows = read_trials(run)
     assert not [t for t in rows if t.status == "running"]  # cancelled children re-queued
     n = summary["children_trained"]
 
@@ -184,4 +184,4 @@ def test_sigterm_stops_the_cli_cleanly_and_it_resumes(tmp_path, nb201_table):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished"
     assert n + 2 <= summary["children_trained"] <= max(n + 2, len(rows))
-    assert not [t for t in _trials(run) if t.status in ("running", "pending")]
+    assert not [t for t in read_trials(run) if t.status in ("running", "pending")]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_events
 
 from cells.lm import ChildTrainingError, perplexity
 from cells.search import RnnEvaluator, RnnSearchConfig, make_evaluator, make_space
@@ -120,7 +121,9 @@ def test_run_search_end_to_end_with_real_children(tmp_path):
         assert 1.0 < m["val_perplexity"] < 100.0 and m["steps"] == 3 and m["params"] > 0
         assert "test_perplexity" not in m
     # Each child wrote its train / valid curves to its own log dir.
-    assert list((tmp_path / "run" / "children").glob("*/events.out.tfevents.*"))
+    for child in ("1", "2"):
+        curves = run_events(tmp_path / "run" / "children" / child)
+        assert curves["train/perplexity"] and curves["valid/perplexity"]
 
 
 def test_cli_rnn_search_in_subprocess(tmp_path):
@@ -134,4 +137,5 @@ def test_cli_rnn_search_in_subprocess(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["space"] == "rnn" and summary["children_trained"] == 1
-    assert 0.0 < summary["best_reward"] < 80.0
+    ppl = summary["best_metrics"]["val_perplexity"]
+    assert summary["best_reward"] == pytest.approx(80.0 / ppl ** 2, rel=1e-9)

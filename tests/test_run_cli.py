@@ -38,7 +38,9 @@ def _snapshot(d):
 def _rows(run_dir):
     db = sqlite3.connect(f"file:{run_dir / 'trials.sqlite'}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT id, status, spec FROM trials ORDER BY id").fetchall()
+        # attempts and finished change if a child is trained again.
+        return db.execute(
+            "SELECT id, status, spec, attempts, finished FROM trials ORDER BY id").fetchall()
     finally:
         db.close()
 

@@ -81,9 +81,11 @@ def test_random_specs_match_numpy(base, seed):
         h, c = numpy_tree_step(
             spec, x[:, t].astype("float64"), h, c, w["kernel"], w["recurrent_kernel"], w["bias"]
         )
-        np.testing.assert_allclose(seq[:, t], h, rtol=1e-4, atol=1e-5, err_msg=str(spec))
-    np.testing.assert_allclose(h_last, h, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(c_last, c, rtol=1e-4, atol=1e-5)
+        # A tiny atol: some specs' states decay towards 0 within a few steps, and
+        # those small values must still match (relatively).
+        np.testing.assert_allclose(seq[:, t], h, rtol=1e-4, atol=1e-9, err_msg=str(spec))
+    np.testing.assert_allclose(h_last, h, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(c_last, c, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize("use_bias", [False, True])
