@@ -9,6 +9,9 @@ training set for N epochs, evaluates it on the test split, and writes into
 
 * ``model.keras`` — the Keras model (retrained weights, or fresh weights
   without ``--retrain_epochs``);
+* for the CNN space the model is made of built-in Keras layers only (it
+  loads without nas_tf), and ``saved_model/`` holds it as a TensorFlow
+  SavedModel for serving;
 * ``spec.json`` — the space, the spec and where it came from;
 * ``metrics.json`` — the child's search metrics and, after retraining, the
   test metrics;
@@ -40,6 +43,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -56,7 +60,9 @@ METRICS_FILE = "metrics.json"
 CELL_FILE = "cell.keras"
 CELL_SPEC_FILE = "cell.json"
 README_FILE = "README.md"
-_EXPORT_FILES = {MODEL_FILE, SPEC_FILE, METRICS_FILE, CELL_FILE, CELL_SPEC_FILE, README_FILE}
+SAVED_MODEL_DIR = "saved_model"
+_EXPORT_FILES = {MODEL_FILE, SPEC_FILE, METRICS_FILE, CELL_FILE, CELL_SPEC_FILE, README_FILE,
+                 SAVED_MODEL_DIR}
 
 
 class NoModelBuilderError(ConfigError):
@@ -154,12 +160,15 @@ class Retrained:
         metrics: Test metrics and training facts (JSON numbers).
         extras: Further Keras objects to save, ``{file name: keras model}``.
         extra_json: Further JSON files, ``{file name: object}``.
+        saved_model: Also export ``model`` as a TensorFlow SavedModel (for
+            serving) into ``saved_model/``.
     """
 
     model: Any
     metrics: dict
     extras: dict = dataclasses.field(default_factory=dict)
     extra_json: dict = dataclasses.field(default_factory=dict)
+    saved_model: bool = False
 
 
 class SpaceExporter(Protocol):
@@ -332,7 +341,10 @@ class CnnExporter:
     (float), normalises them with the training set's per-channel mean and
     standard deviation (a ``keras.layers.Normalization`` layer) and returns
     class probabilities. Retraining uses the training and validation images
-    of the search together (the full training set).
+    of the search together (the full training set). The model is made of
+    built-in Keras layers only (:func:`cnn_space.portable.portable_model`),
+    so it loads with plain ``keras.saving.load_model`` where nas_tf is not
+    installed, and is also written as a TensorFlow SavedModel for serving.
     """
 
     space_name = "cnn"
@@ -361,11 +373,14 @@ class CnnExporter:
         from cnn_space.builder import build_model
         from cnn_space.train import load_data
 
-        cfg = dataclasses.replace(child_config, train_subset=min(child_config.train_subset or 200,
-                                                                 200))
+        # The search's own images, so the model normalises as its children did.
+        cfg = child_config
         data = load_data(cfg)
+        from cnn_space.portable import portable_model
+
         child = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
-        return Retrained(model=self.wrap(child, data.mean, data.std, data.image_shape), metrics={})
+        model = portable_model(self.wrap(child, data.mean, data.std, data.image_shape))
+        return Retrained(model=model, metrics={}, saved_model=True)
 
     def retrain(self, space, spec, child_config, *, seed, test_limit):
         import numpy as np
@@ -390,13 +405,16 @@ class CnnExporter:
         diff = float(np.max(np.abs(np.asarray(ref) - np.asarray(got))))
         if not diff < 1e-4:
             raise RuntimeError(f"The exported cnn model differs from the trained one by {diff}.")
+        from cnn_space.portable import portable_model
+
+        model = portable_model(model, check_on=raw)
         keep = ("test_accuracy", "test_loss", "train_loss_last", "train_accuracy_last", "params",
                 "epochs", "steps_per_epoch", "train_seconds")
         out = {k: metrics[k] for k in keep if k in metrics}
         out.update(flops=count_flops(spec, full.image_shape, full.num_classes),
                    train_images=len(y), test_images=len(data.y_test),
                    dataset=cfg.dataset)
-        return Retrained(model=model, metrics=out)
+        return Retrained(model=model, metrics=out, saved_model=True)
 
 
 _EXPORTERS = {"nb201": Nb201Exporter, "rnn": RnnExporter, "cnn": CnnExporter}
@@ -533,7 +551,10 @@ def _readme(space_name: str, has_model: bool, has_cell: bool) -> str:
         lines += ["`model` maps tokens (batch, time) int32 to next-token logits.", ""]
     if space_name == "cnn":
         lines += ["`model` maps raw images (batch, H, W, C) in [0, 255] to class probabilities.",
-                  ""]
+                  "It is made of built-in Keras layers only: `keras.saving.load_model("
+                  f"'{MODEL_FILE}')` loads it without nas_tf. `{SAVED_MODEL_DIR}/` is the same "
+                  "model as a TensorFlow SavedModel for serving "
+                  f"(`tf.saved_model.load('{SAVED_MODEL_DIR}').serve(images)`).", ""]
     if has_cell:
         lines += [
             "The cell alone:",
@@ -617,7 +638,10 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
         _log.warning(note.strip())
     out_dir = _prepare_out(out)
     for name in _EXPORT_FILES:  # a previous export is replaced, never mixed
-        (out_dir / name).unlink(missing_ok=True)
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
     spec_json = space.spec_to_json(spec_obj)
     files = []
     result = None
@@ -636,6 +660,9 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
     if result is not None:
         result.model.save(str(out_dir / MODEL_FILE))
         files.append(MODEL_FILE)
+        if result.saved_model:
+            result.model.export(str(out_dir / SAVED_MODEL_DIR), verbose=False)
+            files.append(SAVED_MODEL_DIR)
         for name, obj in result.extras.items():
             obj.save(str(out_dir / name))
             files.append(name)

@@ -258,3 +258,43 @@ def test_registry_and_records():
     rec = evaluator_record(RnnEvaluator(RnnSearchConfig(units=5)))
     assert rec["type"] == "cells.search.RnnEvaluator" and rec["config"]["units"] == 5
     assert evaluator_record(_ConvCount()) is None
+
+
+# A process that refuses to import this project: the exported CNN must load anyway.
+_PLAIN_LOAD = textwrap.dedent("""
+    import json, sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("nas_tf", "cells", "cnn_space"):
+                raise ImportError("this process must not import " + name)
+    sys.meta_path.insert(0, Block())
+    import numpy as np, keras, tensorflow as tf
+    job = json.loads(sys.argv[1])
+    x, y = np.load(job["x"]), np.load(job["y"])
+    model = keras.saving.load_model(job["model"])
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), y, atol=1e-5)
+    served = tf.saved_model.load(job["saved_model"])
+    np.testing.assert_allclose(np.asarray(served.serve(tf.constant(x))), y, atol=1e-5)
+    assert not [m for m in sys.modules if m.split(".")[0] in ("nas_tf", "cells", "cnn_space")]
+    print("ok plain keras and SavedModel")
+""")
+
+
+def test_exported_cnn_loads_without_the_project(cnn_run, tmp_path):
+    out = tmp_path / "cnn"
+    res = export_child(cnn_run, out, rank=1)
+    assert "saved_model" in res["files"] and (out / "saved_model").is_dir()
+    x = np.random.default_rng(2).integers(0, 255, (3, 8, 8, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.asarray(res["keras_model"](x, training=False)))
+    job = {"model": str(out / MODEL_FILE), "saved_model": str(out / "saved_model"),
+           "x": str(tmp_path / "x.npy"), "y": str(tmp_path / "y.npy")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run([sys.executable, "-c", _PLAIN_LOAD, json.dumps(job)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ok plain keras and SavedModel" in proc.stdout
+    # A second export into the same directory replaces the SavedModel too.
+    export_child(cnn_run, out, rank=1)
+    assert (out / "saved_model").is_dir()
