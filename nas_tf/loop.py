@@ -577,6 +577,7 @@ class SearchLoop:
         self.logger.scalars(step, scalars)
         self.store.set_meta(duplicates=self._duplicates,
                             wall_time_s=self._wall_before + time.time() - self._start)
+        self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
         if time.time() - self._last_save >= self.checkpoint_every_s:
             self._save()
         self._write_summary()

@@ -367,9 +367,13 @@ def main(argv):
     except NasTfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as e:  # the machine's: a full disk, a read-only mount
-        from nas_tf.rundir import describe_os_error
+    except Exception as e:  # noqa: BLE001 - the machine's: a full disk, a read-only mount
+        from nas_tf.rundir import describe_os_error, is_environment_error
 
+        text = f"{type(e).__name__}: {e}"
+        if not (isinstance(e, (OSError, sqlite3.Error)) or is_environment_error(text)
+                or "No space left" in text or "Read-only file system" in text):
+            raise
         print(f"error: {describe_os_error(e, RUN_DIR.value or 'the run directory')}",
               file=sys.stderr)
         return 2
