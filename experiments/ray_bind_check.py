@@ -20,10 +20,14 @@ import psutil
 import ray
 
 
+def _pid() -> int:
+    return os.getpid()
+
+
 def main() -> None:
     local = {"_node_ip_address": "127.0.0.1"} if "--default" not in sys.argv else {}
     ray.init(include_dashboard=False, log_to_driver=False, num_cpus=1, **local)
-    ray.get(ray.remote(os.getpid).remote())
+    ray.get(ray.remote(_pid).remote())
     time.sleep(2)
     me = psutil.Process()
     # Ray's daemons are started by this process (and may re-parent); take the session's

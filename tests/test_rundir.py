@@ -428,3 +428,22 @@ def test_concurrent_clis_train_nothing_twice(tmp_path, table):
     rows = read_trials(run)
     assert len(rows) == 60 and all(t.attempts == 1 for t in rows)
     time.sleep(0)
+
+
+def test_environment_errors_are_told_from_architecture_errors():
+    from nas_tf.rundir import is_environment_error
+
+    assert is_environment_error("DataError: ptb.train.txt is missing (at ptb.py:12)")
+    assert is_environment_error("OSError: [Errno 28] No space left on device")
+    assert is_environment_error("ModuleNotFoundError: No module named 'cells'")
+    assert not is_environment_error("RuntimeError: shapes (3, 4) and (5,) do not match")
+    assert not is_environment_error("ResourceExhaustedError: OOM when allocating tensor")
+
+
+def test_irrelevant_flag_lines():
+    from nas_tf.flag_checks import irrelevant_flags
+
+    lines = irrelevant_flags({"num_workers", "dataset", "population_size", "seed"}, "nb201",
+                             "inline", "reinforce")
+    assert len(lines) == 3 and all(x.startswith("warning: --") for x in lines)
+    assert irrelevant_flags({"num_workers", "child_units"}, "rnn", "local", "reinforce") == []
