@@ -28,9 +28,10 @@ FORMAT_VERSION = 1
 RESUMABLE_FIELDS = ("max_children", "max_proposals", "patience_rounds")
 #: Child settings that do not change a reward.
 FREE_CHILD_FIELDS = ("download",)
-#: Data directories up to this size are fingerprinted by their contents
-#: (SHA-256 of every file); larger ones by their file list and sizes.
+#: Data directories up to this size and file count are fingerprinted by their
+#: contents (SHA-256 of every file); larger ones by their file list and sizes.
 CONTENT_HASH_LIMIT = 64 << 20
+CONTENT_HASH_FILES = 1000
 
 
 
@@ -81,31 +82,45 @@ def child_identity(evaluator: Any) -> dict | None:
     return {"type": record["type"], **cfg}
 
 
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(path: str | os.PathLike) -> dict:
     """Path and content fingerprint of a data file or directory.
 
-    A file, or a directory of at most :data:`CONTENT_HASH_LIMIT` bytes, is
-    hashed by content (SHA-256); a larger directory by its sorted list of
-    relative names and sizes (cheap; an edit that keeps every size is missed).
+    A file, or a directory of at most :data:`CONTENT_HASH_FILES` files and
+    :data:`CONTENT_HASH_LIMIT` bytes (PTB), is hashed by content (SHA-256); a
+    larger directory (image folders) by its sorted list of relative names and
+    sizes: cheap, but an edit that keeps every size is missed.
     """
     import hashlib
 
     p = Path(path).expanduser().resolve()
-    h = hashlib.sha256()
     if p.is_file():
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return {"path": str(p), "method": "sha256 of contents", "sha256": h.hexdigest()}
+        return {"path": str(p), "method": "sha256 of contents", "sha256": _sha256_file(p)}
     if not p.is_dir():
         return {"path": str(p), "method": "missing"}
-    files = sorted((str(f.relative_to(p)), f.stat().st_size) for f in p.rglob("*") if f.is_file())
+    files = []
+    for root, _, names in os.walk(p):  # os.walk: ~5x faster than Path.rglob on 60k images
+        for n in names:
+            full = os.path.join(root, n)
+            if os.path.isfile(full):
+                files.append((os.path.relpath(full, p), os.stat(full).st_size))
+    files.sort()
     total = sum(s for _, s in files)
-    by_content = total <= CONTENT_HASH_LIMIT
+    by_content = total <= CONTENT_HASH_LIMIT and len(files) <= CONTENT_HASH_FILES
+    h = hashlib.sha256()
     for name, size in files:
         h.update(f"{name}\0{size}\0".encode())
         if by_content:
-            h.update(fingerprint(p / name)["sha256"].encode())
+            h.update(_sha256_file(p / name).encode())
     return {"path": str(p), "method": "sha256 of contents" if by_content else
             "file names + sizes", "files": len(files), "bytes": total, "sha256": h.hexdigest()}
 
