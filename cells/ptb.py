@@ -44,7 +44,14 @@ UNK = "<unk>"
 WORD_SEP = "_"
 
 #: Mikolov's archive holding ``simple-examples/data/ptb.{train,valid,test}.txt``.
-PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
+PTB_URL = "https://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
+#: SHA-256 of the three files a download must give (those of the standard
+#: preprocessed PTB; a download with other contents is refused, not used).
+PTB_SHA256 = {
+    "ptb.train.txt": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+    "ptb.valid.txt": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    "ptb.test.txt": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+}
 #: Token counts of the standard files (train, valid, test), for reference.
 PTB_TOKEN_COUNTS = (929_589, 73_760, 82_430)
 
@@ -91,7 +98,11 @@ def _have_all(directory: Path | None) -> bool:
 
 
 def _download_ptb(cache_dir: Path, timeout: float) -> bool:
-    """Tries to fetch Mikolov's archive into ``cache_dir``; True on success."""
+    """Tries to fetch Mikolov's archive (HTTPS) into ``cache_dir``; True on
+    success. Every file is checked against :data:`PTB_SHA256` before it is
+    put in place."""
+    import hashlib
+
     try:
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "simple-examples.tgz"
@@ -106,10 +117,13 @@ def _download_ptb(cache_dir: Path, timeout: float) -> bool:
                 }
                 cache_dir.mkdir(parents=True, exist_ok=True)
                 for path in _split_files(cache_dir).values():
-                    src = tar.extractfile(members[path.name])
+                    data = tar.extractfile(members[path.name]).read()
+                    digest = hashlib.sha256(data).hexdigest()
+                    if digest != PTB_SHA256[path.name]:
+                        raise ValueError(f"{path.name} has SHA-256 {digest}, not the pinned "
+                                         f"{PTB_SHA256[path.name]}")
                     tmp_path = path.with_name(path.name + ".part")
-                    with open(tmp_path, "wb") as out:
-                        shutil.copyfileobj(src, out)
+                    tmp_path.write_bytes(data)
                     os.replace(tmp_path, path)
         return True
     except Exception as e:  # noqa: BLE001 — any failure means "no network": fall back.
@@ -140,6 +154,10 @@ def find_ptb_dir(
             f"--data_dir must be a directory holding ptb.train.txt, ptb.valid.txt and "
             f"ptb.test.txt. Received: data_dir={str(given)!r} (a file)"
         )
+    if given is not None and not given.exists():
+        raise DataError(
+            f"--data_dir {str(given)!r} does not exist. Pass the directory holding "
+            f"ptb.train.txt, ptb.valid.txt and ptb.test.txt. Received: data_dir={str(given)!r}")
     if _have_all(given):
         return given
     if given is not None and given.is_dir():
@@ -172,7 +190,12 @@ def read_lines(path: Path) -> list[list[str]]:
     """
     if not path.is_file():
         raise DataError(f"Data file is missing; put it in place. Received: path={str(path)!r}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"Data file is not UTF-8 text (byte {e.start}); replace it with the real file. "
+            f"Received: path={str(path)!r}") from None
     if not text.strip():
         raise DataError(
             f"Data file is empty (no lines with words); replace it with the real file. "
@@ -262,6 +285,11 @@ def load_ptb(
     tokenize = _char_tokens if char_level else _word_tokens
     streams = {s: tokenize(read_lines(files[s])) for s in SPLITS}
     vocab = build_vocab(streams["train"])
+    if len(set(vocab) - {UNK, EOS, WORD_SEP}) == 0:
+        raise DataError(
+            f"{files['train']} has no words but {UNK} (and line ends): it is not the PTB "
+            f"training text; replace it with the real file. Received: path="
+            f"{str(files['train'])!r}")
     index = {w: i for i, w in enumerate(vocab)}
     arrays = {s: _to_ids(streams[s], index, s, files[s]) for s in SPLITS}
     return Corpus("ptb_char" if char_level else "ptb", vocab, **arrays)

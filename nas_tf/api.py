@@ -203,25 +203,17 @@ class Search:
         Raises:
             ConfigError: no evaluator (a run opened with :func:`open_run`).
         """
-        from nas_tf.export import evaluator_record
-        from nas_tf.loop import open_run_dir, run_search
+        from nas_tf.loop import run_search
 
         if self.evaluator is None:
             raise ConfigError(f"This Search has no evaluator (opened from {self.run_dir}); make "
                               "it with Search(space, ...) to run it.")
-        store = open_run_dir(self.run_dir, self.space, self.config)
-        try:
-            record = evaluator_record(self.evaluator)
-            if record is not None:
-                store.set_meta(evaluator=record)
-        finally:
-            store.close()
         return run_search(self.space, self.evaluator, run_dir=self.run_dir, config=self.config,
                           executor=self.executor, logger=self.logger)
 
     # ----------------------------------------------------------- inspecting
     def _store(self):
-        from nas_tf.report import open_store
+        from nas_tf.rundir import open_store
 
         return open_store(self.run_dir)
 
@@ -254,13 +246,9 @@ class Search:
 
     def summary(self) -> dict:
         """``summary.json`` of the run ({} before the first update)."""
-        import json
+        from nas_tf.rundir import read_summary
 
-        path = os.path.join(self.run_dir, "summary.json")
-        if not os.path.isfile(path):
-            return {}
-        with open(path) as f:
-            return json.load(f)
+        return read_summary(self.run_dir)
 
     def report(self, top_k: int = 10) -> str:
         """Writes the run's report files (see :mod:`nas_tf.report`); returns its text."""
@@ -323,7 +311,7 @@ def open_run(run_dir: str) -> Search:
         RunDirError: not a nas_tf run directory.
     """
     from nas_tf.export import space_from_config
-    from nas_tf.report import open_store
+    from nas_tf.rundir import open_store
 
     store = open_store(run_dir)
     try:

@@ -134,12 +134,9 @@ def is_out_of_memory(error: str | None) -> bool:
 
 
 def _write_json_atomic(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, sort_keys=True, default=float)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from nas_tf.rundir import write_json_atomic
+
+    write_json_atomic(path, obj, indent=None, default=float)
 
 
 def write_result_file(outcome: Outcome) -> None:
@@ -773,8 +770,11 @@ class RayExecutor(Executor):
         super().start(evaluator)
         if not ray.is_initialized():
             try:
+                local = {} if self.address else {"_node_ip_address": "127.0.0.1"}
+                # A local instance listens on the loopback interface only (its GCS,
+                # raylet, object manager and workers); see README "Ray" for clusters.
                 ray.init(address=self.address, include_dashboard=False,
-                         ignore_reinit_error=True, log_to_driver=False)
+                         ignore_reinit_error=True, log_to_driver=False, **local)
             except ConnectionError as e:
                 raise ConfigError(
                     f"Cannot join the Ray cluster at --ray_address={self.address} ({e}). Start "

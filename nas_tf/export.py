@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nas_tf.errors import ConfigError, InvalidArchitectureError, NasTfError, RunDirError
+from nas_tf.identity import evaluator_record  # noqa: F401 - re-exported (light: no TF)
 
 _log = logging.getLogger(__name__)
 
@@ -72,36 +73,6 @@ class NoModelBuilderError(ConfigError):
 # ----------------------------------------------------------------------------
 # What a run records about its evaluator.
 # ----------------------------------------------------------------------------
-
-
-def evaluator_record(evaluator: Any) -> dict | None:
-    """A JSON record of how an evaluator trains children, or None.
-
-    The record is ``{"type": "module.Class", "config": {...}}`` where the
-    config is ``evaluator.config.to_json()`` (or ``dataclasses.asdict``).
-    A run directory keeps it (meta key ``evaluator``) so that an export can
-    retrain a child with the search's settings. Never raises.
-
-    Example:
-
-    >>> evaluator_record(object()) is None
-    True
-    """
-    try:
-        cfg = getattr(evaluator, "config", None)
-        if cfg is None:
-            return None
-        if hasattr(cfg, "to_json"):
-            obj = cfg.to_json()
-        elif dataclasses.is_dataclass(cfg):
-            obj = dataclasses.asdict(cfg)
-        else:
-            return None
-        json.dumps(obj)
-        cls = type(evaluator)
-        return {"type": f"{cls.__module__}.{cls.__qualname__}", "config": obj}
-    except Exception:  # noqa: BLE001 - a record is optional
-        return None
 
 
 def space_from_config(config: dict):
@@ -460,7 +431,12 @@ def read_spec_file(path_or_json: str, space) -> tuple[Any, dict]:
                 f"--spec must be a JSON file or JSON text; no such file. Received: "
                 f"spec={path_or_json!r}")
         where = path_or_json
-        text = Path(path_or_json).read_text()
+        try:
+            text = Path(path_or_json).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidArchitectureError(
+                f"--spec {path_or_json} cannot be read as JSON text ({type(e).__name__}: "
+                f"{str(e)[:120]}). Pass a spec.json written by export, or JSON text.") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -599,7 +575,7 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
             ``retrain_epochs``.
         InvalidArchitectureError: a bad ``spec``.
     """
-    from nas_tf.report import open_store
+    from nas_tf.rundir import open_store
 
     if retrain_epochs is not None and (isinstance(retrain_epochs, bool) or retrain_epochs < 0):
         raise ConfigError(

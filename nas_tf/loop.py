@@ -27,156 +27,39 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from nas_tf.algorithms import make_algorithm
+from nas_tf.checkpoint import Checkpointer
 from nas_tf.config import SearchConfig
-from nas_tf.errors import ConfigError, RunDirError
+from nas_tf.errors import ConfigError, DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
-from nas_tf.space import SearchSpace, canonical_json
-from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial, TrialStore
+from nas_tf.rundir import (  # noqa: F401
+    CHECKPOINT_DIR,
+    RESULTS_DIR,
+    STORE_FILE,
+    SUMMARY_FILE,
+    SummaryWriter,
+    check_store_not_behind,
+    evaluator_record,
+    is_environment_error,
+    is_run_dir,
+    open_run_dir,
+    read_summary,
+    read_trials,
+    write_json_atomic,
+)
+from nas_tf.space import SearchSpace
+from nas_tf.store import DONE, FAILED, PENDING, RUNNING
 
-STORE_FILE = "trials.sqlite"
-SUMMARY_FILE = "summary.json"
-CHECKPOINT_DIR = "checkpoints"
-RESULTS_DIR = "results"
-FORMAT_VERSION = 1
-
-# Config fields that may change when a search is resumed (budgets).
-_RESUMABLE_FIELDS = ("max_children", "max_proposals", "patience_rounds")
-
-
-def _identity(config: SearchConfig) -> dict:
-    d = config.to_json()
-    for k in _RESUMABLE_FIELDS:
-        d.pop(k, None)
-    return d
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Writes JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    return (Path(path) / STORE_FILE).is_file()
-
-
-def read_trials(run_dir: str | os.PathLike) -> list[Trial]:
-    """Every child stored in a run directory, in id order (opened read-only).
-
-    Raises:
-        RunDirError: there is no readable trial store in ``run_dir``.
-    """
-    with TrialStore(str(Path(run_dir) / STORE_FILE), readonly=True) as store:
-        return store.trials()
-
-
-def open_run_dir(run_dir: str | os.PathLike, space: SearchSpace,
-                 config: SearchConfig) -> TrialStore:
-    """Opens (or creates) a run directory for this space and config.
-
-    Raises:
-        RunDirError: the directory holds other files and no search, or a
-            search of another space or config.
-    """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"--run_dir {run_dir} is a file, not a directory. Choose another path.")
-    if run_dir.is_dir() and not is_run_dir(run_dir):
-        others = [p.name for p in run_dir.iterdir()]
-        if others:
-            raise RunDirError(
-                f"--run_dir {run_dir} is not empty and holds no nas_tf search "
-                f"(found {', '.join(sorted(others)[:3])}). Choose a new or empty directory."
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    store = TrialStore(str(run_dir / STORE_FILE))
-    space_cfg = store.get_meta("space")
-    search_cfg = store.get_meta("search")
-    if space_cfg is None:
-        store.set_meta(space=space.config(), search=_identity(config), version=FORMAT_VERSION,
-                       created=time.time())
-        return store
-    if canonical_json(space_cfg) != canonical_json(space.config()):
-        store.close()
-        raise RunDirError(
-            f"--run_dir {run_dir} holds a search of another space "
-            f"({canonical_json(space_cfg)}; this one is {canonical_json(space.config())}). "
-            "Use a new --run_dir, or the flags that run was started with."
-        )
-    if canonical_json(search_cfg) != canonical_json(_identity(config)):
-        diff = sorted(k for k in set(search_cfg) | set(_identity(config))
-                      if search_cfg.get(k) != _identity(config).get(k))
-        store.close()
-        raise RunDirError(
-            f"--run_dir {run_dir} holds a search with other settings (differs in: "
-            f"{', '.join(diff)}). Use a new --run_dir, or the flags that run was started with."
-        )
-    return store
-
-
-class _Checkpointer:
-    """The search's state in a ``tf.train.CheckpointManager``.
-
-    The JSON state of the algorithm and of the loop (the proposals not yet
-    fed back, counters) and the number of updates are saved in the same
-    checkpoint as the TensorFlow objects, so one file set is always
-    consistent. TensorFlow writes a checkpoint's files under temporary names
-    and then points the ``checkpoint`` file at it atomically, so a search
-    killed while saving resumes from the previous checkpoint.
-    """
-
-    def __init__(self, directory: Path, algorithm):
-        import tensorflow as tf
-
-        self._tf = tf
-        self.algorithm = algorithm
-        self.round = tf.Variable(0, dtype=tf.int64, trainable=False, name="round")
-        self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="algorithm_state")
-        self.ckpt = tf.train.Checkpoint(round=self.round, algorithm_state=self.state,
-                                        **algorithm.trackables())
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(directory), max_to_keep=3)
-
-    def restore(self) -> dict | None:
-        """Restores the latest checkpoint; returns the loop's state (None
-        without a checkpoint; ``{}`` for a checkpoint of an older version)."""
-        path = self.manager.latest_checkpoint
-        if not path:
-            return None
-        try:
-            self.ckpt.restore(path).assert_existing_objects_matched()
-        except Exception as e:  # noqa: BLE001 - report any damage as one line
-            raise RunDirError(
-                f"The checkpoint {path} cannot be restored ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]}). Delete the files of that checkpoint from "
-                f"{os.path.dirname(path)} to resume from an earlier one, or use a new --run_dir."
-            ) from None
-        state = json.loads(self.state.numpy().decode("utf-8"))
-        if "loop" in state and "algorithm" in state:
-            self.algorithm.set_state(state["algorithm"])
-            return state["loop"]
-        self.algorithm.set_state(state)  # written by version 1 (synchronous loop)
-        return {}
-
-    def save(self, round_: int, loop_state: dict) -> None:
-        self.round.assign(round_)
-        self.state.assign(json.dumps({"algorithm": self.algorithm.get_state(),
-                                      "loop": loop_state}))
-        self.manager.save()  # numbered by the checkpoint's own (restored) save counter
+__all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
+           "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
 
 
 @dataclasses.dataclass
@@ -264,18 +147,27 @@ class SearchLoop:
                                                   int(self.executor.capacity))
         self.handle_signals = handle_signals
         self.child_logs = child_logs
-        self.store = open_run_dir(self.run_dir, space, config)
-        from nas_tf.export import evaluator_record  # light module: no TensorFlow at import
-
-        record = evaluator_record(evaluator)
-        if record is not None:
-            self.store.set_meta(evaluator=record)
+        # The lock first, then the identity; then the checkpoint and the
+        # store must agree before anything is written into the directory.
+        self.store = open_run_dir(self.run_dir, space, config, evaluator)  # holds the lock
+        try:
+            # An algorithm instance may be handed in (benchmarks reuse one compiled
+            # controller across seeds); by default it is made from the config.
+            self.algorithm = algorithm or make_algorithm(space, config)
+            self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
+            self._state = self.ckpt.restore()
+            check_store_not_behind(self.store, self.run_dir, self._state,
+                                   read_summary(self.run_dir))
+            self._summary_file = SummaryWriter(self.run_dir)
+            record = evaluator_record(evaluator)
+            if record is not None:
+                self.store.set_meta(evaluator=record)
+        except BaseException:
+            self.store.close()
+            raise
         self.tb = TensorBoardLogger(str(self.run_dir))
         self.logger = MultiLogger([self.tb, logger])
-        # An algorithm instance may be handed in (benchmarks reuse one compiled
-        # controller across seeds); by default it is made from the config.
-        self.algorithm = algorithm or make_algorithm(space, config)
-        self.ckpt = _Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
+        self._environment_error: str | None = None
         self.stop_requested = False
         self.stop_reason = ""
         self._best: float | None = None
@@ -343,9 +235,7 @@ class SearchLoop:
         }
 
     def _write_summary(self, status="running") -> dict:
-        s = self.summary(status)
-        write_json_atomic(self.run_dir / SUMMARY_FILE, s)
-        return s
+        return self._summary_file.write(self.summary(status))
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Asks the loop to stop soon (safe from a signal handler)."""
@@ -365,9 +255,11 @@ class SearchLoop:
             "finished": self._n_finished,
             "finished_at_update": self._finished_at_update,
             "max_trial_id": max([self._ckpt_max_id, *self._seen]),
+            "store_finished": self.store.num_finished(),
         }
 
     def _save(self) -> None:
+        self.store.flush_wal()  # the main file alone is as new as this checkpoint
         self.ckpt.save(self._updates, self._loop_state())
         self._last_save = time.time()
         self._dirty = False
@@ -415,7 +307,9 @@ class SearchLoop:
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
         """Runs until the budget is spent (or a stop); returns the summary."""
-        state = self.ckpt.restore()
+        state = self._state
+        if self.ckpt.note:
+            self.logger.message(self.ckpt.note)
         requeued = self.store.requeue_running()
         self._restore(state)
         kept = self.store.num_finished()
@@ -442,13 +336,16 @@ class SearchLoop:
             if self._dirty:
                 self._save()
             status = "stopped" if self.stop_requested else "finished"
-            if self.stop_requested:
+            if self.stop_requested and not self._environment_error:
                 self.stop_reason = (f"{self.stop_reason or 'stop requested'}; run the same "
                                     f"command again to resume from {self.run_dir}")
                 self.logger.message(f"Stopped ({self.stop_reason}). Checkpoint saved.")
             self.store.set_meta(wall_time_s=self._wall_before + time.time() - self._start,
                                 duplicates=self._duplicates)
+            self.store.flush_wal()
             summary = self._write_summary(status)
+            if self._environment_error:
+                raise DataError(self._environment_error)
             self.logger.text(summary["children_trained"], "search/summary",
                              f"**{status}**: {self.stop_reason}")
             return summary
@@ -585,6 +482,21 @@ class SearchLoop:
 
     def _record(self, outcome: Outcome) -> None:
         tid = outcome.job.trial_id
+        if not outcome.ok and not outcome.retry and is_environment_error(outcome.error):
+            # The machine failed, not the architecture: leave the child pending
+            # (it trains after the fix) and stop the search with one line.
+            self.store.mark_pending(tid)
+            if outcome.job.result_file and os.path.exists(outcome.job.result_file):
+                os.remove(outcome.job.result_file)  # or the resume would read the failure back
+            if not self._environment_error:
+                first = (outcome.error or "").strip().splitlines()[0][:300]
+                self._environment_error = (
+                    f"child {tid} could not train because of its environment, not its "
+                    f"architecture ({first}). The search stopped and left it pending, not "
+                    f"failed: fix the cause and run the same command again to resume from "
+                    f"{self.run_dir}.")
+                self.request_stop("environment error")
+            return
         if outcome.retry:  # the executor gave the job back: queue it again
             self.store.mark_pending(tid)
             seqs = self._waiting.get(tid, [])
@@ -665,6 +577,7 @@ class SearchLoop:
         self.logger.scalars(step, scalars)
         self.store.set_meta(duplicates=self._duplicates,
                             wall_time_s=self._wall_before + time.time() - self._start)
+        self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
         if time.time() - self._last_save >= self.checkpoint_every_s:
             self._save()
         self._write_summary()
@@ -702,10 +615,12 @@ class SearchLoop:
             signal.signal(sig, h)
 
     def close(self) -> None:
-        self.logger.close()
-        self.executor.close()
-        self.evaluator.close()
-        self.store.close()
+        try:
+            self.logger.close()
+            self.executor.close()
+            self.evaluator.close()
+        finally:
+            self.store.close()  # and the lock, last: nothing writes the directory after it
 
 
 def run_search(space: SearchSpace, evaluator: Evaluator, *, run_dir: str,

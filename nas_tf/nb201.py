@@ -175,12 +175,34 @@ def load_table(path: str) -> dict[str, float]:
                     raise DataError(
                         f"{path}:{lineno}: test_accuracy is not finite. {fix}. "
                         f"Received: {row[1]!r}")
-                table[spec.to_arch_string()] = acc
+                arch = spec.to_arch_string()
+                if arch in table:
+                    raise DataError(
+                        f"{path}:{lineno}: the cell {arch} is listed twice (which accuracy "
+                        f"holds?). {fix}, one row per cell.")
+                table[arch] = acc
     except UnicodeDecodeError:
         raise DataError(f"{path} is not a text CSV file. {fix}.") from None
     if not table:
         raise DataError(f"{path} has no rows. {fix}.")
     return table
+
+
+def check_table_covers(table: dict[str, float], path: str) -> None:
+    """Raises DataError unless the table has a row for every cell of the space.
+
+    A search proposes any of the 5^6 = 15,625 cells; a missing one could only fail.
+    """
+    import itertools
+
+    total = len(OPS) ** len(EDGES)
+    if len(table) < total:
+        missing = next(a for a in (Nb201Spec(ops).to_arch_string() for ops in
+                                   itertools.product(OPS, repeat=len(EDGES))) if a not in table)
+        raise DataError(
+            f"{path} has {len(table)} cells but the NAS-Bench-201 space has {total} (e.g. "
+            f"{missing} is missing); a search would propose cells it cannot score. Pass the "
+            "complete table (e.g. ../shared/data/nb201/cifar10.csv).")
 
 
 class Nb201TableEvaluator(Evaluator):
@@ -207,7 +229,7 @@ class Nb201TableEvaluator(Evaluator):
     def evaluate(self, spec: Nb201Spec, context) -> EvalResult:
         arch = spec.to_arch_string()
         if arch not in self.table:
-            raise KeyError(f"{arch} is not in the table {self.table_path}")
+            raise DataError(f"{arch} is not in the table {self.table_path}")
         acc = self.table[arch]
         return EvalResult(reward=acc, metrics={"test_accuracy": acc})
 

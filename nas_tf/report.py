@@ -35,10 +35,9 @@ from typing import Any
 import numpy as np
 
 from nas_tf.errors import ConfigError, RunDirError
-from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial, TrialStore
+from nas_tf.rundir import STORE_FILE, SUMMARY_FILE, open_store, read_summary  # noqa: F401
+from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial
 
-STORE_FILE = "trials.sqlite"
-SUMMARY_FILE = "summary.json"
 CURVE_FILE = "reward_curve.png"
 REPORT_FILE = "report.md"
 REPORT_TB_DIR = "report"
@@ -50,31 +49,6 @@ METRIC_KEYS = ("val_accuracy", "val_perplexity", "test_accuracy", "accuracy", "p
 # ----------------------------------------------------------------------------
 # Reading a run directory.
 # ----------------------------------------------------------------------------
-
-
-def open_store(run_dir: str | os.PathLike) -> TrialStore:
-    """Opens the trial store of a run directory read-only.
-
-    Raises:
-        RunDirError: the directory does not exist, or holds no nas_tf search.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"--run_dir {run_dir} does not exist. Pass the directory of a search "
-                          "(the --run_dir given to nas_tf.run).")
-    if not run_dir.is_dir():
-        raise RunDirError(f"--run_dir {run_dir} is a file, not a run directory. Pass the directory "
-                          "of a search.")
-    path = run_dir / STORE_FILE
-    if not path.is_file():
-        raise RunDirError(f"--run_dir {run_dir} is not a nas_tf run (no {STORE_FILE} in it). Pass "
-                          "the directory of a search.")
-    store = TrialStore(str(path), readonly=True)
-    if store.get_meta("space") is None:
-        store.close()
-        raise RunDirError(f"{path} records no search space; it is not a nas_tf run. Pass the "
-                          "directory of a search.")
-    return store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,13 +143,7 @@ def make_report(run_dir: str | os.PathLike, top_k: int = 10) -> Report:
         raise RunDirError(f"{run_dir}: the trial store cannot be read ({e}).") from None
     finally:
         store.close()
-    summary = {}
-    spath = Path(run_dir) / SUMMARY_FILE
-    if spath.is_file():
-        try:
-            summary = json.loads(spath.read_text())
-        except (OSError, json.JSONDecodeError):
-            summary = {}
+    summary = read_summary(run_dir)
     errors: dict[str, int] = {}
     for t in trials:
         if t.status == FAILED:
@@ -406,6 +374,8 @@ def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool 
     >>> print(format_report(report))  # doctest: +SKIP
     """
     report = make_report(run_dir, top_k)
+    if not os.access(run_dir, os.W_OK):  # a finished run on a read-only mount: read only
+        return report
     image = reward_curve_image(report.order)
     png = Path(run_dir) / CURVE_FILE
     tmp = png.with_name(png.name + ".tmp")
@@ -455,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--run_dir is required (the directory of a search). "
                               "Received: run_dir=None")
         report = write_report(fv.run_dir, fv.top_k, tensorboard=fv.tensorboard)
+        if report.png_path is None:
+            print(f"warning: {fv.run_dir} is read-only; the report is printed, not written.",
+                  file=sys.stderr)
     except NasTfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import sys
 
 from absl import app, flags
@@ -164,7 +165,10 @@ def _rnn_parts():
         "valid_tokens": VALID_TOKENS.value,
     }
     cfg = RnnSearchConfig(**{k: v for k, v in given.items() if v is not None})
-    return make_space(cfg), make_evaluator(cfg)
+    evaluator = make_evaluator(cfg)
+    if cfg.dataset != "synthetic":
+        evaluator.data()  # load and check the files now, before a run dir is written
+    return make_space(cfg), evaluator
     # --- rnn parts end ---
 
 
@@ -247,17 +251,19 @@ _DEFAULT_MAX_CHILDREN = {"nb201": 500, "rnn": 10, "cnn": 10}
 
 
 def _nb201_parts():
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator, load_table
+    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator, check_table_covers
 
     evaluator = Nb201TableEvaluator(NB201_TABLE.value)
-    load_table(NB201_TABLE.value)  # validate now: one clear error before anything is written
+    # Validate now (rows, duplicates, every cell of the space): one clear error
+    # before anything is written.
+    check_table_covers(evaluator.table, NB201_TABLE.value)
     return Nb201Space(), evaluator
 
 
 def _stored_preset(run_dir: str | None) -> str | None:
     """The controller preset an existing run directory was started with, if any."""
     from nas_tf import config as cfgmod
-    from nas_tf.loop import STORE_FILE, is_run_dir
+    from nas_tf.rundir import STORE_FILE, is_run_dir
     from nas_tf.store import TrialStore
 
     if not run_dir or not is_run_dir(run_dir):
@@ -317,6 +323,11 @@ def _run() -> dict:
     if max_children is None:
         max_children = _DEFAULT_MAX_CHILDREN[SPACE.value]
     config = _search_config(max_children)  # validates budgets first
+    from nas_tf.flag_checks import irrelevant_flags
+
+    given = {name for name, fl in flags.FLAGS.__flags.items() if fl.present}
+    for line in irrelevant_flags(given, SPACE.value, EXECUTOR.value, ALGORITHM.value):
+        print(line, file=sys.stderr)
     parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
     space, evaluator = parts()
     console = ConsoleLogger(sys.stderr)
@@ -356,6 +367,16 @@ def main(argv):
     except NasTfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the machine's: a full disk, a read-only mount
+        from nas_tf.rundir import describe_os_error, is_environment_error
+
+        text = f"{type(e).__name__}: {e}"
+        if not (isinstance(e, (OSError, sqlite3.Error)) or is_environment_error(text)
+                or "No space left" in text or "Read-only file system" in text):
+            raise
+        print(f"error: {describe_os_error(e, RUN_DIR.value or 'the run directory')}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted. Run the same command again to resume from {RUN_DIR.value}.",
               file=sys.stderr)
@@ -363,9 +384,19 @@ def main(argv):
     return 0
 
 
+def parse_flags(argv):
+    """absl's parsing, with a bad flag as one ``error:`` line and exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {text}. See --helpfull for every flag.", file=sys.stderr)
+        sys.exit(2)
+
+
 def entry_point():
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry_point()

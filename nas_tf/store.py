@@ -10,7 +10,10 @@ a consistent file; re-opening it resumes (rows left ``running`` go back to
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
+import os
 import sqlite3
 import time
 from typing import Any, Iterable
@@ -64,13 +67,59 @@ class Trial:
         return dataclasses.asdict(self)
 
 
+class DamagedRow(ValueError):
+    """A row whose values are not what the store writes."""
+
+
 def _row_to_trial(row) -> Trial:
+    try:
+        spec, tokens = json.loads(row[2]), tuple(int(t) for t in json.loads(row[3]))
+        metrics = json.loads(row[6]) if row[6] else {}
+        if not isinstance(metrics, dict):
+            raise ValueError("metrics are not a JSON object")
+    except (TypeError, ValueError) as e:
+        raise DamagedRow(f"child {row[0]} has unreadable values ({e})") from None
+    reward = row[5]
+    if reward is not None and (isinstance(reward, (str, bytes)) or not math.isfinite(reward)):
+        raise DamagedRow(f"child {row[0]} has the reward {reward!r}, not a number")
+    if row[4] == DONE and reward is None:
+        raise DamagedRow(f"child {row[0]} is done but has no reward (NULL)")
+    if row[4] not in STATUSES:
+        raise DamagedRow(f"child {row[0]} has the unknown status {row[4]!r}")
     return Trial(
-        id=row[0], hash=row[1], spec=json.loads(row[2]), tokens=tuple(json.loads(row[3])),
-        status=row[4], reward=row[5], metrics=json.loads(row[6]) if row[6] else {},
+        id=row[0], hash=row[1], spec=spec, tokens=tokens,
+        status=row[4], reward=reward, metrics=metrics,
         error=row[7], attempts=row[8], round=row[9], created=row[10], started=row[11],
         finished=row[12], duration=row[13],
     )
+
+
+def _store_error(path: str, e: Exception) -> RunDirError:
+    """One line for an error met while using the store."""
+    text = str(e)
+    if isinstance(e, DamagedRow):
+        return RunDirError(f"{path} is damaged: {text}. It was edited or corrupted; put back a "
+                           "good copy of trials.sqlite, or use a new --run_dir.")
+    if "disk is full" in text or "readonly" in text or "unable to open" in text or \
+            "disk I/O error" in text:
+        from nas_tf.rundir import describe_os_error
+
+        return RunDirError(describe_os_error(e, path))
+    return RunDirError(f"{path} is damaged ({text}): put back a good copy of trials.sqlite "
+                       "(with its -wal file), or use a new --run_dir.")
+
+
+def _guarded(method):
+    """Turns SQLite errors and damaged rows of a store method into one RunDirError."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, DamagedRow) as e:
+            raise _store_error(self.path, e) from None
+
+    return wrapper
 
 
 _COLUMNS = ("id, hash, spec, tokens, status, reward, metrics, error, attempts, round, "
@@ -92,9 +141,17 @@ class TrialStore:
     def __init__(self, path: str, readonly: bool = False):
         self.path = str(path)
         self._db = None
+        if readonly and not os.path.isfile(self.path):
+            raise RunDirError(f"{self.path} is not a readable nas_tf trial store (no such file). "
+                              "Pass the directory of a search.")
         try:
             if readonly:
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+                # In a directory this process cannot write (a finished run on a
+                # read-only mount) SQLite cannot make its -shm file: read the
+                # main file as it is (it is complete after every update).
+                frozen = not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK)
+                uri = f"file:{self.path}?{'immutable=1' if frozen else 'mode=ro'}"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30)
             self._check_schema()  # before any write: another program's file is left untouched
@@ -104,9 +161,12 @@ class TrialStore:
                 self._db.executescript(_SCHEMA)
                 self._db.commit()
             self._db.execute("SELECT count(*) FROM trials").fetchone()
-        except sqlite3.DatabaseError as e:
+        except sqlite3.Error as e:
             if self._db is not None:
                 self._db.close()
+            if isinstance(e, sqlite3.OperationalError) and not (
+                    "malformed" in str(e) or "not a database" in str(e)):
+                raise _store_error(self.path, e) from None  # disk full, permissions
             raise RunDirError(
                 f"{self.path} is not a readable nas_tf trial store ({e}). Use a new --run_dir, "
                 "or move the damaged file away to start over."
@@ -128,7 +188,13 @@ class TrialStore:
                 f"its trials table lacks the columns {', '.join(missing)}")
 
     def close(self) -> None:
-        self._db.close()
+        """Closes the database, then releases the run directory's lock if it holds one."""
+        try:
+            self._db.close()
+        finally:
+            lock, self.lock = getattr(self, "lock", None), None
+            if lock is not None:
+                lock.close()
 
     def __enter__(self) -> "TrialStore":
         return self
@@ -137,10 +203,17 @@ class TrialStore:
         self.close()
 
     # ------------------------------------------------------------------ meta
+    @_guarded
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        if not row:
+            return default
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError):
+            raise DamagedRow(f"the meta value {key!r} is not JSON ({str(row[0])[:60]!r})") from None
 
+    @_guarded
     def set_meta(self, **items: Any) -> None:
         with self._db:
             self._db.executemany(
@@ -150,14 +223,17 @@ class TrialStore:
             )
 
     # ---------------------------------------------------------------- trials
+    @_guarded
     def get(self, hash_: str) -> Trial | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM trials WHERE hash=?", (hash_,)).fetchone()
         return _row_to_trial(row) if row else None
 
+    @_guarded
     def get_id(self, trial_id: int) -> Trial | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM trials WHERE id=?", (trial_id,)).fetchone()
         return _row_to_trial(row) if row else None
 
+    @_guarded
     def add(self, hash_: str, spec_json: dict, tokens: Iterable[int],
             round_: int | None = None) -> Trial:
         """Adds a pending child, or returns the existing row with that hash."""
@@ -170,6 +246,7 @@ class TrialStore:
             )
         return self.get(hash_)
 
+    @_guarded
     def mark_running(self, trial_id: int) -> None:
         with self._db:
             self._db.execute(
@@ -177,6 +254,7 @@ class TrialStore:
                 (RUNNING, time.time(), trial_id),
             )
 
+    @_guarded
     def mark_done(self, trial_id: int, reward: float, metrics: dict | None = None,
                   duration: float | None = None) -> None:
         with self._db:
@@ -187,6 +265,7 @@ class TrialStore:
                  time.time(), duration, trial_id),
             )
 
+    @_guarded
     def mark_failed(self, trial_id: int, error: str, reward: float | None = None,
                     duration: float | None = None) -> None:
         with self._db:
@@ -195,10 +274,12 @@ class TrialStore:
                 (FAILED, reward, error, time.time(), duration, trial_id),
             )
 
+    @_guarded
     def mark_pending(self, trial_id: int) -> None:
         with self._db:
             self._db.execute("UPDATE trials SET status=? WHERE id=?", (PENDING, trial_id))
 
+    @_guarded
     def requeue_running(self) -> int:
         """Sets rows left ``running`` by a dead search back to ``pending``."""
         with self._db:
@@ -206,17 +287,37 @@ class TrialStore:
         return cur.rowcount
 
     # --------------------------------------------------------------- queries
+    @_guarded
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in STATUSES}
         for status, n in self._db.execute("SELECT status, count(*) FROM trials GROUP BY status"):
             out[status] = n
         return out
 
+    @_guarded
+    def row_stats(self) -> tuple[int, int]:
+        """(number of rows, largest id)."""
+        n, m = self._db.execute("SELECT count(*), coalesce(max(id), 0) FROM trials").fetchone()
+        return int(n), int(m)
+
+    @_guarded
+    def rows_up_to(self, trial_id: int) -> int:
+        """Number of rows with an id <= ``trial_id``."""
+        return int(self._db.execute("SELECT count(*) FROM trials WHERE id<=?",
+                                    (int(trial_id),)).fetchone()[0])
+
+    @_guarded
+    def flush_wal(self) -> None:
+        """Copies the write-ahead log into the main file (PASSIVE: never waits
+        for readers), so the main file alone holds every committed row."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
     def num_finished(self) -> int:
         """Children trained (done or failed): the budget counts these."""
         c = self.counts()
         return c[DONE] + c[FAILED]
 
+    @_guarded
     def trials(self, status: str | None = None) -> list[Trial]:
         if status:
             rows = self._db.execute(
@@ -225,6 +326,7 @@ class TrialStore:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY id")
         return [_row_to_trial(r) for r in rows]
 
+    @_guarded
     def best(self, k: int = 1) -> list[Trial]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY reward DESC, id ASC LIMIT ?",
@@ -232,6 +334,7 @@ class TrialStore:
         )
         return [_row_to_trial(r) for r in rows]
 
+    @_guarded
     def common_errors(self, k: int = 5) -> list[tuple[str, int]]:
         rows = self._db.execute(
             "SELECT error, count(*) AS n FROM trials WHERE status=? GROUP BY error "

@@ -172,7 +172,7 @@ def test_evaluator_is_lazy_picklable_and_looks_up(tmp_path):
     part = tmp_path / "part.csv"
     part.write_text(f"arch,test_accuracy\n{GOOD},12.5\n")
     other = Nb201Spec(("skip_connect",) * 6)
-    with pytest.raises(KeyError, match="not in the table"):
+    with pytest.raises(DataError, match="not in the table"):  # the data's fault
         Nb201TableEvaluator(str(part)).evaluate(other, _ctx(tmp_path))
     # A bad table surfaces as a DataError from evaluate too.
     bad = tmp_path / "bad.csv"

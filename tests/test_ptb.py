@@ -77,7 +77,10 @@ def test_char_level(tmp_path):
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("missing_dir", "not found.*ptb.train.txt"),
+        ("missing_dir", "does not exist.*ptb.train.txt"),
+        ("empty_dir", "not found.*ptb.train.txt"),
+        ("not_utf8", "not UTF-8"),
+        ("all_unk", "no words but <unk>"),
         ("missing_one", "lacks ptb.valid.txt"),
         ("empty_file", "empty"),
         ("blank_lines", "empty"),
@@ -94,6 +97,13 @@ def test_bad_inputs_raise_one_clear_error(tmp_path, case, match):
         write_ptb(d, train="\n \n\n")
     elif case == "dir_is_file":
         d.write_text("x")
+    elif case == "empty_dir":
+        d.mkdir()
+    elif case == "not_utf8":
+        write_ptb(d)
+        (d / "ptb.valid.txt").write_bytes(b"\xff\xfe\x00 binary")
+    elif case == "all_unk":
+        write_ptb(d, train="<unk> <unk>\n<unk>\n", valid="<unk>\n", test="<unk>\n")
     with pytest.raises(DataError, match=match) as info:
         load(d)
     assert "Received:" in str(info.value)
@@ -156,3 +166,39 @@ def test_load_corpus_unknown_dataset(dataset):
 def test_synthetic_rejects_bad_sizes():
     with pytest.raises(ConfigError, match="Received: num_words=0"):
         ptb.make_synthetic(0, num_words=0)
+
+
+def test_nonexistent_data_dir_never_downloads(tmp_path, monkeypatch):
+    def no_network(*a, **k):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(ptb, "_download_ptb", no_network)
+    with pytest.raises(DataError, match="does not exist"):
+        ptb.load_ptb(tmp_path / "typo", download=True, cache_dir=tmp_path / "cache")
+
+
+def test_download_is_https_with_pinned_checksums(tmp_path, monkeypatch):
+    """A download whose files differ from the pinned SHA-256 is refused, not used."""
+    import io
+    import tarfile
+
+    assert ptb.PTB_URL.startswith("https://") and len(ptb.PTB_SHA256) == 3
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for s in ("train", "valid", "test"):
+            data = b"not the real ptb\n"
+            info = tarfile.TarInfo(f"simple-examples/data/ptb.{s}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(ptb.urllib.request, "urlopen",
+                        lambda url, timeout: Response(buf.getvalue()))
+    assert ptb._download_ptb(tmp_path / "cache", 1.0) is False
+    assert not list((tmp_path / "cache").glob("ptb.*.txt"))

@@ -1,0 +1,385 @@
+r"""Reliability drill of the run directory: bad inputs, corruption, kills, two searches.
+
+Every case runs the real command line in a subprocess on the NAS-Bench-201
+space (a synthetic full table: made-up accuracies, real mechanics) and is
+judged by what a user sees:
+
+* bad inputs: exit 2, exactly one ``error:`` line on stderr, no traceback,
+  and the run directory not created (or not changed);
+* corruption: one ``error:`` line (refused), or recovered (exit 0, no fewer
+  children and no worse best than before) — never a traceback, never a
+  silent loss;
+* SIGKILLs: ``experiments/fault_drill.py`` (its table is included);
+* concurrent runs: two searches started together on one directory; the
+  second must stop at once and no child may be trained twice.
+
+The disk-full and read-only cases mount a small tmpfs (needs root; skipped
+otherwise). Writes ``experiments/results/reliability.md``.
+
+  nice -n 5 python experiments/reliability_drill.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from conftest import write_synthetic_nb201_table  # noqa: E402
+
+from nas_tf.rundir import read_summary, read_trials  # noqa: E402
+
+
+def env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
+
+
+def cli(*args, module="nas_tf.run", timeout=600):
+    p = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout, env=env(), cwd=str(REPO))
+    return p.returncode, p.stderr
+
+
+def one_line(rc, err) -> tuple[bool, str]:
+    lines = [x for x in err.splitlines() if x.strip() and not x.startswith("warning:")]
+    ok = rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    return ok, (lines[-1] if lines else "")[:160]
+
+
+class Drill:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.table = tmp / "table.csv"
+        write_synthetic_nb201_table(self.table)
+        self.bad: list[tuple[str, bool, str]] = []
+        self.corrupt: list[tuple[str, str, bool, str]] = []
+
+    def nb201(self, run, *extra):
+        return cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={run}",
+                   "--algorithm=reinforce", "--max_children=60", *extra)
+
+    # ------------------------------------------------------------ bad inputs
+    def bad_input(self, name, args, module="nas_tf.run", run=None, keep=None):
+        before = snapshot(keep) if keep else None
+        rc, err = cli(*args, module=module)
+        ok, line = one_line(rc, err)
+        if run is not None and Path(run).exists() and keep is None:
+            ok, line = False, f"run dir created: {line}"
+            shutil.rmtree(run)
+        if keep is not None and snapshot(keep) != before:
+            ok, line = False, f"files changed: {line}"
+        self.bad.append((name, ok, line))
+        print(("ok  " if ok else "BAD ") + name + " -> " + line, flush=True)
+
+    def bad_inputs(self, base: Path):
+        t, r = self.tmp, self.tmp / "never"
+        nb = ["--space=nb201", f"--nb201_table={self.table}"]
+        files = {
+            "table_cols.csv": "arch,acc\n", "table_one.csv": "arch,test_accuracy\n"
+            "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,1\n",
+        }
+        for n, text in files.items():
+            (t / n).write_text(text)
+        (t / "table_dup.csv").write_text(self.table.read_text() + self.table.read_text()
+                                         .splitlines()[1] + "\n")
+        (t / "table_bin.csv").write_bytes(b"\x89PNG\x00\xff" * 100)
+        ptb = {"ptb_empty": {"train": "", "valid": "a\n", "test": "a\n"},
+               "ptb_unk": {"train": "<unk> <unk>\n", "valid": "<unk>\n", "test": "<unk>\n"},
+               "ptb_missing": {"train": "a b\n", "valid": "a\n"}}
+        for d, splits in ptb.items():
+            (t / d).mkdir()
+            for s, text in splits.items():
+                (t / d / f"ptb.{s}.txt").write_text(text)
+        (t / "ptb_bin").mkdir()
+        for s in ("train", "valid", "test"):
+            (t / "ptb_bin" / f"ptb.{s}.txt").write_bytes(b"\xff\xfe\x00\x01 x")
+        (t / "afile").write_text("x")
+        (t / "foreign").mkdir()
+        (t / "foreign" / "thesis.tex").write_text("precious")
+        (t / "spec.bin").write_bytes(b"\x00\xff\xfe")
+        rnn = ["--space=rnn", "--dataset=ptb", f"--run_dir={r}"]
+        cases = [
+            ("--space=transformer", [*nb, f"--run_dir={r}", "--space=transformer"]),
+            ("--max_children=abc", [*nb, f"--run_dir={r}", "--max_children=abc"]),
+            ("unknown flag --frobnicate", [*nb, f"--run_dir={r}", "--frobnicate=1"]),
+            ("--algorithm=bayes", [*nb, f"--run_dir={r}", "--algorithm=bayes"]),
+            ("--max_children=0", [*nb, f"--run_dir={r}", "--max_children=0"]),
+            ("--children_per_update=-1", [*nb, f"--run_dir={r}", "--children_per_update=-1"]),
+            ("--learning_rate=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
+                                                          "--learning_rate=nan"]),
+            ("--child_timeout=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
+                                                          "--child_timeout=nan"]),
+            ("no --run_dir", nb),
+            ("extra positional argument", [*nb, f"--run_dir={r}", "extra"]),
+            ("table missing", ["--space=nb201", f"--nb201_table={t / 'no.csv'}",
+                               f"--run_dir={r}"]),
+            ("table wrong columns", ["--space=nb201", f"--nb201_table={t / 'table_cols.csv'}",
+                                     f"--run_dir={r}"]),
+            ("table with 1 row", ["--space=nb201", f"--nb201_table={t / 'table_one.csv'}",
+                                  f"--run_dir={r}"]),
+            ("table with a duplicate row", ["--space=nb201",
+                                            f"--nb201_table={t / 'table_dup.csv'}",
+                                            f"--run_dir={r}"]),
+            ("table is binary", ["--space=nb201", f"--nb201_table={t / 'table_bin.csv'}",
+                                 f"--run_dir={r}"]),
+            ("PTB --data_dir does not exist", [*rnn, f"--data_dir={t / 'nope'}"]),
+            ("PTB empty file", [*rnn, f"--data_dir={t / 'ptb_empty'}"]),
+            ("PTB all <unk>", [*rnn, f"--data_dir={t / 'ptb_unk'}"]),
+            ("PTB not UTF-8", [*rnn, f"--data_dir={t / 'ptb_bin'}"]),
+            ("PTB file missing", [*rnn, f"--data_dir={t / 'ptb_missing'}"]),
+            ("--dataset=imagenet for rnn", ["--space=rnn", "--dataset=imagenet",
+                                            f"--run_dir={r}"]),
+            ("--run_dir is a file", [*nb, f"--run_dir={t / 'afile'}"]),
+            ("--run_dir under a file", [*nb, f"--run_dir={t / 'afile' / 'run'}"]),
+            ("report --run_dir missing", [f"--run_dir={t / 'nope'}"], "nas_tf.report"),
+            ("report --top_k=0", [f"--run_dir={base}", "--top_k=0"], "nas_tf.report"),
+            ("report unknown flag", [f"--run_dir={base}", "--colour"], "nas_tf.report"),
+            ("export --spec=<binary file>", [f"--run_dir={base}", f"--spec={t / 'spec.bin'}",
+                                             f"--out={t / 'o1'}"], "nas_tf.export"),
+            ("export --spec=<not JSON>", [f"--run_dir={base}", "--spec={oops",
+                                          f"--out={t / 'o2'}"], "nas_tf.export"),
+            ("export --rank=9999", [f"--run_dir={base}", "--rank=9999", f"--out={t / 'o3'}"],
+             "nas_tf.export"),
+        ]
+        for name, args, *mod in cases:
+            self.bad_input(name, args, module=mod[0] if mod else "nas_tf.run", run=r)
+        kept = [("non-empty foreign --run_dir", [*nb, f"--run_dir={t / 'foreign'}"], "foreign"),
+                ("resume with another --seed", [*nb, f"--run_dir={base}", "--seed=5"], base),
+                ("resume with --algorithm=random", [*nb, f"--run_dir={base}",
+                                                    "--algorithm=random"], base)]
+        for name, args, keep in kept:
+            self.bad_input(name, args, keep=t / keep if isinstance(keep, str) else keep)
+        other = t / "table2.csv"
+        other.write_text(self.table.read_text().replace(",9", ",8", 1))
+        self.bad_input("resume with another table (content)",
+                       ["--space=nb201", f"--nb201_table={other}", f"--run_dir={base}"],
+                       keep=base)
+
+    # ------------------------------------------------------------ corruption
+    def scenario(self, name, base, damage, expect="refused or recovered"):
+        run = self.tmp / f"c_{len(self.corrupt)}"
+        shutil.copytree(base, run)
+        before = read_summary(base)
+        damage(run)
+        rc, err = self.nb201(run, "--max_children=70")
+        ok_line, line = one_line(rc, err)
+        if rc == 0 and "Traceback" not in err:
+            after = read_summary(run)
+            ok = (after.get("children_trained", 0) >= before["children_trained"]
+                  and (after.get("best_reward") or 0) >= before["best_reward"])
+            outcome = f"recovered ({after.get('children_trained')} children)"
+            note = [x for x in err.splitlines() if "checkpoint" in x.lower()][:1]
+            line = note[0][:160] if note else ""
+        else:
+            ok, outcome = ok_line, "refused"
+        self.corrupt.append((name, outcome, ok, line))
+        print(("ok  " if ok else "BAD ") + f"{name}: {outcome} {line}", flush=True)
+
+    def corruption(self, base: Path):
+        def sql(q):
+            def f(run):
+                db = sqlite3.connect(run / "trials.sqlite")
+                db.execute(q)
+                db.commit()
+                db.close()
+            return f
+
+        def garble_page(run):
+            p = run / "trials.sqlite"
+            b = bytearray(p.read_bytes())
+            b[4096:8192] = b"\xa5" * 4096
+            p.write_bytes(bytes(b))
+
+        def ckpts(run):
+            d = run / "checkpoints"
+            return sorted(d.glob("ckpt-*.index"), key=lambda q: int(q.stem.split("-")[1]))
+
+        cases = [
+            ("trials.sqlite truncated to 0 bytes",
+             lambda run: (run / "trials.sqlite").write_bytes(b"")),
+            ("trials.sqlite deleted", lambda run: (run / "trials.sqlite").unlink()),
+            ("rows missing (ids > 20 deleted)", sql("DELETE FROM trials WHERE id > 20")),
+            ("a garbled page of the store", garble_page),
+            ("non-JSON meta value", sql("UPDATE meta SET value='{x' WHERE key='search'")),
+            ("non-JSON spec", sql("UPDATE trials SET spec='{x' WHERE id=3")),
+            ("NULL reward of a done child", sql("UPDATE trials SET reward=NULL WHERE id=3")),
+            ("text reward", sql("UPDATE trials SET reward='high' WHERE id=3")),
+            ("binary summary.json", lambda run: (run / "summary.json").write_bytes(b"\0\xff")),
+            ("summary.json is a directory", lambda run: ((run / "summary.json").unlink(),
+                                                        (run / "summary.json").mkdir())),
+            ("garbled checkpoint state file",
+             lambda run: (run / "checkpoints" / "checkpoint").write_bytes(b"\0\xff{{")),
+            ("damaged latest checkpoint", lambda run: ckpts(run)[-1].write_bytes(b"junk")),
+            ("every checkpoint damaged", lambda run: [p.write_bytes(b"junk")
+                                                      for p in ckpts(run)]),
+        ]
+        for name, damage in cases:
+            self.scenario(name, base, damage)
+        self.wal_copy()
+        self.mounts(base)
+
+    def wal_copy(self):
+        """SIGKILL a search mid-run, copy trials.sqlite without its -wal and resume."""
+        run = self.tmp / "walrun"
+        p = subprocess.Popen([sys.executable, "-m", "nas_tf.run", "--space=nb201",
+                              f"--nb201_table={self.table}", f"--run_dir={run}",
+                              "--algorithm=reinforce", "--max_children=3000"],
+                             env=env(), cwd=str(REPO), stderr=subprocess.DEVNULL)
+        while p.poll() is None and read_summary(run).get("children_trained", 0) < 100:
+            time.sleep(0.2)
+        p.kill()
+        p.wait()
+        copy = self.tmp / "walcopy"
+        copy.mkdir()
+        for n in ("trials.sqlite", "summary.json", "checkpoints"):
+            src = run / n
+            (shutil.copytree if src.is_dir() else shutil.copyfile)(src, copy / n)
+        db = sqlite3.connect(f"file:{copy / 'trials.sqlite'}?immutable=1", uri=True)
+        main_only = db.execute("SELECT count(*) FROM trials WHERE status IN ('done','failed')"
+                               ).fetchone()[0]
+        db.close()
+        before = read_summary(copy)["children_trained"]
+        rc, err = cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={copy}",
+                      "--algorithm=reinforce", "--max_children=3000")
+        ok_line, line = one_line(rc, err)
+        after = read_summary(copy).get("children_trained", 0)
+        ok = (rc == 0 and after >= before and "Traceback" not in err) or ok_line
+        self.corrupt.append((
+            "trials.sqlite copied without -wal after a SIGKILL",
+            f"main file alone: {main_only} finished, summary said {before}; resume rc {rc}, "
+            f"{after} children", ok, line))
+        print(("ok  " if ok else "BAD ") + self.corrupt[-1][1], flush=True)
+
+    def mounts(self, base: Path):
+        mnt = self.tmp / "mnt"
+        mnt.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
+                          capture_output=True).returncode != 0:
+            self.corrupt.append(("disk full / read-only mount", "skipped (no mount)", True, ""))
+            return
+        try:
+            rc, err = cli("--space=nb201", f"--nb201_table={self.table}",
+                          f"--run_dir={mnt / 'run'}", "--algorithm=reinforce",
+                          "--max_children=3000")
+            ok, line = one_line(rc, err)
+            ok = ok and "full" in line and "damaged" not in line
+            self.corrupt.append(("disk full mid-run (600 KiB tmpfs)", "refused", ok, line))
+            print(("ok  " if ok else "BAD ") + "disk full: " + line, flush=True)
+            shutil.rmtree(mnt / "run")
+            shutil.copytree(base, mnt / "ro")
+            subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+            rc1, err1 = cli(f"--run_dir={mnt / 'ro'}", module="nas_tf.report")
+            rc2, err2 = cli(f"--run_dir={mnt / 'ro'}", f"--out={self.tmp / 'ro_export'}",
+                            module="nas_tf.export")
+            ok = rc1 == 0 and rc2 == 0 and "Traceback" not in err1 + err2
+            self.corrupt.append(("report and export of a run on a read-only mount",
+                                 f"report rc {rc1}, export rc {rc2}", ok, ""))
+            rc3, err3 = self.nb201(mnt / "ro", "--max_children=70")
+            ok3, line3 = one_line(rc3, err3)
+            ok3 = ok3 and "damaged" not in line3 and "move" not in line3
+            self.corrupt.append(("resume on a read-only mount", "refused", ok3, line3))
+            print(("ok  " if ok3 else "BAD ") + "read-only resume: " + line3, flush=True)
+        finally:
+            subprocess.run(["umount", str(mnt)], capture_output=True)
+
+    # ------------------------------------------------------------ concurrency
+    def concurrent(self, trials=3):
+        out = []
+        for i in range(trials):
+            run = self.tmp / f"conc{i}"
+            args = [sys.executable, "-m", "nas_tf.run", "--space=nb201",
+                    f"--nb201_table={self.table}", f"--run_dir={run}", "--algorithm=reinforce",
+                    "--max_children=300"]
+            ps = [subprocess.Popen(args, env=env(), cwd=str(REPO), stderr=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, text=True) for _ in range(2)]
+            errs = [p.communicate(timeout=900)[1] for p in ps]
+            codes = [p.returncode for p in ps]
+            rows = read_trials(run)
+            twice = sum(t.attempts > 1 for t in rows)
+            refused = sum(rc == 2 and "in use by another search" in e for rc, e in zip(codes, errs))
+            tb = sum("Traceback" in e for e in errs)
+            out.append((codes, refused, twice, len(rows), tb))
+            print(f"concurrent {i}: rc {codes}, refused {refused}, trained twice {twice}, "
+                  f"rows {len(rows)}, tracebacks {tb}", flush=True)
+        return out
+
+
+def snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(Path(d).rglob("*"))
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def main() -> None:
+    t0 = time.time()
+    load0 = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="nas_reliability_"))
+    d = Drill(tmp)
+    base = tmp / "base"
+    rc, err = d.nb201(base)
+    assert rc == 0, err[-2000:]
+    d.bad_inputs(base)
+    d.corruption(base)
+    conc = d.concurrent()
+    fault = subprocess.run([sys.executable, str(REPO / "experiments" / "fault_drill.py"),
+                            "--children=40", "--kills=5", "--sleep_s=0.1"], env=env(),
+                           cwd=str(REPO), capture_output=True, text=True, timeout=1800)
+    fault_table = [x for x in fault.stdout.splitlines() if x.startswith("|")]
+    write_results(d, conc, fault_table, fault.returncode, t0, load0)
+
+
+def write_results(d, conc, fault_table, fault_rc, t0, load0):
+    bad_ok = sum(ok for _, ok, _ in d.bad)
+    cor_ok = sum(ok for _, _, ok, _ in d.corrupt)
+    tb = sum("Traceback" in line for *_, line in d.corrupt)
+    refused = sum(r == 1 for _, r, _, _, _ in conc)
+    twice = sum(t for _, _, t, _, _ in conc)
+    lines = [
+        "# Reliability drill of the run directory",
+        "",
+        f"Command: `nice -n 5 python experiments/reliability_drill.py` — "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.time() - t0:.0f} s; "
+        f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (2 shared CPU "
+        "cores; several other jobs ran at the same time).",
+        "",
+        "| drill | result |",
+        "|---|---|",
+        f"| bad inputs ending in one `error:` line, exit 2, nothing written | "
+        f"**{bad_ok} / {len(d.bad)}** |",
+        f"| corruption scenarios refused with one line or recovered, no silent loss | "
+        f"**{cor_ok} / {len(d.corrupt)}** ({tb} tracebacks) |",
+        f"| concurrent runs: second refused at once | {refused} / {len(conc)}; children "
+        f"trained twice: {twice} |",
+        f"| SIGKILLs (experiments/fault_drill.py, exit {fault_rc}) | see below |",
+        "",
+        "## Bad inputs",
+        "",
+        "| input | one line | what the user sees |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {'yes' if ok else '**no**'} | `{ln.replace('|', '/')}` |"
+              for n, ok, ln in d.bad]
+    lines += ["", "## Corruption", "", "| scenario | outcome | ok | line |", "|---|---|---|---|"]
+    lines += [f"| {n} | {o} | {'yes' if ok else '**no**'} | `{ln.replace('|', '/')}` |"
+              for n, o, ok, ln in d.corrupt]
+    lines += ["", "## Concurrent runs (two `nas_tf.run` started together, 300 children)", "",
+              "| exit codes | refused | trained twice | rows | tracebacks |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {c} | {r} | {t} | {n} | {b} |" for c, r, t, n, b in conc]
+    lines += ["", "## SIGKILLs (`experiments/fault_drill.py --children=40 --kills=5 "
+              "--sleep_s=0.1`)", ""] + fault_table + [""]
+    out = REPO / "experiments" / "results" / "reliability.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

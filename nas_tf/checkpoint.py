@@ -1,0 +1,119 @@
+"""The search's state in a run directory's ``checkpoints/`` folder.
+
+The JSON state of the algorithm and of the loop (the proposals not yet fed
+back, counters, how many rows the trial store held) and the number of updates
+are saved in the same ``tf.train.Checkpoint`` as the TensorFlow objects, so
+one file set is always consistent. TensorFlow writes a checkpoint's files
+under temporary names and then points the ``checkpoint`` state file at it,
+so a search killed while saving resumes from the previous checkpoint. A
+damaged latest checkpoint (or a garbled state file) is passed over for the
+newest one that restores, and :attr:`Checkpointer.note` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from nas_tf.errors import RunDirError
+from nas_tf.rundir import describe_os_error
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:160] if text else ''}"
+
+
+class Checkpointer:
+    """Saves and restores an algorithm's trackables and the loop's JSON state."""
+
+    def __init__(self, directory: str | os.PathLike, algorithm):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.directory = Path(directory)
+        self.algorithm = algorithm
+        self.note: str | None = None
+        self.round = tf.Variable(0, dtype=tf.int64, trainable=False, name="round")
+        self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="algorithm_state")
+        self.ckpt = tf.train.Checkpoint(round=self.round, algorithm_state=self.state,
+                                        **algorithm.trackables())
+        state_file = self.directory / "checkpoint"
+        try:
+            tf.train.get_checkpoint_state(str(self.directory))
+        except Exception as e:  # noqa: BLE001 - a garbled state file: list the files instead
+            aside = state_file.with_name(f"checkpoint.damaged-{int(time.time())}")
+            try:
+                os.replace(state_file, aside)
+            except OSError as e2:
+                raise RunDirError(describe_os_error(e2, str(state_file))) from None
+            self.note = (f"The checkpoint state file {state_file} was damaged ({_first_line(e)}); "
+                         f"moved it to {aside.name} and looked for the checkpoints themselves.")
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.directory), max_to_keep=3)
+
+    def _candidates(self) -> list[str]:
+        """Checkpoint prefixes, newest first (the state file's, then any others on disk)."""
+        found = {}
+        for p in self.directory.glob("ckpt-*.index"):
+            m = re.fullmatch(r"ckpt-(\d+)\.index", p.name)
+            if m:
+                found[str(self.directory / f"ckpt-{m.group(1)}")] = int(m.group(1))
+        latest = self.manager.latest_checkpoint
+        ordered = sorted(found, key=lambda k: -found[k])
+        if latest and latest in ordered:
+            ordered.remove(latest)
+            ordered.insert(0, latest)
+        return ordered
+
+    def restore(self) -> dict | None:
+        """Restores the newest checkpoint that can be restored; returns the
+        loop's state (None without a checkpoint; ``{}`` for a checkpoint of
+        an older version).
+
+        Raises:
+            RunDirError: there are checkpoints and none can be restored.
+        """
+        candidates = self._candidates()
+        if not candidates:
+            return None
+        damaged = []
+        for path in candidates:
+            try:
+                self.ckpt.restore(path).assert_existing_objects_matched()
+                state = json.loads(self.state.numpy().decode("utf-8"))
+                if not isinstance(state, dict):
+                    raise ValueError("its JSON state is not an object")
+                if "loop" in state and "algorithm" in state:
+                    self.algorithm.set_state(state["algorithm"])
+                    loop = state["loop"]
+                else:
+                    self.algorithm.set_state(state)  # written by version 1 (synchronous loop)
+                    loop = {}
+            except Exception as e:  # noqa: BLE001 - any damage: try the previous checkpoint
+                damaged.append(f"{os.path.basename(path)} ({_first_line(e)})")
+                continue
+            if damaged:
+                self.note = ((self.note + " ") if self.note else "") + (
+                    f"Checkpoint {', '.join(damaged)} cannot be restored; resumed from the "
+                    f"previous one, {os.path.basename(path)} (children trained since are kept "
+                    "and not trained again).")
+            return loop
+        raise RunDirError(
+            f"No checkpoint in {self.directory} can be restored: {'; '.join(damaged)}. Move "
+            f"{self.directory} away to restart the controller from scratch (the trained "
+            "children are kept), or use a new --run_dir.")
+
+    def save(self, round_: int, loop_state: dict) -> None:
+        self.round.assign(round_)
+        self.state.assign(json.dumps({"algorithm": self.algorithm.get_state(),
+                                      "loop": loop_state}))
+        try:
+            self.manager.save()  # numbered by the checkpoint's own (restored) save counter
+        except Exception as e:  # noqa: BLE001 - e.g. ResourceExhaustedError on a full disk
+            if isinstance(e, OSError) or "space" in str(e) or "ResourceExhausted" in \
+                    type(e).__name__ or "Permission" in str(e) or "Read-only" in str(e):
+                raise RunDirError(describe_os_error(e, str(self.directory))) from None
+            raise

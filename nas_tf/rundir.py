@@ -1,0 +1,331 @@
+"""The run directory: one search's only record, as one concept.
+
+Files (names are the constants below):
+
+* ``trials.sqlite`` — the trial store (:mod:`nas_tf.store`); its main file
+  is made self-sufficient (the WAL copied into it) at every controller
+  update, so a copy of it alone is never older than ``summary.json``;
+* ``checkpoints/`` — the algorithm's and the loop's state
+  (:class:`nas_tf.checkpoint.Checkpointer`);
+* ``summary.json`` — rewritten (write-then-rename) after every update, never
+  with fewer children or a worse best reward than it held;
+* ``results/<id>.json`` — a child's result, written by its worker;
+* ``run.lock`` — held (``flock``) by the one search writing the directory;
+  it names that process. The kernel drops the lock when the process dies,
+  even by SIGKILL, so a stale file never blocks the next run. Readers
+  (``report``, ``export``, :func:`nas_tf.open_run`) never take it.
+
+The identity of a search (meta keys ``space``, ``search``, ``child``,
+``inputs``) covers everything that changes a reward: the space, the
+algorithm's settings, every child-training setting and the data (path and a
+fingerprint of its contents). Budgets, the executor and worker counts are
+not part of it, so they may change on resume.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from nas_tf.errors import RunDirError
+from nas_tf.identity import check_identity, evaluator_record  # noqa: F401 - re-exported
+from nas_tf.store import Trial, TrialStore
+
+STORE_FILE = "trials.sqlite"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_DIR = "checkpoints"
+RESULTS_DIR = "results"
+LOCK_FILE = "run.lock"
+
+
+# ----------------------------------------------------------------------------
+# Atomic writes and one-line environment errors.
+# ----------------------------------------------------------------------------
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2,
+                      default=str) -> None:
+    """Writes JSON through a temporary file of this process and a rename."""
+    path = str(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=indent, sort_keys=True, default=default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def describe_os_error(e: BaseException, where: str) -> str:
+    """One line for an error of the machine (disk full, permissions), naming the fix.
+
+    Such errors are never the fault of a file's content, so the line never
+    tells the user to move a file away.
+    """
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space" in text:
+        return (f"the disk holding {where} is full ({text.splitlines()[0][:160]}). Free space "
+                "and run the same command again: nothing recorded is lost.")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly database" in text \
+            or "Read-only" in text or "Permission denied" in text:
+        return (f"cannot write {where} ({text.splitlines()[0][:160]}): it is read-only or not "
+                "yours. Fix its permissions, or pass a writable --run_dir.")
+    return f"{where}: {type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
+#: Error texts of a child that mean the machine failed, not the architecture.
+_ENVIRONMENT_MARKERS = ("DataError:", "ModuleNotFoundError:", "ImportError:",
+                        "FileNotFoundError:", "PermissionError:", "No space left on device",
+                        "[Errno 28]", "Read-only file system", "database or disk is full")
+
+
+def is_environment_error(error: str | None) -> bool:
+    """Whether a child's error text is the environment's (missing data, a full
+    disk, a broken install) rather than its architecture's."""
+    return bool(error) and any(m in error for m in _ENVIRONMENT_MARKERS)
+
+
+# ----------------------------------------------------------------------------
+# The lock.
+# ----------------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``run_dir/run.lock`` (released by close or death).
+
+    Raises:
+        RunDirError: another live process holds it (named in the message), or
+            the directory is not writable.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK_FILE
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise RunDirError(describe_os_error(e, str(self.path))) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = self._holder()
+            os.close(self._fd)
+            raise RunDirError(
+                f"--run_dir {run_dir} is in use by another search ({holder}). Wait for it to "
+                "finish or stop it (kill -TERM <pid>), or use another --run_dir; report and "
+                "export can read it meanwhile.") from None
+
+    def write_note(self) -> None:
+        """Names this process in the lock file (for the message of a second search)."""
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps(me).encode(), 0)
+        except OSError:
+            pass  # the lock holds without its note
+
+    def _holder(self) -> str:
+        try:
+            with open(self.path) as f:
+                who = json.loads(f.read() or "{}")
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(who["since"])))
+            return f"pid {int(who['pid'])} on host {who['host']}, since {since}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "a process that has not written its pid yet"
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+# ----------------------------------------------------------------------------
+# Opening.
+# ----------------------------------------------------------------------------
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / STORE_FILE).is_file()
+
+
+def open_store(run_dir: str | os.PathLike) -> TrialStore:
+    """Opens the trial store of a run directory read-only, without the lock
+    (a running search, or a finished one in a read-only directory).
+
+    Raises:
+        RunDirError: the directory does not exist, or holds no nas_tf search.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"--run_dir {run_dir} does not exist. Pass the directory of a search "
+                          "(the --run_dir given to nas_tf.run).")
+    if not run_dir.is_dir():
+        raise RunDirError(f"--run_dir {run_dir} is a file, not a run directory. Pass the directory "
+                          "of a search.")
+    path = run_dir / STORE_FILE
+    if not path.is_file():
+        raise RunDirError(f"--run_dir {run_dir} is not a nas_tf run (no {STORE_FILE} in it). Pass "
+                          "the directory of a search.")
+    store = TrialStore(str(path), readonly=True)
+    if store.get_meta("space") is None:
+        store.close()
+        raise RunDirError(f"{path} records no search space; it is not a nas_tf run. Pass the "
+                          "directory of a search.")
+    return store
+
+
+def read_trials(run_dir: str | os.PathLike) -> list[Trial]:
+    """Every child stored in a run directory, in id order (opened read-only)."""
+    with TrialStore(str(Path(run_dir) / STORE_FILE), readonly=True) as store:
+        return store.trials()
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict:
+    """``summary.json`` ({} when absent, unreadable or not a JSON object)."""
+    try:
+        with open(Path(run_dir) / SUMMARY_FILE, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _check_leftovers(run_dir: Path, store_path: Path) -> None:
+    """Refuses a directory whose store is gone or empty but whose checkpoints
+    or summary say a search ran there (a truncated or lost trial store)."""
+    empty = not store_path.exists() or store_path.stat().st_size == 0
+    ckpts = run_dir / CHECKPOINT_DIR
+    traces = [n for n, ok in ((CHECKPOINT_DIR, ckpts.is_dir() and any(ckpts.iterdir())),
+                              (SUMMARY_FILE, (run_dir / SUMMARY_FILE).exists())) if ok]
+    if empty and traces:
+        state = "is empty (0 bytes)" if store_path.exists() else "is missing"
+        raise RunDirError(
+            f"{store_path} {state} but {' and '.join(traces)} of a search are in {run_dir}: the "
+            "trial store was lost or truncated. Put the complete trials.sqlite (with its "
+            "trials.sqlite-wal, if any) back from a backup, or use a new --run_dir.")
+
+
+def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = None,
+                 lock: bool = True) -> TrialStore:
+    """Opens (or creates) a run directory for this space, config and evaluator.
+
+    Takes the lock first, then checks the identity; nothing is written into an
+    existing directory until both pass.
+
+    Returns:
+        The writable store; it holds the lock (``store.lock``) until closed.
+
+    Raises:
+        RunDirError: the directory holds other files, a search of another
+            identity (every differing setting is named), a damaged store, is
+            in use, or cannot be written.
+    """
+    run_dir = Path(run_dir)
+    store_path = run_dir / STORE_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run_dir {run_dir} is a file, not a directory. Choose another path.")
+    if run_dir.is_dir() and not store_path.exists():
+        others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE)
+        if others and not ({CHECKPOINT_DIR, SUMMARY_FILE} & set(others)):
+            raise RunDirError(
+                f"--run_dir {run_dir} is not empty and holds no nas_tf search "
+                f"(found {', '.join(others[:3])}). Choose a new or empty directory.")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(describe_os_error(e, str(run_dir))) from None
+    held = RunLock(run_dir) if lock else None
+    try:
+        _check_leftovers(run_dir, store_path)
+        if (run_dir / SUMMARY_FILE).exists() and not (run_dir / SUMMARY_FILE).is_file():
+            raise RunDirError(f"{run_dir / SUMMARY_FILE} is not a file; move it away (the summary "
+                              "is rebuilt from the trial store).")
+        store = TrialStore(str(store_path))
+        try:
+            check_identity(store, run_dir, space, config, evaluator)
+        except BaseException:
+            store.close()
+            raise
+        if held is not None:
+            held.write_note()  # only once accepted: a refused search changes no file
+        store.lock = held
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise
+    return store
+
+
+# ----------------------------------------------------------------------------
+# Store, checkpoint and summary agree.
+# ----------------------------------------------------------------------------
+
+
+def check_store_not_behind(store: TrialStore, run_dir: str | os.PathLike,
+                           loop_state: dict | None, summary: dict) -> None:
+    """Refuses a store older than the checkpoint or the summary of its run.
+
+    Raises:
+        RunDirError: rows the checkpoint or the summary counted are missing.
+    """
+    finished = store.num_finished()
+    rows, max_id = store.row_stats()
+    problems = []
+    state = loop_state or {}
+    want_max = int(state.get("max_trial_id", 0) or 0)
+    if want_max:
+        have = store.rows_up_to(want_max)
+        if have < want_max:
+            problems.append(
+                f"the checkpoint counts children 1..{want_max} but {want_max - have} of them "
+                f"are missing (the store holds {rows} rows, ids up to {max_id})")
+    for source, key, value in (("checkpoint", "store_finished", state.get("store_finished")),
+                               (SUMMARY_FILE, "children_trained", summary.get("children_trained"))):
+        if isinstance(value, int) and value > finished:
+            problems.append(f"{source} records {value} trained children but the store holds "
+                            f"{finished} ({value - finished} missing)")
+    if problems:
+        raise RunDirError(
+            f"{Path(run_dir) / STORE_FILE} is behind its run: {'; '.join(problems)}. It was "
+            "truncated, restored from an older copy, or copied without trials.sqlite-wal. Put "
+            "the complete trials.sqlite (with its -wal file) back, or use a new --run_dir; "
+            "nothing was changed.")
+
+
+class SummaryWriter:
+    """Writes ``summary.json``, never with fewer children or a worse best than before."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / SUMMARY_FILE
+        old = read_summary(run_dir)
+        self.floor_trained = old.get("children_trained") if isinstance(
+            old.get("children_trained"), int) else 0
+        best = old.get("best_reward")
+        self.floor_best = best if isinstance(best, (int, float)) else None
+
+    def write(self, summary: dict) -> dict:
+        trained, best = summary.get("children_trained", 0), summary.get("best_reward")
+        if trained < self.floor_trained or (
+                self.floor_best is not None and (best is None or best < self.floor_best)):
+            raise RunDirError(
+                f"Refusing to overwrite {self.path} (children trained {self.floor_trained}, best "
+                f"{self.floor_best}) with a poorer one ({trained}, {best}): the trial store lost "
+                "results. Put the complete trials.sqlite back, or use a new --run_dir.")
+        try:
+            write_json_atomic(self.path, summary)
+        except OSError as e:
+            raise RunDirError(describe_os_error(e, str(self.path))) from None
+        self.floor_trained, self.floor_best = trained, best
+        return summary
