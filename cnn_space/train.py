@@ -34,7 +34,7 @@ from typing import Any
 from cnn_space.data import DATASETS, ImageData, load_image_data, steps_per_epoch
 from cnn_space.space import PRESETS, CnnSpace, CnnSpec
 from nas_tf.errors import ConfigError
-from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
 
-    keras.utils.set_random_seed(seed)
+    seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augment)
     val_ds = make_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size)
 

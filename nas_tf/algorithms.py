@@ -11,14 +11,13 @@ decisions and tokens, never specs or models.
   checkpoint must hold.
 
 REINFORCE follows Zoph & Le 2017 (arXiv:1611.01578, §3.2): the gradient
-(1/m) Σ_k Σ_t ∇ log P(a_t | a_<t) (R_k − b), with b an exponential moving
-average of past rewards, optimised with Adam.
+(1/m) Σ_k Σ_t ∇ log P(a_t | a_<t) (R_k − b_k), with b_k an exponential moving
+average of the rewards before child k, optimised with Adam.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections import deque
 from typing import Sequence
 
@@ -169,6 +168,42 @@ class AgingEvolution(Algorithm):
         self.recover([(tuple(t), r) for t, r in state.get("population", [])])
 
 
+def reinforce_advantages(rewards: Sequence[float], baseline: float, variance: float,
+                         ready: bool, config) -> tuple[np.ndarray, float, float]:
+    """Advantages of ``rewards`` (already scaled), in order, and the new state.
+
+    Each reward's baseline is the moving average of the rewards before it
+    (``baseline``, then the earlier rewards of this call); ``ready`` False
+    means no reward came before, and b starts at ``config.baseline_init``
+    (scaled) or, if None, at the first reward itself (advantage 0).
+    With ``config.normalize_advantage`` the advantage is divided by
+    max(sqrt(variance), advantage_std_floor) and clipped to
+    ±advantage_clip; ``variance`` is the moving mean of (R - b)^2.
+
+    Returns:
+        (advantages, baseline, variance) as float64 / floats.
+    """
+    d = config.baseline_decay
+    b, var = float(baseline), float(variance)
+    out = np.zeros(len(rewards), np.float64)
+    for i, x in enumerate(rewards):
+        x = float(x)
+        if not ready:
+            b = x if config.baseline_init is None else \
+                float(config.baseline_init) * config.reward_scale
+            var = 0.0
+            ready = True
+        a = x - b
+        if config.normalize_advantage:
+            a /= max(float(np.sqrt(var)), config.advantage_std_floor)
+            if config.advantage_clip is not None:
+                a = min(max(a, -config.advantage_clip), config.advantage_clip)
+        out[i] = a
+        var = d * var + (1 - d) * (x - b) ** 2
+        b = d * b + (1 - d) * x
+    return out, b, var
+
+
 class Reinforce(Algorithm):
     """The paper's controller trained with REINFORCE (§3.2).
 
@@ -187,7 +222,10 @@ class Reinforce(Algorithm):
         from nas_tf.controller import Controller
 
         self._tf = tf
-        keras.utils.set_random_seed(config.seed)
+        # Everything random here is seeded explicitly (weights from numpy, the
+        # sampler from its own tf.random.Generator): the global seeds are left
+        # alone, as a child must leave them (changing TensorFlow's clears the
+        # compiled kernels of every tf.function).
         # Weights for every decision the space can ever ask for (a curriculum
         # samples a growing prefix), so the optimizer's variable list is fixed.
         self.controller = Controller(space.final_decisions(), config.controller,
@@ -199,18 +237,28 @@ class Reinforce(Algorithm):
         )
         self.optimizer.build(self.controller.trainable_variables)
         self.baseline = tf.Variable(0.0, trainable=False, name="baseline")
-        self.reward_var = tf.Variable(1.0, trainable=False, name="reward_variance")
+        # A variable, not a constant traced in: reset() may change it.
+        self.entropy_weight = tf.Variable(rcfg.entropy_weight, trainable=False,
+                                          name="entropy_weight")
+        self.reward_var = tf.Variable(0.0, trainable=False, name="reward_variance")
         self.baseline_ready = tf.Variable(False, trainable=False, name="baseline_ready")
         self._train_fns: dict = {}
         self.last_entropy = float("nan")
 
     def reset(self, config: SearchConfig) -> None:
-        """Starts afresh with ``config`` (same space and settings, e.g. another
-        seed), keeping the compiled functions. Benchmarks use it to run many
-        seeds without tracing the controller again."""
-        if dataclasses.replace(config, seed=0, max_children=1, max_proposals=None) != \
-                dataclasses.replace(self.config, seed=0, max_children=1, max_proposals=None):
-            raise ValueError("reset() may change only the seed and the budgets.")
+        """Starts afresh with ``config``, keeping the compiled functions.
+
+        ``config`` may differ in anything the compiled functions do not
+        depend on (seed, budgets, m, the REINFORCE settings but the gradient
+        clip); benchmarks use it to run many seeds and settings without
+        tracing the controller again.
+        """
+        same = (config.algorithm == self.config.algorithm
+                and config.controller == self.config.controller
+                and config.reinforce.max_grad_norm == self.config.reinforce.max_grad_norm)
+        if not same:
+            raise ValueError("reset() may not change the algorithm, the controller or "
+                             "max_grad_norm (they are compiled in).")
         self.config = config
         self.num_proposed = 0
         self.controller.reset(config.seed)
@@ -219,8 +267,9 @@ class Reinforce(Algorithm):
         for v in self.optimizer.variables:
             v.assign(np.zeros(v.shape, v.dtype.name if hasattr(v.dtype, "name") else v.dtype))
         self.optimizer.learning_rate = config.reinforce.learning_rate
+        self.entropy_weight.assign(config.reinforce.entropy_weight)
         self.baseline.assign(0.0)
-        self.reward_var.assign(1.0)
+        self.reward_var.assign(0.0)
         self.baseline_ready.assign(False)
 
     def propose(self, n, num_children=0):
@@ -236,7 +285,7 @@ class Reinforce(Algorithm):
         if key not in self._train_fns:
             logp_fn = self.controller.log_prob_fn(width)
             variables = self.controller.trainable_variables
-            ent_w = self.config.reinforce.entropy_weight
+            ent_w = self.entropy_weight
 
             # Plain Python loops over static decisions: no AutoGraph needed
             # (it doubles the tracing time); any number of children per call.
@@ -258,29 +307,24 @@ class Reinforce(Algorithm):
     def feedback(self, tokens, rewards):
         tf = self._tf
         rcfg = self.config.reinforce
-        r = np.asarray(rewards, np.float32) * rcfg.reward_scale
-        if not bool(self.baseline_ready.numpy()):
-            self.baseline.assign(float(r.mean()))
-            self.reward_var.assign(float(max(r.var(), 1e-8)))
-            self.baseline_ready.assign(True)
-        b = float(self.baseline.numpy())
-        adv = r - b
-        if rcfg.normalize_advantage:
-            adv = adv / np.sqrt(float(self.reward_var.numpy()) + 1e-8)
         width = len(tokens[0])
         if any(len(t) != width for t in tokens):
             raise ValueError("All tokens of one feedback call must come from one curriculum stage.")
-        loss, ent = self._train_fn(width)(
-            tf.constant(np.asarray(tokens, np.int32)), tf.constant(adv, tf.float32))
-        d = rcfg.baseline_decay
-        var = float(self.reward_var.numpy())
-        for x in r:  # EMA over rewards in arrival order (plain floats: no eager ops per reward)
-            var = d * var + (1 - d) * float((x - b) ** 2)
-            b = d * b + (1 - d) * float(x)
-        self.reward_var.assign(var)
+        r = np.asarray(rewards, np.float64) * rcfg.reward_scale
+        adv, b, var = reinforce_advantages(r, float(self.baseline.numpy()),
+                                           float(self.reward_var.numpy()),
+                                           bool(self.baseline_ready.numpy()), rcfg)
+        train = self._train_fn(width)
+        tok = tf.constant(np.asarray(tokens, np.int32))
+        adv_t = tf.constant(adv, tf.float32)
+        for _ in range(rcfg.steps_per_batch):
+            loss, ent = train(tok, adv_t)
         self.baseline.assign(b)
+        self.reward_var.assign(var)
+        self.baseline_ready.assign(True)
         return {"loss": float(loss), "baseline": b / rcfg.reward_scale, "entropy": float(ent),
-                "advantage_abs": float(np.mean(np.abs(adv)))}
+                "advantage_abs": float(np.mean(np.abs(adv))),
+                "advantage_max": float(np.max(np.abs(adv)))}
 
     def trackables(self):
         return {

@@ -8,6 +8,7 @@ only place that reads flags and turns them into these dataclasses.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from nas_tf.errors import ConfigError
 
@@ -17,13 +18,19 @@ ALGORITHMS = ("reinforce", "random", "evolution")
 def check_positive(name: str, value, allow_zero: bool = False, flag: bool = False) -> None:
     """Raises ConfigError unless ``value`` is None or > 0 (>= 0 with ``allow_zero``).
 
+    NaN and +-infinity are refused too (``nan > 0`` is False, but ``inf > 0``
+    is True: an infinite learning rate or budget is never meant).
+
     ``flag`` writes the name as a command-line flag (``--name``) in the message.
     """
     if value is None:
         return
+    shown = f"--{name}" if flag else name
+    if not math.isfinite(float(value)):
+        raise ConfigError(f"{shown} must be a finite number (not NaN or infinity). "
+                          f"Received: {name}={value}")
     if value < 0 or (value == 0 and not allow_zero):
         need = ">= 0" if allow_zero else "> 0"
-        shown = f"--{name}" if flag else name
         raise ConfigError(f"{shown} must be {need}. Received: {name}={value}")
 
 
@@ -58,23 +65,49 @@ class ControllerConfig:
 class ReinforceConfig:
     """REINFORCE with a moving-average baseline (paper §3.2).
 
+    The advantage of a child with (scaled) reward R is R - b, where b is the
+    exponential moving average of the rewards of the children fed back
+    *before* it (§3.2: "an exponential moving average of the previous
+    architecture accuracies"), in the order they were proposed; within one
+    batch of m, each child's baseline already includes the earlier children
+    of the batch, never the child itself.
+
     Attributes:
         learning_rate: Adam learning rate (§4.1: 0.0006).
-        baseline_decay: b <- decay * b + (1 - decay) * R (§3.2: "exponential
-            moving average of the previous architecture accuracies"; the
-            decay is not given; 0.95 as in the authors' later code).
+        baseline_decay: b <- decay * b + (1 - decay) * R (the decay is not
+            given in the paper; 0.95 as in the authors' later code).
+        baseline_init: Start value of b, in units of the reward (before
+            ``reward_scale``). None (default): there is no previous reward
+            for the very first child, so its reward only sets b and its
+            advantage is 0; the rest of the first batch already has a
+            baseline from previous rewards.
         entropy_weight: Weight of the entropy bonus (0: none, as in the paper).
         max_grad_norm: Global gradient-norm clip (None: none).
         reward_scale: Rewards are multiplied by this before the update.
-        normalize_advantage: Divide (R - b) by a running std of rewards.
+        normalize_advantage: Divide R - b by max(sigma, advantage_std_floor),
+            sigma the moving root-mean-square of R - b over previous rewards
+            (same decay as b), and clip the result to +-advantage_clip.
+        advantage_std_floor: Floor of sigma, in units of the scaled reward.
+            A run of identical rewards drives sigma to 0 (e.g. failures at 0,
+            or a converged policy fed its duplicates' rewards); with the floor,
+            |A| <= |R - b| / advantage_std_floor.
+        advantage_clip: With ``normalize_advantage``, |A| <= advantage_clip
+            whatever the sequence of rewards (None: no clip; the floor alone
+            bounds A).
+        steps_per_batch: Adam steps taken on each batch of m rewards (1 in the
+            paper). The later steps reuse the same samples and advantages.
     """
 
     learning_rate: float = 6e-4
     baseline_decay: float = 0.95
+    baseline_init: float | None = None
     entropy_weight: float = 0.0
     max_grad_norm: float | None = None
     reward_scale: float = 1.0
     normalize_advantage: bool = False
+    advantage_std_floor: float = 1e-3
+    advantage_clip: float | None = 5.0
+    steps_per_batch: int = 1
 
     def __post_init__(self):
         check_positive("learning_rate", self.learning_rate)
@@ -82,9 +115,15 @@ class ReinforceConfig:
             raise ConfigError(
                 f"baseline_decay must be in [0, 1). Received: baseline_decay={self.baseline_decay}"
             )
+        if self.baseline_init is not None and not math.isfinite(float(self.baseline_init)):
+            raise ConfigError("baseline_init must be a finite number or None. "
+                              f"Received: baseline_init={self.baseline_init}")
         check_positive("entropy_weight", self.entropy_weight, allow_zero=True)
         check_positive("max_grad_norm", self.max_grad_norm)
         check_positive("reward_scale", self.reward_scale)
+        check_positive("advantage_std_floor", self.advantage_std_floor)
+        check_positive("advantage_clip", self.advantage_clip)
+        check_positive("steps_per_batch", self.steps_per_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +193,9 @@ class SearchConfig:
         check_positive("children_per_update", self.children_per_update)
         check_positive("max_proposals", self.max_proposals)
         check_positive("patience_rounds", self.patience_rounds)
+        if not math.isfinite(float(self.failure_reward)):
+            raise ConfigError("failure_reward must be a finite number. "
+                              f"Received: failure_reward={self.failure_reward}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
 

@@ -63,3 +63,27 @@ class Evaluator(abc.ABC):
 
     def close(self) -> None:
         """Releases resources (data, sessions). Called once at the end."""
+
+
+def seed_child(seed: int) -> None:
+    """Seeds a child's training without touching TensorFlow's global state.
+
+    Seeds Python's ``random`` (Keras 3 draws the default seed of every
+    initializer and dropout layer from it) and NumPy's global generator.
+    TensorFlow's global seed is deliberately left alone: setting it
+    (``keras.utils.set_random_seed``, ``tf.random.set_seed``), like
+    ``keras.backend.clear_session()``, clears the compiled kernels of every
+    ``tf.function`` in the process, so a search running children in its own
+    process would rebuild the controller's functions at every update
+    (seconds each). Whatever else a child draws must take an explicit seed
+    (``Dataset.shuffle(seed=...)``, stateless random ops).
+
+    Args:
+        seed: The child's seed (``ChildContext.seed``).
+    """
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)

@@ -118,13 +118,14 @@ class SearchLoop:
             same proposals from the last checkpoint, and every child already
             in the store reuses its stored result instead of training again.
         max_in_flight: W, proposals outstanding at once (default: m, or the
-            executor's capacity when larger).
+            executor's capacity when larger); at least m.
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
             children in flight, save a checkpoint and return with status
             ``stopped``; a second signal abandons at once.
 
     Raises:
-        ConfigError: ``max_in_flight`` < 1.
+        ConfigError: ``max_in_flight`` < 1, or < m (it would silently make
+            every update smaller than m).
     """
 
     def __init__(self, space: SearchSpace, evaluator: Evaluator, run_dir: str, config: SearchConfig,
@@ -142,6 +143,14 @@ class SearchLoop:
         if max_in_flight is not None and max_in_flight < 1:
             raise ConfigError("--max_in_flight must be >= 1. "
                               f"Received: max_in_flight={max_in_flight}")
+        if max_in_flight is not None and max_in_flight < config.children_per_update:
+            # With fewer than m outstanding, every update would get fewer than m
+            # rewards: m would silently shrink to W.
+            raise ConfigError(
+                "--max_in_flight must be >= --children_per_update (m): an update needs m "
+                "rewards, so at least m proposals must be outstanding. Lower m or raise W. "
+                f"Received: max_in_flight={max_in_flight}, "
+                f"children_per_update={config.children_per_update}")
         self._w_given = max_in_flight is not None
         self.max_in_flight = max_in_flight or max(config.children_per_update,
                                                   int(self.executor.capacity))

@@ -48,6 +48,11 @@ LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Controller Adam learn
 BASELINE_DECAY = flags.DEFINE_float("baseline_decay", None, "EMA decay of the baseline.")
 ENTROPY_WEIGHT = flags.DEFINE_float("entropy_weight", None, "Entropy bonus weight.")
 MAX_GRAD_NORM = flags.DEFINE_float("max_grad_norm", None, "Controller gradient-norm clip.")
+NORMALIZE_ADVANTAGE = flags.DEFINE_bool(
+    "normalize_advantage", None, "Divide the advantage R - b by a floored running std of the "
+    "rewards and clip it (default: the preset's; off in the paper).")
+REWARD_SCALE = flags.DEFINE_float(
+    "reward_scale", None, "Rewards are multiplied by this before the controller update (1).")
 TEMPERATURE = flags.DEFINE_float("temperature", None, "Controller sampling temperature.")
 TANH_CONSTANT = flags.DEFINE_float("tanh_constant", None, "Controller tanh logit clipping.")
 POPULATION_SIZE = flags.DEFINE_integer("population_size", 20, "Evolution: population P.")
@@ -295,7 +300,9 @@ def _search_config(max_children: int):
     rein_over = {k: v for k, v in (("learning_rate", LEARNING_RATE.value),
                                    ("baseline_decay", BASELINE_DECAY.value),
                                    ("entropy_weight", ENTROPY_WEIGHT.value),
-                                   ("max_grad_norm", MAX_GRAD_NORM.value)) if v is not None}
+                                   ("max_grad_norm", MAX_GRAD_NORM.value),
+                                   ("normalize_advantage", NORMALIZE_ADVANTAGE.value),
+                                   ("reward_scale", REWARD_SCALE.value)) if v is not None}
     m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
          else cfgmod.children_per_update_preset(preset))
     return cfgmod.SearchConfig(
@@ -311,10 +318,26 @@ def _search_config(max_children: int):
     )
 
 
+def _check_float_flags() -> None:
+    """Every float flag must be finite: absl parses "nan" and "inf" as floats."""
+    import math
+
+    from nas_tf.errors import ConfigError
+
+    for name in flags.FLAGS:
+        flag = flags.FLAGS[name]
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None \
+                and not math.isfinite(flag.value):
+            raise ConfigError(f"--{name} must be a finite number (not NaN or infinity). "
+                              f"Received: {name}={flag.value}")
+
+
 def _run() -> dict:
     from nas_tf.errors import ConfigError
     from nas_tf.logger import ConsoleLogger
     from nas_tf.loop import run_search
+
+    _check_float_flags()
 
     if not RUN_DIR.value:
         raise ConfigError("--run_dir is required (a new directory, or a run to resume). "

@@ -18,6 +18,7 @@ from nas_tf.algorithms import (
     make_algorithm,
     mutate_tokens,
     random_tokens,
+    reinforce_advantages,
 )
 from nas_tf.config import EvolutionConfig, SearchConfig
 from nas_tf.errors import ConfigError
@@ -80,8 +81,8 @@ def test_reinforce_feedback_stats_and_baseline(reinforce):
     assert reinforce.num_proposed == 5 and len(tokens) == 5
     assert np.isfinite(reinforce.last_entropy) and reinforce.last_entropy > 0
     stats = reinforce.feedback(tokens, [0.5] * 5)
-    assert set(stats) >= {"loss", "baseline", "entropy", "advantage_abs"}
-    # First batch: the baseline starts at the batch mean, so no advantage.
+    assert set(stats) >= {"loss", "baseline", "entropy", "advantage_abs", "advantage_max"}
+    # First batch of equal rewards: the first sets b, the others equal it.
     assert stats["advantage_abs"] == pytest.approx(0.0, abs=1e-6)
     assert stats["baseline"] == pytest.approx(0.5)
     stats = reinforce.feedback(tokens, [1.0] * 5)
@@ -90,6 +91,148 @@ def test_reinforce_feedback_stats_and_baseline(reinforce):
     for _ in range(5):
         b = d * b + (1 - d) * 1.0
     assert stats["baseline"] == pytest.approx(b, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# The advantage: a baseline of previous rewards, and a bound that no sequence
+# of rewards can break (issue 9).
+# ---------------------------------------------------------------------------
+def _feed_one_by_one(alg, rewards):
+    """Feeds ``rewards`` back one child per update; returns each |advantage|."""
+    out = []
+    for r in rewards:
+        out.append(alg.feedback(alg.propose(1), [r])["advantage_max"])
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("prefix", [[0.0] * 3, [0.93] * 90, [0.5, 0.5, 0.5, 0.5]])
+def test_normalised_advantage_stays_bounded_after_identical_rewards(reinforce, prefix):
+    """Failures at 0, or a converged policy fed the same reward again and
+    again, then a different reward: |A| must stay within the documented bound
+    (it reached ~1725 when the running variance had no floor)."""
+    cfg = _small_budget(seed=5)
+    rcfg = cfg.reinforce
+    assert rcfg.normalize_advantage and rcfg.advantage_clip is not None
+    reinforce.reset(cfg)
+    adv = _feed_one_by_one(reinforce, prefix + [1.0, 0.0, 1.0])
+    assert np.all(np.isfinite(adv))
+    assert adv.max() <= rcfg.advantage_clip + 1e-6, adv
+    # Without the clip, the floor alone bounds |A| by |R - b| / floor.
+    no_clip = dataclasses.replace(rcfg, advantage_clip=None)
+    a, _, _ = reinforce_advantages(prefix + [1.0, 0.0, 1.0], 0.0, 0.0, False, no_clip)
+    assert np.all(np.abs(a) <= 1.0 / no_clip.advantage_std_floor + 1e-9)
+
+
+def _adversarial_sequences(rng, count):
+    yield [0.0] * 50 + [1.0]
+    yield [1e-9] * 200 + [1e9]
+    yield [5.0] * 10 + [-5.0] * 10 + [5.0]
+    for _ in range(count):
+        kind = rng.integers(4)
+        n = int(rng.integers(1, 120))
+        if kind == 0:  # runs of one value, then jumps
+            seq = np.repeat(rng.normal(scale=10.0 ** rng.integers(-6, 7), size=5),
+                            rng.integers(1, 40, size=5))[:n]
+        elif kind == 1:  # heavy tails
+            seq = rng.standard_cauchy(n) * 10.0 ** rng.integers(-3, 4)
+        elif kind == 2:  # mostly failures at 0
+            seq = np.where(rng.random(n) < 0.9, 0.0, rng.random(n))
+        else:
+            seq = rng.uniform(-1e6, 1e6, n)
+        yield [float(x) for x in seq]
+
+
+def test_no_sequence_of_rewards_gives_an_advantage_above_the_bound():
+    """Property test over many random and adversarial sequences, fed in random
+    batch sizes: |A| <= advantage_clip, always; without the clip, |A| <=
+    |R - b| / advantage_std_floor."""
+    rng = np.random.default_rng(0)
+    base = cfgmod.reinforce_preset("small_budget")
+    checked = 0
+    for cfg in (base, dataclasses.replace(base, advantage_clip=None),
+                dataclasses.replace(base, advantage_clip=2.0, advantage_std_floor=1e-6,
+                                    baseline_decay=0.99, reward_scale=1e3)):
+        for seq in _adversarial_sequences(rng, 300):
+            b, var, ready, i = 0.0, 0.0, False, 0
+            while i < len(seq):
+                k = int(rng.integers(1, 9))
+                batch = np.asarray(seq[i:i + k]) * cfg.reward_scale
+                adv, b2, var2 = reinforce_advantages(batch, b, var, ready, cfg)
+                # The same advantages, recomputed as (R - b_prev) / max(std, floor):
+                bb, vv = b, var
+                for x, a in zip(batch, adv):
+                    if not ready:
+                        bb, vv, ready = x, 0.0, True
+                    raw = (x - bb) / max(np.sqrt(vv), cfg.advantage_std_floor)
+                    if cfg.advantage_clip is None:
+                        assert a == pytest.approx(raw, rel=1e-9, abs=1e-12)
+                        assert abs(a) <= abs(x - bb) / cfg.advantage_std_floor + 1e-9
+                    else:
+                        assert abs(a) <= cfg.advantage_clip
+                        assert a == pytest.approx(np.clip(raw, -cfg.advantage_clip,
+                                                          cfg.advantage_clip), rel=1e-9)
+                    d = cfg.baseline_decay
+                    vv = d * vv + (1 - d) * (x - bb) ** 2
+                    bb = d * bb + (1 - d) * x
+                    checked += 1
+                b, var, i = b2, var2, i + k
+    assert checked > 10_000
+
+
+def test_baseline_is_the_average_of_previous_rewards(reinforce):
+    """§3.2: b is a moving average of *previous* rewards. The first batch must
+    not be compared to its own mean (which made the first update of m = 1
+    exactly zero)."""
+    cfg = dataclasses.replace(_small_budget(seed=6), reinforce=dataclasses.replace(
+        cfgmod.reinforce_preset("small_budget"), normalize_advantage=False))
+    reinforce.reset(cfg)
+    d = cfg.reinforce.baseline_decay
+    stats = reinforce.feedback(reinforce.propose(3), [1.0, 2.0, 3.0])
+    # b = 1 (the first reward sets it), then 0.8*1 + 0.2*2 = 1.2 before the third.
+    b3 = d * 1.0 + (1 - d) * 2.0
+    expected = [0.0, 2.0 - 1.0, 3.0 - b3]
+    assert stats["advantage_abs"] == pytest.approx(np.mean(np.abs(expected)), rel=1e-6)
+    b_after = d * b3 + (1 - d) * 3.0
+    assert stats["baseline"] == pytest.approx(b_after, rel=1e-6)
+    stats = reinforce.feedback(reinforce.propose(1), [0.0])
+    assert stats["advantage_abs"] == pytest.approx(b_after, rel=1e-6)
+
+
+def test_baseline_start_value(reinforce):
+    """With a documented start value, even the very first update of m = 1 moves
+    the policy; with the default (None) its only child sets b."""
+    a, b, _ = reinforce_advantages([0.7], 0.0, 0.0, False,
+                                   cfgmod.ReinforceConfig(baseline_init=0.5))
+    assert a[0] == pytest.approx(0.2) and b == pytest.approx(0.95 * 0.5 + 0.05 * 0.7)
+    a, b, _ = reinforce_advantages([0.7], 0.0, 0.0, False, cfgmod.ReinforceConfig())
+    assert a[0] == 0.0 and b == pytest.approx(0.7)
+    cfg = dataclasses.replace(_small_budget(seed=2), reinforce=dataclasses.replace(
+        cfgmod.reinforce_preset("small_budget"), baseline_init=0.0))
+    reinforce.reset(cfg)
+    before = [v.numpy().copy() for v in reinforce.controller.trainable_variables]
+    stats = reinforce.feedback(reinforce.propose(1), [0.9])
+    assert stats["advantage_abs"] > 0
+    after = reinforce.controller.trainable_variables
+    assert any(not np.allclose(x, y.numpy()) for x, y in zip(before, after))
+
+
+@pytest.mark.parametrize("name, value", [("learning_rate", float("nan")),
+                                         ("reward_scale", float("inf")),
+                                         ("advantage_std_floor", float("nan")),
+                                         ("advantage_clip", float("-inf")),
+                                         ("baseline_init", float("nan"))])
+def test_reinforce_config_refuses_non_finite_numbers(name, value):
+    with pytest.raises(ConfigError, match=f"Received: {name}="):
+        cfgmod.ReinforceConfig(**{name: value})
+
+
+def test_check_positive_refuses_nan_and_infinity():
+    for v in (float("nan"), float("inf"), float("-inf"), np.float32("nan")):
+        with pytest.raises(ConfigError, match="finite number"):
+            cfgmod.check_positive("x", v, flag=True)
+    cfgmod.check_positive("x", 1e300)
+    with pytest.raises(ConfigError, match="failure_reward"):
+        SearchConfig(failure_reward=float("nan"))
 
 
 def test_reinforce_same_seed_same_proposals(reinforce):
@@ -110,9 +253,17 @@ def test_reinforce_same_seed_same_proposals(reinforce):
 
 
 def test_reinforce_reset_refuses_other_settings(reinforce):
-    other = dataclasses.replace(_small_budget(), children_per_update=7)
-    with pytest.raises(ValueError, match="only the seed"):
-        reinforce.reset(other)
+    base = _small_budget()
+    for other in (dataclasses.replace(base, controller=cfgmod.ControllerConfig(lstm_size=20)),
+                  dataclasses.replace(base, reinforce=dataclasses.replace(
+                      base.reinforce, max_grad_norm=1.0))):
+        with pytest.raises(ValueError, match="compiled in"):
+            reinforce.reset(other)
+    # Settings read outside the compiled functions may change (benchmarks).
+    reinforce.reset(dataclasses.replace(base, children_per_update=7, reinforce=dataclasses.replace(
+        base.reinforce, entropy_weight=0.05, learning_rate=0.1)))
+    assert float(reinforce.entropy_weight.numpy()) == pytest.approx(0.05)
+    assert float(reinforce.optimizer.learning_rate.numpy()) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("algorithm", ["random", "evolution"])

@@ -392,3 +392,70 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
     for key in ("children_trained", "children_failed", "best_reward", "best_spec",
                 "best_child_id", "proposals"):
         assert resumed[key] == straight[key], key
+
+
+# ---------------------------------------------------------------------------
+# m is never changed silently; children cannot make the controller retrace.
+# ---------------------------------------------------------------------------
+def test_max_in_flight_below_m_is_refused(tmp_path):
+    """W = 2 < m = 4 used to give updates of 2 rewards (m silently lowered)."""
+    from nas_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Received: max_in_flight=2, children_per_update=4"):
+        run_search(growing_space(), FakeEvaluator(growing_space()), run_dir=str(tmp_path / "r"),
+                   config=reinforce_config(), max_in_flight=2, child_logs=False)
+    assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+class GlobalStateChild(FakeEvaluator):
+    """A child that does to the process what careless training code does:
+    sets the global seeds, clears the Keras session, switches the dtype policy."""
+
+    def evaluate(self, spec, context):
+        import keras
+
+        keras.utils.set_random_seed(context.seed)
+        keras.backend.clear_session()
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy("float32")
+        return super().evaluate(spec, context)
+
+
+def _tracing_counts(alg):
+    fns = list(alg.controller._fns.values()) + list(alg._train_fns.values())
+    return [f.experimental_get_tracing_count() for f in fns]
+
+
+def test_children_changing_global_state_do_not_retrace_the_controller(tmp_path):
+    space = ToySpace(num_layers=2, num_values=4)
+    cfg = dataclasses.replace(reinforce_config(seed=3, max_children=12), children_per_update=3)
+    alg = Reinforce(space, cfg)
+    summary = run_search(space, GlobalStateChild(space), run_dir=str(tmp_path / "r"),
+                         config=cfg, algorithm=alg, child_logs=False)
+    assert summary["children_trained"] == 12 and summary["updates"] >= 4
+    # One sample function and one log-prob function in the controller, one
+    # training step: each traced exactly once over the whole search.
+    assert _tracing_counts(alg) == [1, 1, 1]
+
+
+def test_lm_child_leaves_tensorflow_global_seed_alone(monkeypatch):
+    """A child that set TF's global seed would clear every compiled kernel of
+    the process (the controller's included): the LM child must not."""
+    import numpy as np
+    import tensorflow as tf
+
+    from cells.lm import LMConfig, train_lm
+
+    def refuse(seed):
+        raise AssertionError(f"a child called tf.random.set_seed({seed})")
+
+    monkeypatch.setattr(tf.random, "set_seed", refuse)
+    import keras
+
+    data = np.arange(400) % 20
+    cfg = LMConfig(units=8, num_layers=1, epochs=1, batch_size=4, bptt=5, steps_per_epoch=2)
+    runs = [train_lm(lambda: keras.layers.SimpleRNNCell(8), data, data[:100], 20, cfg, seed=s)
+            for s in (3, 3, 4)]
+    # Still deterministic for a seed, and the seed still matters.
+    assert runs[0].val_perplexity == runs[1].val_perplexity
+    assert runs[0].val_perplexity != runs[2].val_perplexity
