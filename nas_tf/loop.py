@@ -308,7 +308,8 @@ class SearchLoop:
     def _context(self, trial_id: int) -> ChildContext:
         log_dir = str(self.run_dir / "children" / str(trial_id)) if self.child_logs else None
         return ChildContext(child_id=trial_id, log_dir=log_dir,
-                            seed=self.config.seed * 100003 + trial_id)
+                            seed=self.config.seed * 100003 + trial_id,
+                            on_progress=self.logger.child_progress)
 
     def _result_file(self, trial_id: int) -> str:
         return str(self.run_dir / RESULTS_DIR / f"{trial_id}.json")
