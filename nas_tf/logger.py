@@ -310,7 +310,8 @@ class ConsoleLogger(Logger):
         if not self._best_text and best is not None:
             self._best_text = f"reward {best:.4g}"
         self._child = note
-        self._draw(final=done >= total, min_interval=0.0 if self._tty else self.interval_s)
+        self._draw(final=done >= total and not note,
+                   min_interval=0.0 if self._tty else self.interval_s)
 
     def _draw(self, final: bool, min_interval: float) -> None:
         now = time.time()

@@ -626,6 +626,8 @@ class SearchLoop:
     def _update(self) -> None:
         """Feeds the first m rewards that arrived back, in proposal order."""
         cfg = self.config
+        self.logger.progress(self._n_finished, cfg.max_children, self._best,
+                             note="updating the controller")
         arrived = sorted((e for e in self._out.values() if e.arrived is not None),
                          key=lambda e: e.arrived)[:cfg.children_per_update]
         batch = sorted(arrived, key=lambda e: e.seq)

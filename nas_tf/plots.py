@@ -56,6 +56,8 @@ _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 
 def _panel(ax, runs: Mapping[str, Sequence[float | None]], ylabel: str, lower: bool,
            window: int | None, several: bool) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     for k, (name, order) in enumerate(runs.items()):
         color = _COLORS[k % len(_COLORS)]
         xs = [i + 1 for i, v in enumerate(order) if v is not None and math.isfinite(v)]
@@ -63,7 +65,7 @@ def _panel(ax, runs: Mapping[str, Sequence[float | None]], ylabel: str, lower: b
         prefix = f"{name}: " if several else ""
         if ys:
             win = window or max(5, len(ys) // 10)
-            ax.scatter(xs, ys, s=10, color=color, alpha=0.35, linewidths=0,
+            ax.scatter(xs, ys, s=16, color=color, alpha=0.6, linewidths=0,
                        label=f"{prefix}each child")
             ax.plot(xs, _moving_mean(ys, win), color=color, lw=1.2, ls="--",
                     label=f"{prefix}mean of last {win}")
@@ -73,11 +75,18 @@ def _panel(ax, runs: Mapping[str, Sequence[float | None]], ylabel: str, lower: b
         if fails:
             ax.plot(fails, [0.02] * len(fails), "x", color=color, ms=5,
                     transform=ax.get_xaxis_transform(), label=f"{prefix}failed ({len(fails)})")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel + (" (lower is better)" if lower else ""))
     ax.grid(True, alpha=0.3)
-    if "perplexity" in ylabel:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    finite = [float(v) for order in runs.values() for v in order
+              if v is not None and math.isfinite(v) and v > 0]
+    if "perplexity" in ylabel and finite and max(finite) / min(finite) > 10:
         ax.set_yscale("log")
-    ax.legend(fontsize=7, loc="best", ncol=2 if several else 1, framealpha=0.8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best", ncol=2 if several else 1, framealpha=0.8)
+    else:
+        ax.text(0.5, 0.5, "no finished children yet", transform=ax.transAxes, ha="center",
+                color="#777777")
 
 
 def search_curves(runs: Mapping[str, Sequence[float | None]],

@@ -286,7 +286,8 @@ def write_pictures(report: Report, tb=None) -> list[str]:
     run_dir = Path(report.run_dir)
     step = len(report.order)
     figures = [(CURVE_FILE, "report/reward_curve", _curves_figure(
-        {run_dir.name: report}, f"{report.space.get('name', '?')} search, {run_dir.name}"))]
+        {run_dir.name: report}, f"{report.space.get('name', '?')} search "
+        f"({report.summary.get('algorithm', '?')}), {len(report.order)} children: {run_dir}"))]
     if report.top:
         try:
             space = _space_of(report)
