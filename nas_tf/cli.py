@@ -56,7 +56,7 @@ def help_text(usage: str, fv, full: bool = False) -> str:
             body = text.split("\n", 1)[1] if "\n" in text else ""
             parts.append(("flags of " + module if module.startswith("absl") else "flags")
                          + ":\n" + body + "\n")
-    if not full:
+    if not full and any(m.startswith("absl") for m in by_module):
         parts.append("\n--helpfull also lists absl's flags (logging verbosity, ...).")
     return "\n".join(parts) + "\n"
 
