@@ -225,8 +225,9 @@ def format_report(report: Report, markdown: bool = False, spec_width: int = 80) 
     for r in report.top:
         metric = "-" if r.metric is None else f"{r.metric}={_fmt(r.metric_value)}"
         spec = json.dumps(r.spec, separators=(",", ":"), sort_keys=True)
-        if not markdown and len(spec) > spec_width:
-            spec = spec[: spec_width - 3] + "..."
+        width = min(spec_width, 60) if markdown else spec_width  # a TensorBoard text table
+        if len(spec) > width:
+            spec = spec[: width - 3] + "..."
         rows.append([str(r.rank), str(r.child_id), _fmt(r.reward, 6), metric, _fmt(r.params),
                      _fmt(r.seconds, 3), spec])
     lines.append("")
