@@ -74,16 +74,33 @@ def quiet_tensorflow() -> None:
 
     A user who set ``TF_CPP_MIN_LOG_LEVEL`` gets exactly what they set.
     """
-    warnings.filterwarnings(
-        "ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
+    _ignore_keras_shuffle_warning()
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[QUIET_MARK] = "1"  # local worker processes do the same (nas_tf.worker)
+    import_tensorflow_quietly()
+
+
+#: Set by :func:`quiet_tensorflow`; worker processes started by the search see it.
+QUIET_MARK = "NAS_TF_QUIET_STARTUP"
+
+
+def _ignore_keras_shuffle_warning() -> None:
+    warnings.filterwarnings(
+        "ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow, dropping only its start-up notices from stderr."""
+    _ignore_keras_shuffle_warning()
+    if "tensorflow" in sys.modules:
+        return
     with _captured_fd2() as captured:
         try:
             import tensorflow  # noqa: F401
-        except Exception:  # noqa: BLE001 - the real import error is raised later, with output
-            captured.append("")
+        except Exception:  # noqa: BLE001 - the import error is raised again where TF is used
+            pass
     for line in captured:
         if line and not _STARTUP_NOISE.match(line):
             sys.stderr.write(line + "\n")

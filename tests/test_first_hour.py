@@ -210,3 +210,16 @@ def test_report_compare_overlays_runs(tmp_path, capsys):
     _png(out)
     assert main(["report", "--compare", str(tmp_path / "random")]) == 2
     assert "two or more" in capsys.readouterr().err
+
+
+def test_console_script_shows_the_same_help(tmp_path):
+    import shutil
+
+    script = shutil.which("nas_tf")
+    if script is None:
+        pytest.skip("the nas_tf console script is not installed (pip install -e .)")
+    proc = subprocess.run([script, "--help"], env=_env(), capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Runs (or resumes) a neural architecture search" in proc.stdout
+    assert "--max_children" in proc.stdout and "--space" in proc.stdout
