@@ -24,7 +24,9 @@ setup(
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "ray": ["ray[default]>=2.9"],
-        "test": ["pytest>=7", "ruff>=0.4", "pillow"],
+        "test": ["pytest>=7", "ruff>=0.4", "pillow", "matplotlib>=3.7"],
+        # Pictures of a search (nas_tf.report, the end of nas_tf.run): matplotlib.
+        "report": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["nas_tf=nas_tf.run:entry_point"]},
 )

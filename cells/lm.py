@@ -305,6 +305,7 @@ def train_lm(
     seed: int = 0,
     log_dir: str | None = None,
     max_valid_windows: int | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> TrainResult:
     """Builds a :class:`LanguageModel` and trains it with truncated BPTT.
 
@@ -317,6 +318,8 @@ def train_lm(
         log_dir: If set, train / validation perplexity curves are written
             there as TensorBoard summaries.
         max_valid_windows: Cap on validation windows (None: whole stream).
+        progress: Called as ``progress(epoch=, epochs=, step=, steps=)`` every
+            few steps (e.g. :meth:`nas_tf.evaluator.ChildContext.report`).
 
     Returns:
         A :class:`TrainResult`.
@@ -387,6 +390,9 @@ def train_lm(
                 )
             total += loss
             steps += 1
+            if progress is not None and (steps % 5 == 0 or steps == 1):
+                progress(epoch=epoch + 1, epochs=config.epochs, step=steps - epoch * per_epoch,
+                         steps=per_epoch)
             pos = (pos + 1) % n
         train_ppl = perplexity(total / per_epoch, "training loss")
         val_ppl = evaluate_perplexity(model, valid_data, bptt=config.bptt,

@@ -238,7 +238,8 @@ class RnnEvaluator(Evaluator):
         device = context.devices[0] if context.devices else None
         with tf.device(device) if device else contextlib.nullcontext():
             res = train_lm(cell_factory, train, valid, vocab_size, cfg.lm_config(),
-                           seed=context.seed, log_dir=context.log_dir)
+                           seed=context.seed, log_dir=context.log_dir,
+                           progress=context.report)
         ppl = res.val_perplexity
         metrics = {
             "val_perplexity": ppl,

@@ -318,6 +318,12 @@ class TreeSpace(SearchSpace):
     def describe(self, spec: CellSpec) -> str:
         return describe_cell(spec)
 
+    def draw(self, spec: CellSpec):
+        """The cell as a graph, like the paper's Figure 5 (a matplotlib figure)."""
+        from cells.draw import draw_cell
+
+        return draw_cell(spec)
+
     def config(self) -> dict:
         return {"name": self.name, "base": self.base}
 

@@ -582,6 +582,12 @@ class CnnSpace(SearchSpace):
 
     # ------------------------------------------------------------ description
 
+    def draw(self, spec: CnnSpec):
+        """The layers and skip connections (a matplotlib figure)."""
+        from cnn_space.draw import draw_cnn
+
+        return draw_cnn(spec)
+
     def describe(self, spec: CnnSpec) -> str:
         """A markdown table of the layers, their skip inputs and the classifier inputs."""
         rows = ["| layer | filter (h x w) | filters | stride | inputs |",

@@ -315,6 +315,7 @@ def train_child(
     log_dir: str | None = None,
     evaluate_test: bool = False,
     return_model: bool = False,
+    progress=None,
 ):
     """Trains one child and computes its reward.
 
@@ -328,6 +329,8 @@ def train_child(
         log_dir: If set, Keras TensorBoard curves (train/ and validation/).
         evaluate_test: Also report ``test_accuracy`` (final evaluation of a
             chosen child; never part of the reward).
+        progress: Called as ``progress(epoch=, epochs=, step=, steps=)`` while
+            training (e.g. :meth:`nas_tf.evaluator.ChildContext.report`).
         return_model: Also return the trained Keras model.
 
     Returns:
@@ -342,10 +345,12 @@ def train_child(
 
     device = devices[0] if devices and len(devices) == 1 else None
     with tf.device(device) if device else contextlib.nullcontext():
-        return _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model)
+        return _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
+                            progress)
 
 
-def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model):
+def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
+                 progress=None):
     import keras
 
     from cnn_space.builder import build_model, count_flops, count_params
@@ -382,6 +387,10 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     monitor = _Monitor.make(cfg)
     callbacks = [monitor]
+    if progress is not None:
+        from nas_tf.evaluator import keras_progress_callback
+
+        callbacks.append(keras_progress_callback(progress, cfg.epochs, steps))
     if log_dir:
         callbacks.append(
             keras.callbacks.TensorBoard(
@@ -492,6 +501,7 @@ class CnnEvaluator(Evaluator):
             seed=context.seed,
             devices=context.devices,
             log_dir=context.log_dir,
+            progress=context.report,
         )
         reward = metrics.pop("reward")
         logger.info(

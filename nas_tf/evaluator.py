@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 
@@ -28,12 +29,32 @@ class ChildContext:
         seed: Seed for the child's weight initialisation and data order.
         devices: Logical device names the child may use (e.g. ``("/gpu:0",
             "/gpu:1")`` for a MirroredStrategy), or None for the default.
+        on_progress: Called as ``on_progress(child_id, info)`` by
+            :meth:`report` while the child trains (set by the search loop;
+            dropped when the context is pickled).
     """
 
     child_id: int
     log_dir: str | None = None
     seed: int = 0
     devices: tuple[str, ...] | None = None
+    on_progress: Callable[[int, dict], None] | None = dataclasses.field(
+        default=None, compare=False, repr=False)
+
+    def report(self, **progress: Any) -> None:
+        """Tells the search how training goes (for the progress bar), e.g.
+        ``context.report(epoch=1, epochs=5, step=40, steps=100)``. Does
+        nothing when nobody listens (or in a worker process: the listener is
+        not sent there); a failing listener never stops the child."""
+        if self.on_progress is not None:
+            try:
+                self.on_progress(self.child_id, dict(progress))
+            except Exception:  # noqa: BLE001 - progress display is best effort
+                pass
+
+    def __reduce__(self):
+        # The listener belongs to the searching process; workers get none.
+        return (ChildContext, (self.child_id, self.log_dir, self.seed, self.devices))
 
 
 @dataclasses.dataclass
@@ -87,3 +108,26 @@ def seed_child(seed: int) -> None:
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
+
+def keras_progress_callback(report: Callable[..., None], epochs: int, steps: int | None,
+                            every: int = 5):
+    """A Keras callback that calls ``report(epoch=, epochs=, step=, steps=)`` (e.g.
+    :meth:`ChildContext.report`) at each epoch's start and every ``every``
+    training batches (Keras is imported here)."""
+    import keras
+
+    class _Progress(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self._epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+            report(epoch=epoch + 1, epochs=epochs, step=0, steps=steps)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % every == 0:
+                report(epoch=self._epoch + 1, epochs=epochs, step=batch + 1,
+                               steps=steps)
+
+    return _Progress()

@@ -165,8 +165,7 @@ class Nb201Exporter:
 
     space_name = "nb201"
     message = ("nb201 is a table benchmark (NAS-Bench-201 results looked up by cell): it has no "
-               "model builder, so no Keras model can be built or retrained; spec.json and "
-               "metrics.json were written.")
+               "model builder, so no Keras model can be built or retrained.")
 
     def child_config(self, recorded, overrides, retrain_epochs):
         if retrain_epochs:
@@ -508,11 +507,20 @@ def _json_default(v):
     return str(v)
 
 
-def _readme(space_name: str, has_model: bool, has_cell: bool) -> str:
+def _readme(space_name: str, has_model: bool, has_cell: bool,
+            retrain_epochs: int = 0) -> str:
     lines = ["# nas_tf export", ""]
     if not has_model:
-        lines += [Nb201Exporter.message, ""]
+        lines += [Nb201Exporter.message + " spec.json and metrics.json hold the architecture "
+                  "and its search metrics.", ""]
         return "\n".join(lines)
+    if retrain_epochs:
+        epochs = f"{retrain_epochs} epoch{'s' if retrain_epochs != 1 else ''}"
+        lines += [f"The model was retrained from scratch for {epochs}; its test metrics are "
+                  f"in {METRICS_FILE}.", ""]
+    else:
+        lines += ["The model has fresh, untrained weights (a search keeps no child weights). "
+                  "Export with --retrain_epochs=N to train it and evaluate it on test.", ""]
     lines += [
         "Load the model in a fresh process:",
         "",
@@ -539,7 +547,8 @@ def _readme(space_name: str, has_model: bool, has_cell: bool) -> str:
             "import json, keras, cells",
             f"c = json.load(open('{CELL_SPEC_FILE}'))",
             "layer = keras.layers.RNN(cells.TreeCell.from_spec(c['spec'], c['units']))",
-            f"trained = keras.saving.load_model('{CELL_FILE}')  # with the trained weights",
+            f"saved = keras.saving.load_model('{CELL_FILE}')  # "
+            + ("with the retrained weights" if retrain_epochs else "fresh weights, as exported"),
             "```",
             "",
         ]
@@ -624,10 +633,11 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
     message = ""
     t0 = time.time()
     if space.name == "nb201":
-        message = Nb201Exporter.message
+        message = Nb201Exporter.message + " spec.json and metrics.json were written."
     elif retrain_epochs:
         result = exporter.retrain(space, spec_obj, cfg, seed=seed, test_limit=test_limit)
-        message = f"retrained {retrain_epochs} epochs and evaluated on test"
+        message = (f"retrained {retrain_epochs} epoch{'s' if retrain_epochs != 1 else ''} and "
+                   "evaluated on test")
     else:
         result = exporter.build(space, spec_obj, cfg)
         message = ("untrained model (fresh weights: a search keeps no child weights); pass "
@@ -661,7 +671,8 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
     }
     _write_json(out_dir / METRICS_FILE, metrics)
     (out_dir / README_FILE).write_text(_readme(space.name, result is not None,
-                                               CELL_FILE in files))
+                                               CELL_FILE in files,
+                                               retrain_epochs if result is not None else 0))
     files += [SPEC_FILE, METRICS_FILE, README_FILE]
     return {"out": str(out_dir), "files": files, "space": space.name, "spec": spec_json,
             "metrics": metrics, "message": message,
@@ -671,6 +682,16 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
 # ----------------------------------------------------------------------------
 # Command line.
 # ----------------------------------------------------------------------------
+
+
+_USAGE = """Exports a child of a search as a Keras model (fresh weights, or retrained).
+
+  python -m nas_tf.export --run_dir=runs/rnn --rank=1 --out=exported/rnn [--retrain_epochs=N]
+
+Writes model.keras, spec.json, metrics.json and a README.md saying how to load
+them into --out. Without --retrain_epochs the model has fresh, untrained
+weights (a search keeps no child weights).
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -691,7 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags.DEFINE_integer("seed", 0, "Seed of the retraining.", flag_values=fv)
     flags.DEFINE_integer("test_limit", None, "Evaluate on the first N test examples/tokens.",
                          flag_values=fv)
+    from nas_tf import cli
+
     argv = list(sys.argv if argv is None else argv)
+    which = cli.wants_help(argv)
+    if which:
+        sys.stdout.write(cli.help_text(_USAGE, fv, full=which == "full"))
+        return 0
     try:
         rest = fv(argv)
     except flags.Error as e:
@@ -700,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(rest) > 1:
         print(f"error: unexpected arguments {rest[1:]}; all options are --flags.", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow()
     try:
         if not fv.run_dir:
             raise ConfigError("--run_dir is required (the directory of a search). "

@@ -209,7 +209,8 @@ class SearchLoop:
     def _context(self, trial_id: int) -> ChildContext:
         log_dir = str(self.run_dir / "children" / str(trial_id)) if self.child_logs else None
         return ChildContext(child_id=trial_id, log_dir=log_dir,
-                            seed=self.config.seed * 100003 + trial_id)
+                            seed=self.config.seed * 100003 + trial_id,
+                            on_progress=self.logger.child_progress)
 
     def _result_file(self, trial_id: int) -> str:
         return str(self.run_dir / RESULTS_DIR / f"{trial_id}.json")
@@ -546,6 +547,8 @@ class SearchLoop:
     def _update(self) -> None:
         """Feeds the first m rewards that arrived back, in proposal order."""
         cfg = self.config
+        self.logger.progress(self._n_finished, cfg.max_children, self._best,
+                             note="updating the controller")
         arrived = sorted((e for e in self._out.values() if e.arrived is not None),
                          key=lambda e: e.arrived)[:cfg.children_per_update]
         batch = sorted(arrived, key=lambda e: e.seq)

@@ -1,29 +1,32 @@
-r"""Reports on a search: the top children, the failures, the reward curve.
+r"""Reports on a search: the top children, the failures, pictures.
 
-  python -m nas_tf.report --run_dir=runs/x [--top_k=10]
+  python -m nas_tf.report --run_dir=runs/rnn [--top_k=10]
+  python -m nas_tf.report --compare runs/reinforce runs/random
 
 prints a table of the top-k children (rank, reward, metric, params, time,
-spec), the number of done / failed / pending children with the commonest
-errors, and writes into the run directory:
+spec) and the failed children grouped by kind, and writes into the run
+directory (pictures need matplotlib: pip install "nas_tf[report]"):
 
 * ``reward_curve.png`` — the reward of every child in the order they
-  finished, the best so far and a moving mean (drawn with numpy, no
-  matplotlib);
+  finished, the best so far and a moving mean, and the same for the
+  space's metric (validation perplexity / accuracy, test accuracy);
+* ``best_architecture.png`` — the best child's architecture (the recurrent
+  cell as a graph, the CNN's layers and skip connections);
 * ``report.md`` — the same table as markdown;
-* ``report/`` — TensorBoard events with the curve as an image and the
-  table as text, so ``tensorboard --logdir RUN_DIR`` shows them.
+* ``report/`` — TensorBoard events with the pictures and the table, so
+  ``tensorboard --logdir RUN_DIR`` shows them.
 
-The trial store is opened read-only, so a report can be made while the
-search is still running (or after it was resumed). Zoph & Le 2017
-(arXiv:1611.01578) select the best children of a search this way before
-retraining them (§4.1, §4.2); see :mod:`nas_tf.export`.
+``--compare RUN_A RUN_B ...`` overlays the curves of several runs
+(e.g. REINFORCE against random search) in ``--out`` (default
+compare.png). The trial store is opened read-only, so a report can be
+made while the search is still running.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -32,15 +35,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nas_tf.errors import ConfigError, RunDirError
+from nas_tf.findings import failure_kinds, natural_metric
 from nas_tf.rundir import STORE_FILE, SUMMARY_FILE, open_store, read_summary  # noqa: F401
 from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial
 
 CURVE_FILE = "reward_curve.png"
+ARCH_FILE = "best_architecture.png"
 REPORT_FILE = "report.md"
 REPORT_TB_DIR = "report"
+
+_log = logging.getLogger(__name__)
 
 #: Metric keys shown as "the space's metric", in order of preference.
 METRIC_KEYS = ("val_accuracy", "val_perplexity", "test_accuracy", "accuracy", "perplexity")
@@ -78,7 +83,10 @@ class Report:
         top: The top-k rows, best first.
         order: Rewards of all finished children in finishing order (failed
             ones as None); ``rewards`` leaves the failed ones out.
-        png_path: Where :func:`write_report` wrote the curve.
+        metric_order: The natural metric of the same children (validation
+            perplexity / accuracy, test accuracy; None when missing).
+        metric_label, metric_lower: Its name and whether lower is better.
+        pictures: The PNGs :func:`write_report` wrote.
     """
 
     run_dir: str
@@ -88,7 +96,10 @@ class Report:
     errors: list
     top: list
     order: list
-    png_path: str | None = None
+    metric_order: list = dataclasses.field(default_factory=list)
+    metric_label: str | None = None
+    metric_lower: bool = False
+    pictures: list = dataclasses.field(default_factory=list)
 
     @property
     def rewards(self) -> list[float]:
@@ -102,15 +113,6 @@ def metric_of(metrics: dict) -> tuple[str | None, float | None]:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return k, float(v)
     return None, None
-
-
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
-    if not lines:
-        return "(no message)"
-    # A traceback's last line names the error; otherwise the first line.
-    last = lines[-1]
-    return last if lines[0].startswith("Traceback") else lines[0]
 
 
 def _finish_key(t: Trial):
@@ -144,11 +146,7 @@ def make_report(run_dir: str | os.PathLike, top_k: int = 10) -> Report:
     finally:
         store.close()
     summary = read_summary(run_dir)
-    errors: dict[str, int] = {}
-    for t in trials:
-        if t.status == FAILED:
-            line = _first_line(t.error or "")
-            errors[line] = errors.get(line, 0) + 1
+    errors = failure_kinds(t.error for t in trials if t.status == FAILED)
     top = []
     for rank, t in enumerate(best, start=1):
         name, value = metric_of(t.metrics)
@@ -159,9 +157,12 @@ def make_report(run_dir: str | os.PathLike, top_k: int = 10) -> Report:
                        seconds=None if seconds is None else float(seconds), spec=t.spec))
     finished = sorted((t for t in trials if t.status in (DONE, FAILED)), key=_finish_key)
     order = [float(t.reward) if t.status == DONE else None for t in finished]
+    natural = [natural_metric(t.metrics) if t.status == DONE else None for t in finished]
+    label = next((m[0] for m in natural if m), None)
     return Report(run_dir=str(run_dir), space=space, summary=summary, counts=counts,
-                  errors=sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:5],
-                  top=top, order=order)
+                  errors=errors, top=top, order=order,
+                  metric_order=[m[1] if m and m[0] == label else None for m in natural],
+                  metric_label=label, metric_lower=any(m[2] for m in natural if m))
 
 
 def _fmt(v: Any, digits: int = 5) -> str:
@@ -183,7 +184,8 @@ def format_report(report: Report, markdown: bool = False, spec_width: int = 80) 
          f"pending: {pending}"),
     ]
     if report.errors:
-        lines.append("commonest errors:")
+        lines.append(f"failed children by kind ({c.get(FAILED, 0)} of "
+                     f"{c.get(DONE, 0) + c.get(FAILED, 0)}):")
         for err, n in report.errors:
             lines.append(f"  {n} x {err[:160]}")
     header = ["rank", "child", "reward", "metric", "params", "time_s", "spec"]
@@ -191,8 +193,9 @@ def format_report(report: Report, markdown: bool = False, spec_width: int = 80) 
     for r in report.top:
         metric = "-" if r.metric is None else f"{r.metric}={_fmt(r.metric_value)}"
         spec = json.dumps(r.spec, separators=(",", ":"), sort_keys=True)
-        if not markdown and len(spec) > spec_width:
-            spec = spec[: spec_width - 3] + "..."
+        width = min(spec_width, 60) if markdown else spec_width  # a TensorBoard text table
+        if len(spec) > width:
+            spec = spec[: width - 3] + "..."
         rows.append([str(r.rank), str(r.child_id), _fmt(r.reward, 6), metric, _fmt(r.params),
                      _fmt(r.seconds, 3), spec])
     lines.append("")
@@ -209,143 +212,10 @@ def format_report(report: Report, markdown: bool = False, spec_width: int = 80) 
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
         for row in rows:
             lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    if report.png_path:
+    if report.pictures:
         lines.append("")
-        lines.append(f"reward curve: {report.png_path}")
+        lines += [f"picture: {p}" for p in report.pictures]
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------
-# The reward curve, drawn with numpy.
-# ----------------------------------------------------------------------------
-
-# A 3x5 pixel font for axis labels (digits and a few signs).
-_GLYPHS = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111",
-    "3": "111001111001111", "4": "101101111001001", "5": "111100111001111",
-    "6": "111100111101111", "7": "111001001001001", "8": "111101111101111",
-    "9": "111101111001111", ".": "000000000000010", "-": "000000111000000",
-    "e": "000111111100111", "+": "000010111010000", " ": "000000000000000",
-}
-
-_BG = (255, 255, 255)
-_AXIS = (60, 60, 60)
-_GRID = (225, 225, 225)
-_POINT = (120, 160, 220)
-_BEST = (200, 40, 40)
-_MEAN = (30, 120, 30)
-_FAIL = (250, 150, 0)
-
-
-def _text(img: np.ndarray, x: int, y: int, text: str, color, scale: int = 2) -> None:
-    for k, ch in enumerate(text):
-        bits = _GLYPHS.get(ch, _GLYPHS[" "])
-        for i, b in enumerate(bits):
-            if b == "1":
-                r, c = divmod(i, 3)
-                y0, x0 = y + r * scale, x + (k * 4 + c) * scale
-                img[max(0, y0): y0 + scale, max(0, x0): x0 + scale] = color
-
-
-def _line(img: np.ndarray, x0, y0, x1, y1, color, width: int = 1) -> None:
-    n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.round(np.linspace(x0, x1, n)).astype(int)
-    ys = np.round(np.linspace(y0, y1, n)).astype(int)
-    h, w = img.shape[:2]
-    for d in range(-(width // 2), width - width // 2):
-        ok = (ys + d >= 0) & (ys + d < h) & (xs >= 0) & (xs < w)
-        img[ys[ok] + d, xs[ok]] = color
-
-
-def _label(v: float) -> str:
-    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.2e}"
-
-
-def reward_curve_image(order: Sequence[float | None], width: int = 640,
-                       height: int = 360, window: int | None = None) -> np.ndarray:
-    """Draws the rewards of a search as a uint8 RGB image ``(height, width, 3)``.
-
-    Blue dots: each child's reward, in the order children finished; red
-    line: the best reward so far; green line: the moving mean over
-    ``window`` children (default: a tenth of the children, at least 5);
-    orange ticks at the bottom: failed children.
-
-    Args:
-        order: Rewards in finishing order; None marks a failed child.
-        width, height: Image size in pixels (at least 120 x 80).
-        window: Moving-mean window.
-
-    Returns:
-        A numpy uint8 array.
-
-    Raises:
-        ConfigError: the image is too small.
-    """
-    if width < 120 or height < 80:
-        raise ConfigError(f"The curve needs at least 120 x 80 pixels. Received: {width}x{height}")
-    img = np.empty((height, width, 3), np.uint8)
-    img[:] = _BG
-    left, right, top, bottom = 70, 12, 12, 30
-    pw, ph = width - left - right, height - top - bottom
-    n = len(order)
-    values = np.array([np.nan if r is None else float(r) for r in order], dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size:
-        lo, hi = float(finite.min()), float(finite.max())
-    else:
-        lo, hi = 0.0, 1.0
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-
-    def px(i):
-        return left + (i * (pw - 1) / max(n - 1, 1) if n > 1 else pw / 2)
-
-    def py(v):
-        return top + (hi - v) / (hi - lo) * (ph - 1)
-
-    for k in range(5):  # horizontal grid and labels
-        v = lo + (hi - lo) * k / 4
-        y = round(py(v))
-        _line(img, left, y, left + pw - 1, y, _GRID)
-        _text(img, 4, y - 5, _label(v), _AXIS)
-    _line(img, left, top, left, top + ph - 1, _AXIS)
-    _line(img, left, top + ph - 1, left + pw - 1, top + ph - 1, _AXIS)
-    _text(img, left, height - 14, "0", _AXIS)
-    end = str(max(n - 1, 0))
-    _text(img, left + pw - len(end) * 8, height - 14, end, _AXIS)
-    if n == 0:
-        return img
-    for i, v in enumerate(values):
-        x = round(px(i))
-        if np.isfinite(v):
-            y = round(py(v))
-            img[max(0, y - 1): y + 2, max(0, x - 1): x + 2] = _POINT
-        else:
-            _line(img, x, top + ph - 6, x, top + ph - 2, _FAIL)
-    # Best so far and moving mean over the done children.
-    idx = np.flatnonzero(np.isfinite(values))
-    if idx.size:
-        best = np.maximum.accumulate(values[idx])
-        win = window or max(5, idx.size // 10)
-        csum = np.cumsum(np.insert(values[idx], 0, 0.0))
-        lo_i = np.maximum(0, np.arange(idx.size) - win + 1)
-        mean = (csum[1:] - csum[lo_i]) / (np.arange(idx.size) + 1 - lo_i)
-        for series, color in ((mean, _MEAN), (best, _BEST)):
-            pts = [(px(i), py(v)) for i, v in zip(idx, series, strict=True)]
-            if len(pts) == 1:
-                pts = pts * 2
-            for (x0, y0), (x1, y1) in itertools.pairwise(pts):
-                _line(img, x0, y0, x1, y1, color, width=2)
-    return img
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 image (with ``tf.io.encode_png``)."""
-    import tensorflow as tf
-
-    return tf.io.encode_png(np.asarray(image, np.uint8)).numpy()
 
 
 # ----------------------------------------------------------------------------
@@ -353,17 +223,69 @@ def encode_png(image: np.ndarray) -> bytes:
 # ----------------------------------------------------------------------------
 
 
+def _space_of(report: Report):
+    from nas_tf.export import space_from_config
+
+    return space_from_config(report.space)
+
+
+def _curves_figure(reports: dict[str, Report], title: str):
+    from nas_tf import plots
+
+    label = next((r.metric_label for r in reports.values() if r.metric_label), None)
+    lower = any(r.metric_lower for r in reports.values())
+    return plots.search_curves({k: r.order for k, r in reports.items()},
+                               {k: r.metric_order for k, r in reports.items()},
+                               metric_label=label, lower_is_better=lower, title=title)
+
+
+def write_pictures(report: Report, tb=None) -> list[str]:
+    """Writes ``reward_curve.png`` and ``best_architecture.png`` (when the space
+    draws its specs) into the run directory, and into ``tb`` as images.
+
+    Returns:
+        The paths written; empty (with one logged line saying how to install
+        it) when matplotlib is missing.
+    """
+    from nas_tf import plots
+
+    if not plots.available():
+        _log.warning(plots.INSTALL_HINT)
+        return []
+    run_dir = Path(report.run_dir)
+    step = len(report.order)
+    figures = [(CURVE_FILE, "report/reward_curve", _curves_figure(
+        {run_dir.name: report}, f"{report.space.get('name', '?')} search "
+        f"({report.summary.get('algorithm', '?')}), {len(report.order)} children: {run_dir}"))]
+    if report.top:
+        try:
+            space = _space_of(report)
+            fig = space.draw(space.spec_from_json(report.top[0].spec))
+        except Exception as e:  # noqa: BLE001 - a drawing must not stop the report
+            _log.warning("No architecture picture: %s", e)
+            fig = None
+        if fig is not None:
+            figures.append((ARCH_FILE, "report/best_architecture", fig))
+    paths = []
+    for name, tag, fig in figures:
+        paths.append(plots.save_png(fig, run_dir / name))
+        if tb is not None:
+            tb.image(step, tag, plots.figure_rgb(fig))
+    return paths
+
+
 def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool = True) -> Report:
-    """Makes the report of a run and writes ``reward_curve.png``, ``report.md``
-    and TensorBoard events under ``report/`` into the run directory.
+    """Makes the report of a run and writes the pictures (``reward_curve.png``,
+    ``best_architecture.png``), ``report.md`` and TensorBoard events under
+    ``report/`` into the run directory.
 
     Args:
         run_dir: The run directory (may belong to a running search).
         top_k: Rows of the table.
-        tensorboard: Also write the image and the table for TensorBoard.
+        tensorboard: Also write the pictures and the table for TensorBoard.
 
     Returns:
-        The :class:`Report` (with ``png_path`` set).
+        The :class:`Report` (with ``pictures`` set).
 
     Raises:
         ConfigError, RunDirError: see :func:`make_report`.
@@ -376,23 +298,40 @@ def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool 
     report = make_report(run_dir, top_k)
     if not os.access(run_dir, os.W_OK):  # a finished run on a read-only mount: read only
         return report
-    image = reward_curve_image(report.order)
-    png = Path(run_dir) / CURVE_FILE
-    tmp = png.with_name(png.name + ".tmp")
-    tmp.write_bytes(encode_png(image))
-    os.replace(tmp, png)
-    report.png_path = str(png)
-    text_md = format_report(report, markdown=True)
-    (Path(run_dir) / REPORT_FILE).write_text(text_md + "\n")
+    tb = None
     if tensorboard:
         from nas_tf.logger import TensorBoardLogger
 
         tb = TensorBoardLogger(str(Path(run_dir) / REPORT_TB_DIR), hparams=False)
-        step = len(report.order)
-        tb.image(step, "report/reward_curve", image)
-        tb.text(step, "report/top_children", text_md)
-        tb.close()
+    try:
+        report.pictures = write_pictures(report, tb)
+        text_md = format_report(report, markdown=True)
+        (Path(run_dir) / REPORT_FILE).write_text(text_md + "\n")
+        if tb is not None:
+            tb.text(len(report.order), "report/top_children", text_md)
+    finally:
+        if tb is not None:
+            tb.close()
     return report
+
+
+def compare(run_dirs: Sequence[str], out: str | os.PathLike) -> str:
+    """Overlays the curves of several runs in one PNG (``--compare``)."""
+    from nas_tf import plots
+
+    if len(run_dirs) < 2:
+        raise ConfigError(f"--compare needs two or more run directories. Received: {run_dirs}")
+    if not plots.available():
+        raise ConfigError(plots.INSTALL_HINT)
+    reports = {}
+    for d in run_dirs:
+        r = make_report(d, 1)
+        algo = (r.summary.get("algorithm") or "")
+        name = f"{Path(d).name} ({algo})" if algo and algo not in Path(d).name else Path(d).name
+        reports[name] = r
+    spaces = {r.space.get("name") for r in reports.values()}
+    title = f"{' / '.join(sorted(str(s) for s in spaces))}: " + " vs ".join(reports)
+    return plots.save_png(_curves_figure(reports, title), out)
 
 
 # ----------------------------------------------------------------------------
@@ -403,12 +342,22 @@ def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool 
 def main(argv: Sequence[str] | None = None) -> int:
     from absl import flags
 
+    from nas_tf import cli
+
     fv = flags.FlagValues()
-    flags.DEFINE_string("run_dir", None, "Run directory of a search.", flag_values=fv)
+    flags.DEFINE_string("run_dir", None, "Run directory of a search (required unless --compare).",
+                        flag_values=fv)
     flags.DEFINE_integer("top_k", 10, "Rows of the table of best children.", flag_values=fv)
-    flags.DEFINE_boolean("tensorboard", True, "Also write the curve and table for TensorBoard.",
-                         flag_values=fv)
+    flags.DEFINE_boolean("tensorboard", True, "Also write the pictures and table for "
+                         "TensorBoard (RUN_DIR/report).", flag_values=fv)
+    flags.DEFINE_multi_string("compare", None, "Overlay the curves of these runs (give two or "
+                              "more: --compare runs/a runs/b) in --out.", flag_values=fv)
+    flags.DEFINE_string("out", "compare.png", "--compare: the PNG to write.", flag_values=fv)
     argv = list(sys.argv if argv is None else argv)
+    which = cli.wants_help(argv)
+    if which:
+        sys.stdout.write(cli.help_text(_USAGE, fv, full=which == "full"))
+        return 0
     try:
         rest = fv(argv)
     except flags.Error as e:
@@ -416,11 +365,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from nas_tf.errors import NasTfError
 
+    compared = list(fv.compare or [])
+    if compared:  # --compare a b: the runs after the first come as arguments
+        compared += rest[1:]
+        rest = rest[:1]
     if len(rest) > 1:
         print(f"error: unexpected arguments {rest[1:]}; all options are --flags.", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow()
     try:
+        if compared:
+            path = compare(compared, fv.out)
+            cli.result(f"compared {len(compared)} runs: {path}")
+            return 0
         if not fv.run_dir:
             raise ConfigError("--run_dir is required (the directory of a search). "
                               "Received: run_dir=None")
@@ -431,8 +388,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasTfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_report(report))
+    cli.result(format_report(report))
     return 0
+
+
+_USAGE = """Reports on a search: the best children, failures grouped by kind, pictures.
+
+  python -m nas_tf.report --run_dir=runs/rnn [--top_k=10]
+  python -m nas_tf.report --compare runs/reinforce runs/random [--out=compare.png]
+
+Writes reward_curve.png, best_architecture.png, report.md and TensorBoard
+images (RUN_DIR/report) into the run directory; pictures need matplotlib
+(pip install "nas_tf[report]").
+"""
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-r"""Command line: run (or resume) a search.
+r"""Runs (or resumes) a neural architecture search (Zoph & Le 2017, arXiv:1611.01578).
 
+  python -m nas_tf.run --space=rnn
   python -m nas_tf.run --space=nb201 --nb201_table=../shared/data/nb201/cifar10.csv \
-      --algorithm=reinforce --max_children=500 --run_dir=runs/x --seed=0
+      --algorithm=reinforce --max_children=500 --run_dir=runs/nb201 --seed=0
 
-Running the same command on an existing run directory resumes the search.
-This is the only module that reads flags; it turns them into the typed
-config dataclasses of :mod:`nas_tf.config` and of each space.
+The run lives in --run_dir (default runs/<space>); running the same command
+again resumes it. Progress goes to stderr, the final results to stdout.
+Afterwards: tensorboard --logdir RUN_DIR, python -m nas_tf.report
+--run_dir=RUN_DIR, python -m nas_tf.export --run_dir=RUN_DIR --out=DIR.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sqlite3
 import sys
@@ -25,10 +26,14 @@ SPACE = flags.DEFINE_enum("space", "rnn", ["nb201", "rnn", "cnn"], "Search space
 ALGORITHM = flags.DEFINE_enum(
     "algorithm", "reinforce", ["reinforce", "random", "evolution"], "Search algorithm."
 )
-RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed).")
-MAX_CHILDREN = flags.DEFINE_integer("max_children", None, "Budget of unique children.")
+RUN_DIR = flags.DEFINE_string(
+    "run_dir", None, "Run directory (created, or resumed). Default: runs/<space>.")
+MAX_CHILDREN = flags.DEFINE_integer(
+    "max_children", None, "Budget of unique children. Default depends on --space: nb201 500, "
+    "rnn 10, cnn 10.")
 CHILDREN_PER_UPDATE = flags.DEFINE_integer(
-    "children_per_update", None, "m, children per controller update (paper §3.3: 8)."
+    "children_per_update", None, "m, children per controller update (paper §3.3: 8). Default "
+    "depends on --controller_preset: paper 8, small_budget 3."
 )
 MAX_PROPOSALS = flags.DEFINE_integer(
     "max_proposals", None, "Bound on proposals incl. duplicates (default 20x max_children)."
@@ -44,17 +49,26 @@ PRESET = flags.DEFINE_enum(
     "REINFORCE settings: 'paper' (lr 6e-4, §4.1), 'small_budget' (tuned on NAS-Bench-201 "
     "for budgets of a few hundred children), 'auto' (small_budget when max_children <= 2000).",
 )
-LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Controller Adam learning rate.")
-BASELINE_DECAY = flags.DEFINE_float("baseline_decay", None, "EMA decay of the baseline.")
-ENTROPY_WEIGHT = flags.DEFINE_float("entropy_weight", None, "Entropy bonus weight.")
-MAX_GRAD_NORM = flags.DEFINE_float("max_grad_norm", None, "Controller gradient-norm clip.")
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", None, "Controller Adam learning rate. Default depends on "
+    "--controller_preset: paper 6e-4, small_budget 0.01.")
+BASELINE_DECAY = flags.DEFINE_float(
+    "baseline_decay", None, "EMA decay of the baseline. Default: the --controller_preset's "
+    "(small_budget 0.8).")
+ENTROPY_WEIGHT = flags.DEFINE_float(
+    "entropy_weight", None, "Entropy bonus weight. Default: the --controller_preset's "
+    "(small_budget 0.2).")
+MAX_GRAD_NORM = flags.DEFINE_float(
+    "max_grad_norm", None, "Controller gradient-norm clip. Default: the --controller_preset's.")
 NORMALIZE_ADVANTAGE = flags.DEFINE_bool(
     "normalize_advantage", None, "Divide the advantage R - b by a floored running std of the "
     "rewards and clip it (default: the preset's; off in the paper).")
 REWARD_SCALE = flags.DEFINE_float(
     "reward_scale", None, "Rewards are multiplied by this before the controller update (1).")
-TEMPERATURE = flags.DEFINE_float("temperature", None, "Controller sampling temperature.")
-TANH_CONSTANT = flags.DEFINE_float("tanh_constant", None, "Controller tanh logit clipping.")
+TEMPERATURE = flags.DEFINE_float(
+    "temperature", None, "Controller sampling temperature. Default: the --controller_preset's.")
+TANH_CONSTANT = flags.DEFINE_float(
+    "tanh_constant", None, "Controller tanh logit clipping. Default: the --controller_preset's.")
 POPULATION_SIZE = flags.DEFINE_integer("population_size", 20, "Evolution: population P.")
 TOURNAMENT_SIZE = flags.DEFINE_integer("tournament_size", 5, "Evolution: tournament S.")
 CHECKPOINT_EVERY_S = flags.DEFINE_float(
@@ -63,11 +77,21 @@ CHECKPOINT_EVERY_S = flags.DEFINE_float(
     "from the last one without retraining stored children.")
 
 # Flags shared by the trained spaces (rnn, cnn); None means the space's default.
-DATASET = flags.DEFINE_string("dataset", None, "Dataset of the children (space-specific).")
-DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory of the dataset files.")
-CHILD_EPOCHS = flags.DEFINE_integer("child_epochs", None, "Epochs of child training.")
-CHILD_STEPS = flags.DEFINE_integer("child_steps", None, "Cap on training steps per epoch.")
-CHILD_BATCH_SIZE = flags.DEFINE_integer("child_batch_size", None, "Child batch size.")
+DATASET = flags.DEFINE_string(
+    "dataset", None, "Dataset of the children. rnn: synthetic (default, built in), ptb, "
+    "ptb_char; cnn: imagefolder, cifar10 (default: a demo on a slice of "
+    "../shared/data/cifar10); nb201: not used (see --nb201_table).")
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Directory of the dataset files (rnn ptb: ptb.{train,valid,test}.txt; "
+    "cnn imagefolder: train/<class>/*.jpg).")
+CHILD_EPOCHS = flags.DEFINE_integer(
+    "child_epochs", None, "Epochs of child training. Default depends on --space: rnn 1, "
+    "cnn 50 (demo: 1).")
+CHILD_STEPS = flags.DEFINE_integer(
+    "child_steps", None, "Cap on training steps per epoch. Default depends on --space: "
+    "rnn 100, cnn none (one pass).")
+CHILD_BATCH_SIZE = flags.DEFINE_integer(
+    "child_batch_size", None, "Child batch size. Default depends on --space: rnn 20, cnn 128.")
 
 # --- executor flags (owned by H5) ---
 EXECUTOR = flags.DEFINE_enum(
@@ -102,18 +126,25 @@ NB201_TABLE = flags.DEFINE_string(
 # --dataset for rnn: synthetic (default, no file), ptb, ptb_char.
 CELL_BASE = flags.DEFINE_integer("cell_base", None, "rnn: leaves of the cell tree, 2 or 8 "
                                  "(paper §4.2: 8). Default 8.")
-CHILD_UNITS = flags.DEFINE_integer("child_units", None, "rnn: hidden units of each child layer.")
+CHILD_UNITS = flags.DEFINE_integer(
+    "child_units", None, "rnn: hidden units of each child layer (default 32).")
 CHILD_LAYERS = flags.DEFINE_integer("child_layers", None, "rnn: recurrent layers of a child (2).")
 BPTT = flags.DEFINE_integer("bptt", None, "rnn: truncated-BPTT window (35).")
 CHILD_OPTIMIZER = flags.DEFINE_enum("child_optimizer", None, ["adam", "sgd"],
                                     "rnn: child optimizer (default adam; the paper's: sgd).")
-CHILD_LR = flags.DEFINE_float("child_learning_rate", None, "rnn: child learning rate.")
-CHILD_DROPOUT = flags.DEFINE_float("child_dropout", None, "rnn: child dropout.")
+CHILD_LR = flags.DEFINE_float(
+    "child_learning_rate", None, "rnn: child learning rate (default depends on --dataset: "
+    "synthetic 2e-2, ptb/ptb_char 3e-3).")
+CHILD_DROPOUT = flags.DEFINE_float("child_dropout", None, "rnn: child dropout (default 0).")
 CHILD_GRAD_CLIP = flags.DEFINE_float("child_grad_clip", None, "rnn: child gradient-norm clip (5).")
-TIE_EMBEDDINGS = flags.DEFINE_bool("tie_embeddings", None, "rnn: tie embedding and softmax.")
-REWARD_C = flags.DEFINE_float("reward_c", None, "rnn: c of the reward c / ppl^2 (paper: 80).")
-TRAIN_TOKENS = flags.DEFINE_integer("train_tokens", None, "rnn: train on the first N tokens.")
-VALID_TOKENS = flags.DEFINE_integer("valid_tokens", None, "rnn: validate on the first N tokens.")
+TIE_EMBEDDINGS = flags.DEFINE_bool(
+    "tie_embeddings", None, "rnn: tie embedding and softmax (default false).")
+REWARD_C = flags.DEFINE_float(
+    "reward_c", None, "rnn: c of the reward c / ppl^2 (default and paper: 80).")
+TRAIN_TOKENS = flags.DEFINE_integer(
+    "train_tokens", None, "rnn: train on the first N tokens (default: all).")
+VALID_TOKENS = flags.DEFINE_integer(
+    "valid_tokens", None, "rnn: validate on the first N tokens (default: all).")
 # --- rnn flags end ---
 
 # --- cnn flags begin (owned by cnn_space/) ---
@@ -139,11 +170,12 @@ CNN_IMAGE_SIZE = flags.DEFINE_integer(
     "cnn_image_size", None, "Resize images to this square size on load (demo: 16).")
 CNN_DOWNLOAD = flags.DEFINE_boolean(
     "cnn_download", False, "--dataset=cifar10: download it into --data_dir when missing.")
-CNN_LR = flags.DEFINE_float("cnn_learning_rate", None, "Child SGD learning rate (paper: 0.1).")
+CNN_LR = flags.DEFINE_float(
+    "cnn_learning_rate", None, "cnn: child SGD learning rate (default and paper: 0.1).")
 CNN_LR_SCHEDULE = flags.DEFINE_enum(
     "cnn_lr_schedule", "cosine", ["cosine", "step", "constant"], "Child learning-rate decay.")
 CNN_WEIGHT_DECAY = flags.DEFINE_float(
-    "cnn_weight_decay", None, "Child L2 weight decay (paper: 1e-4).")
+    "cnn_weight_decay", None, "cnn: child L2 weight decay (default and paper: 1e-4).")
 CNN_REWARD_LAST_K = flags.DEFINE_integer(
     "cnn_reward_last_k", 5, "Reward: max validation accuracy of the last k epochs (paper: 5)...")
 CNN_REWARD_POWER = flags.DEFINE_float(
@@ -291,7 +323,7 @@ def _search_config(max_children: int):
     preset = PRESET.value
     if preset == "auto":
         # A resumed search keeps the preset it started with, whatever its new budget.
-        preset = _stored_preset(RUN_DIR.value) or (
+        preset = _stored_preset(_run_dir()) or (
             "small_budget" if max_children <= 2000 else "paper")
     ctrl = cfgmod.controller_preset(preset)
     rein = cfgmod.reinforce_preset(preset)
@@ -332,16 +364,18 @@ def _check_float_flags() -> None:
                               f"Received: {name}={flag.value}")
 
 
+def _run_dir() -> str:
+    """--run_dir, or runs/<space> (so that the same command again resumes)."""
+    return RUN_DIR.value or os.path.join("runs", SPACE.value)
+
+
 def _run() -> dict:
-    from nas_tf.errors import ConfigError
+    from nas_tf import cli
     from nas_tf.logger import ConsoleLogger
     from nas_tf.loop import run_search
 
     _check_float_flags()
-
-    if not RUN_DIR.value:
-        raise ConfigError("--run_dir is required (a new directory, or a run to resume). "
-                          "Received: run_dir=None")
+    run_dir = _run_dir()
     max_children = MAX_CHILDREN.value
     if max_children is None:
         max_children = _DEFAULT_MAX_CHILDREN[SPACE.value]
@@ -353,38 +387,58 @@ def _run() -> dict:
         print(line, file=sys.stderr)
     parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
     space, evaluator = parts()
-    console = ConsoleLogger(sys.stderr)
+    console = ConsoleLogger(sys.stderr, total=max_children)
     from nas_tf.executors import make_executor
 
     executor = make_executor(
         EXECUTOR.value, num_workers=NUM_WORKERS.value, gpus_per_child=GPUS_PER_CHILD.value,
         cpus_per_child=CPUS_PER_CHILD.value, child_timeout=CHILD_TIMEOUT.value,
         max_retries=MAX_RETRIES.value, ray_address=RAY_ADDRESS.value)
-    summary = run_search(space, evaluator, run_dir=RUN_DIR.value, config=config, logger=console,
+    if not RUN_DIR.value:  # the default: say where the run lives
+        console.message(f"run directory: {os.path.abspath(run_dir)} (the same command again "
+                        "resumes it; --run_dir=DIR for another)")
+    summary = run_search(space, evaluator, run_dir=run_dir, config=config, logger=console,
                          checkpoint_every_s=CHECKPOINT_EVERY_S.value, executor=executor,
                          max_in_flight=MAX_IN_FLIGHT.value, handle_signals=True)
-    console.message(
-        f"{summary['status']}: {summary['stop_reason']}\n"
-        f"children trained: {summary['children_trained']} "
-        f"(failed: {summary['children_failed']}), best reward: {summary['best_reward']}\n"
-        f"best spec: {json.dumps(summary['best_spec'])}\n"
-        f"summary: {os.path.join(RUN_DIR.value, 'summary.json')}  "
-        f"TensorBoard: tensorboard --logdir {RUN_DIR.value}")
+    for line in _closing(run_dir, space, summary):
+        cli.result(line)
     return summary
+
+
+def _closing(run_dir: str, space, summary: dict) -> list[str]:
+    """The final lines: best child in natural units, failures, pictures, next commands."""
+    from nas_tf.findings import closing_lines
+    from nas_tf.loop import read_trials
+
+    trials = read_trials(run_dir)
+    done = [t for t in trials if t.status == "done" and t.reward is not None]
+    best = max(done, key=lambda t: t.reward) if done else None
+    pictures = []
+    try:
+        from nas_tf.report import write_report
+
+        report = write_report(run_dir)
+        pictures = report.pictures
+    except Exception as e:  # noqa: BLE001 - pictures must not hide the search's result
+        from absl import logging
+
+        logging.warning("No report pictures: %s", e)
+    return closing_lines(summary, best, space, [t.error for t in trials if t.status == "failed"],
+                         run_dir, pictures)
 
 
 def main(argv):
     from absl import logging
 
+    from nas_tf import cli
     from nas_tf.errors import NasTfError
 
     logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}; all options are --flags "
               "(see --helpfull).", file=sys.stderr)
         return 2
+    cli.quiet_tensorflow()
     try:
         _run()
     except NasTfError as e:
@@ -397,11 +451,11 @@ def main(argv):
         if not (isinstance(e, (OSError, sqlite3.Error)) or is_environment_error(text)
                 or "No space left" in text or "Read-only file system" in text):
             raise
-        print(f"error: {describe_os_error(e, RUN_DIR.value or 'the run directory')}",
+        print(f"error: {describe_os_error(e, _run_dir())}",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted. Run the same command again to resume from {RUN_DIR.value}.",
+        print(f"\ninterrupted. Run the same command again to resume from {_run_dir()}.",
               file=sys.stderr)
         return 130
     return 0
@@ -417,8 +471,16 @@ def parse_flags(argv):
         sys.exit(2)
 
 
-def entry_point():
-    app.run(main, flags_parser=parse_flags)
+def entry_point(argv=None):
+    """``python -m nas_tf.run`` and the ``nas_tf`` console script."""
+    from nas_tf import cli
+
+    argv = list(sys.argv if argv is None else argv)
+    which = cli.wants_help(argv)
+    if which:
+        sys.stdout.write(cli.help_text(__doc__, flags.FLAGS, full=which == "full"))
+        sys.exit(0)
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

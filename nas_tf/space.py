@@ -221,6 +221,11 @@ class SearchSpace(abc.ABC):
         """A human-readable (markdown) description of a spec."""
         return "```\n" + json.dumps(self.spec_to_json(spec), indent=1, sort_keys=True) + "\n```"
 
+    def draw(self, spec: Any) -> Any:
+        """A picture of a spec as a ``matplotlib.figure.Figure``, or None when the
+        space has none (the default). Spaces import matplotlib only here."""
+        return None
+
     def hparams(self, spec: Any) -> dict[str, Any]:
         """The spec's decisions as a flat dict of scalars (for the HParams dashboard)."""
         decisions = self.decisions_for_tokens(len(self.spec_to_tokens(spec)))

@@ -41,6 +41,10 @@ def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
     """Trains children received on ``conn`` until told to stop (see module doc)."""
     os.environ.update(env)
     _die_with_parent(parent_pid)
+    if os.environ.get("NAS_TF_QUIET_STARTUP") == "1":  # the CLI quietened TensorFlow
+        from nas_tf.cli import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from nas_tf.executors import Outcome, _error_text, evaluate_job, is_out_of_memory
 
     evaluator = pickle.loads(evaluator_blob)

@@ -127,6 +127,9 @@ def test_export_retrain_reload_in_fresh_process(rnn_run, cnn_run, tmp_path):
                                  "README.md"}
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["retrained"] and metrics["retrain_epochs"] == 1
+    assert res["message"].startswith("retrained 1 epoch and")  # not "1 epochs"
+    readme = (out / "README.md").read_text()
+    assert "retrained from scratch for 1 epoch;" in readme and "retrained weights" in readme
     test = metrics["test"]
     assert np.isfinite(test["test_perplexity"]) and 1 < test["test_perplexity"] < 1000
     assert test["test_tokens"] == 200 and test["steps"] == 4
@@ -166,6 +169,9 @@ def test_export_without_retraining_is_untrained(rnn_run, tmp_path):
     metrics = json.loads((tmp_path / "e" / METRICS_FILE).read_text())
     assert metrics["retrained"] is False and metrics["test"] is None
     assert "untrained" in res["message"]
+    readme = (tmp_path / "e" / "README.md").read_text()
+    assert "fresh, untrained weights" in readme and "trained weights" not in readme.replace(
+        "untrained weights", "")
     assert res["keras_model"].output.shape[-1] > 2  # logits over the vocabulary
     # Exporting again into the same directory replaces the previous export.
     ranked = nas_tf.open_run(str(rnn_run)).best(2)
@@ -192,6 +198,9 @@ def test_nb201_export_writes_spec_and_says_no_model(nb201_run, tmp_path, capsys)
     assert json.loads((tmp_path / "n" / METRICS_FILE).read_text())["search"]["test_accuracy"] == 1
     with pytest.raises(ConfigError, match="nb201 has no model builder"):
         export_child(nb201_run, tmp_path / "m", rank=1, retrain_epochs=2)
+    with pytest.raises(ConfigError, match="no model builder") as err:  # nothing is written
+        nas_tf.open_run(str(nb201_run)).build_model(res["spec"])
+    assert "written" not in str(err.value)
     assert main(["export", f"--run_dir={nb201_run}", f"--out={tmp_path / 'o'}"]) == 0
     assert "no model builder" in capsys.readouterr().out
 
