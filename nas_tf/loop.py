@@ -111,7 +111,7 @@ def open_run_dir(run_dir: str | os.PathLike, space: SearchSpace,
         store.set_meta(space=space.config(), search=_identity(config), version=FORMAT_VERSION,
                        created=time.time())
         return store
-    if canonical_json(space_cfg) != canonical_json(space.config()):
+    if space.as_recorded(space_cfg) is None:  # another space (an older format of it resumes)
         store.close()
         raise RunDirError(
             f"--run_dir {run_dir} holds a search of another space "
@@ -265,6 +265,8 @@ class SearchLoop:
         self.handle_signals = handle_signals
         self.child_logs = child_logs
         self.store = open_run_dir(self.run_dir, space, config)
+        # A run recorded by an older format of the space keeps its decisions.
+        self.space = space = space.as_recorded(self.store.get_meta("space"))
         from nas_tf.export import evaluator_record  # light module: no TensorFlow at import
 
         record = evaluator_record(evaluator)
@@ -512,7 +514,7 @@ class SearchLoop:
         n = self.max_in_flight - len(self._out)
         if n <= 0:
             return
-        tokens_list = self.algorithm.propose(n, self._n_finished)
+        tokens_list = self.algorithm.propose(n, self._curriculum_count())
         self._dirty = True
         for tokens in tokens_list:
             tokens = tuple(int(t) for t in tokens)
@@ -549,6 +551,13 @@ class SearchLoop:
                 self._queue.append(e.seq)
             self._out[e.seq] = e
             self._seq += 1
+
+    def _curriculum_count(self) -> int:
+        """What the space's curriculum counts: samples (proposals so far,
+        duplicates and failures included; paper §4.1) or unique children."""
+        if getattr(self.space, "curriculum_count", "samples") == "children":
+            return self._n_finished
+        return self.algorithm.num_proposed
 
     def _adopt_orphans(self) -> bool:
         """Queues rows left pending by an earlier life that no proposal of
