@@ -14,7 +14,11 @@ run directory:
 * ``summary.json`` — rewritten (write-then-rename) after every update;
 * ``results/<id>.json`` — a child's result, written by its worker
   (write-then-rename) before it is sent back, removed once stored;
-* TensorBoard event files, and ``children/<id>/`` for each child's curves.
+* TensorBoard event files: the search's curves, ``all_children`` (every
+  child's metrics at step = child id) and ``children/<id>/`` (a child's
+  curves and HParams session; kept for the best and the most recent
+  children, the others moved to ``children_archive/``, see
+  :class:`nas_tf.logger.TensorBoardLogger`).
 
 Running it again on the same directory resumes, also after a SIGKILL at any
 moment: finished children are kept (none is trained twice), children that
