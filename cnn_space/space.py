@@ -156,8 +156,7 @@ class CnnSpace(SearchSpace):
                  added_filters: int = 0, version: int = SPACE_VERSION):
         if preset not in PRESETS:
             raise ConfigError(
-                f"Unknown CNN preset; use one of {sorted(PRESETS)}. Received: preset={preset!r}"
-            )
+                f"Unknown CNN preset; use one of {sorted(PRESETS)}. Received: preset={preset!r}")
         if version not in (1, SPACE_VERSION):
             raise ConfigError(f"CNN space version must be 1 or {SPACE_VERSION} (a run of a "
                               f"newer nas_tf?). Received: version={version!r}")
@@ -172,17 +171,14 @@ class CnnSpace(SearchSpace):
             if curriculum_start > num_layers:
                 raise ConfigError(
                     f"curriculum_start must be <= num_layers ({num_layers}). "
-                    f"Received: curriculum_start={curriculum_start}"
-                )
+                    f"Received: curriculum_start={curriculum_start}")
         if curriculum_count not in CURRICULUM_COUNTS:
             raise ConfigError(f"curriculum_count must be one of {CURRICULUM_COUNTS}. "
                               f"Received: curriculum_count={curriculum_count!r}")
         if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) or (
-            not width_multiplier > 0
-        ):
+                not width_multiplier > 0):
             raise ConfigError(
-                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}"
-            )
+                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}")
         _check_int("added_filters", added_filters, minimum=0)
         if version == 1:
             # Version 1 counted the curriculum in children and knew only these filters.
@@ -200,8 +196,7 @@ class CnnSpace(SearchSpace):
             raise ConfigError(
                 "width_multiplier is too small (or filters repeat): the filter choices "
                 f"{base} would collapse to {choices}. "
-                f"Received: width_multiplier={width_multiplier}, filters={base}"
-            )
+                f"Received: width_multiplier={width_multiplier}, filters={base}")
         self.preset = preset
         self.version = version
         self.num_layers = num_layers
@@ -309,11 +304,7 @@ class CnnSpace(SearchSpace):
         return self._decisions_of_depth(self.depth(num_children))
 
     def final_decisions(self) -> tuple[Decision, ...]:
-        """The decisions of the full depth (the curriculum's last stage).
-
-        The controller creates its weights for all of them; every stage's
-        :meth:`decisions` is a prefix.
-        """
+        """The decisions of the full depth; every stage's :meth:`decisions` is a prefix."""
         return self._decisions_of_depth(self.num_layers)
 
     def _decisions_of_depth(self, n: int) -> tuple[Decision, ...]:
@@ -335,8 +326,7 @@ class CnnSpace(SearchSpace):
                 break
         raise InvalidArchitectureError(
             f"No stage of space 'cnn' (depths {list(self._depths())}) takes {width} tokens. "
-            f"Received: {width} tokens"
-        )
+            f"Received: {width} tokens")
 
     def pools_for_depth(self, n: int) -> tuple[int, ...]:
         """The fixed pool positions of an ``n``-layer child of this space."""
@@ -366,36 +356,30 @@ class CnnSpace(SearchSpace):
     def spec_to_tokens(self, spec: CnnSpec) -> tuple[int, ...]:
         if not isinstance(spec, CnnSpec):
             raise InvalidArchitectureError(
-                f"Space 'cnn' needs a CnnSpec. Received: {type(spec).__name__}"
-            )
+                f"Space 'cnn' needs a CnnSpec. Received: {type(spec).__name__}")
         n = spec.num_layers
         if n not in self._depths():
             raise InvalidArchitectureError(
                 f"Space 'cnn' has children of depths {list(self._depths())}. "
-                f"Received: a spec with {n} layers"
-            )
+                f"Received: a spec with {n} layers")
         if spec.pool_positions != self.pools_for_depth(n):
             raise InvalidArchitectureError(
                 f"Space 'cnn' ({self.preset}) pools before layers {list(self.pools_for_depth(n))}."
-                f" Received: pool_positions={list(spec.pool_positions)}"
-            )
+                f" Received: pool_positions={list(spec.pool_positions)}")
         tokens: list[int] = []
         for i, layer in enumerate(spec.layers):
             if layer.filters not in self.filter_choices:
                 raise InvalidArchitectureError(
                     f"Layer {i} filters must be one of {self.filter_choices} in this space. "
-                    f"Received: filters={layer.filters}"
-                )
+                    f"Received: filters={layer.filters}")
             if not self.predict_strides and layer.stride != 1:
                 raise InvalidArchitectureError(
                     f"Preset {self.preset!r} does not predict strides; layer {i} must have "
-                    f"stride 1. Received: stride={layer.stride}"
-                )
+                    f"stride 1. Received: stride={layer.stride}")
             if self.version == 1 and not isinstance(layer.stride, int):
                 raise InvalidArchitectureError(
                     f"This run's space (version 1) predicts one stride per layer; layer {i} "
-                    f"has different strides. Received: stride={layer.stride}"
-                )
+                    f"has different strides. Received: stride={layer.stride}")
             chosen = {"filter_height": FILTER_SIZES.index(layer.filter_height),
                       "filter_width": FILTER_SIZES.index(layer.filter_width),
                       "filters": self.filter_choices.index(layer.filters),

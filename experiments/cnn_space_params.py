@@ -141,20 +141,32 @@ one-step skips).
 """
 
 NOTES = """
-Reading the table:
+Reading the table (figures quoted from the run recorded above):
 
 * The parameter count is dominated by the skip connections: a layer's kernel
   is `fh * fw * (sum of its inputs' filters) * filters`, so dense skips (p =
   0.5) give children several times larger than sparse ones.
-* v1 and v2: the paper's 4.2M / 2.5M best children lie within the spread of
-  random children of this space (see the rows); v2's strides do not change
-  the parameter count (only activations and FLOPs).
+* v1: the paper's best 15-layer child (4.2M) is larger than every one of the
+  100 random children here (max 2.84M): the paper notes that its child
+  prefers large filters at the top layers and has many skip connections;
+  the space holds such children (all 7x7, 64 filters and dense skips give
+  far more), random sampling rarely does.
+* v2: the paper's 2.5M lies inside the spread of random dense children
+  (median 2.73M at p = 0.5). Strides do not change a child's parameter
+  count (only its activations and FLOPs); v2's children are larger than
+  v1's because they have 20 layers.
 * v3: the paper predicts 13 layers, each a "fully connected block of 3
   layers", with filters from [6, 12, 24, 36]; this implementation predicts
   39 independent layers (see `cnn_space/space.py`), so its v3 children are
-  not the paper's even at the paper's widths. "More filters" in the paper
-  adds 40 filters to every layer (`added_filters=40`); the width multiplier
-  is this project's knob and is not the paper's.
+  not the paper's even at the paper's widths: at those widths random
+  children have 0.2-4.0M parameters against the paper's 7.1M (the blocks'
+  dense wiring adds inputs this space does not force). With the default
+  filters {24, 36, 48, 64}, random children (median 11.2M dense, 2.1M
+  sparse) bracket 7.1M.
+* "More filters": the paper adds 40 filters to every layer (37.4M);
+  `added_filters=40` on the paper's widths gives 2.6-32.5M here (median
+  21.3M dense), `width_multiplier=2` (this project's knob, not the paper's)
+  gives a median of 39.8M dense / 8.3M sparse.
 """
 
 
