@@ -8,8 +8,10 @@ padding, no bias) -> BatchNorm -> ReLU, and the connection rules of §3.3
 apply:
 
 * a layer's inputs are concatenated along the depth dimension;
-* inputs of different height or width are zero-padded to the largest (the
-  padding is split evenly, the odd row or column going to the bottom/right);
+* inputs of different height or width are zero-padded to the largest height
+  and, independently, the largest width (strides may differ in height and
+  width, so inputs need not be square; the padding is split evenly, the odd
+  row or column going to the bottom/right);
 * a layer with no chosen input takes the image;
 * every layer output that no other layer uses is concatenated (padded to
   the largest height and width as well) and sent to the classifier: global
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 
 import keras
 
-from cnn_space.space import POOL_SIZE, CnnSpec, _check_input_shape, layer_shapes
+from cnn_space.spec import POOL_SIZE, CnnSpec, _check_input_shape, layer_shapes
 from nas_tf.errors import ConfigError, InvalidArchitectureError
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,8 @@ class CnnBody(keras.layers.Layer):
     """All convolutional layers of a CNN child, wired by the rules of paper §3.3.
 
     Layer ``i`` of the spec is Conv2D (``filter_height x filter_width``,
-    ``filters``, ``stride``, "same" padding, no bias) -> BatchNorm -> ReLU;
+    ``filters``, strides ``(stride_height, stride_width)``, "same" padding, no
+    bias) -> BatchNorm -> ReLU;
     it computes exactly what ``keras.layers.Conv2D(use_bias=False)``,
     ``keras.layers.BatchNormalization()`` (momentum 0.99, epsilon 1e-3,
     statistics in float32) and ReLU compute. Its inputs are joined by
@@ -191,7 +194,7 @@ class CnnBody(keras.layers.Layer):
         # The explicit cast makes layer_outputs() (outside __call__'s autocast) work under
         # mixed precision; inside __call__ the kernel is already in the compute dtype.
         kernel = keras.ops.cast(kernel, self.compute_dtype)
-        x = keras.ops.conv(x, kernel, strides=layer.stride, padding="same")
+        x = keras.ops.conv(x, kernel, strides=layer.strides, padding="same")
         x = keras.ops.cast(x, "float32")
         if training:
             mean, variance = keras.ops.moments(x, axes=[0, 1, 2])

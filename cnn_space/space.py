@@ -1,51 +1,85 @@
 """The convolutional search space of Zoph & Le 2017 (arXiv:1611.01578, §3.1–3.3, §4.1).
 
 A child network is a stack of convolutional layers. For every layer the
-controller predicts a filter height and a filter width in {1, 3, 5, 7}, a
-number of filters in {24, 36, 48, 64} and, in the "predicting strides"
-variant, a stride in {1, 2, 3} (§4.1); then an anchor point (§3.3) predicts
-which earlier layers feed it (skip connections).
+controller predicts (§3.1, Figure 2) a filter height and a filter width in
+{1, 3, 5, 7}, in the "predicting strides" variant a stride height and a
+stride width in {1, 2, 3}, and a number of filters in {24, 36, 48, 64}
+(§4.1); then an anchor point (§3.3) predicts which earlier layers feed it
+(skip connections). Specs and their shapes are in :mod:`cnn_space.spec`, the
+Keras children in :mod:`cnn_space.builder`.
 
-The paper's three CIFAR-10 variants are presets of :class:`CnnSpace`:
+What §4.1 states, and what this implementation chooses
+------------------------------------------------------
 
-* ``"v1"`` — 15 layers, stride 1, no pooling.
-* ``"v2"`` — 20 layers, the controller also predicts the stride.
-* ``"v3"`` — 39 layers, stride 1, with max-pooling layers inserted at fixed
-  depths. The paper only says pooling layers are added; this implementation
-  puts them evenly at one and two thirds of the depth: with ``L`` layers a
-  2x2 max pool (stride 2) sits before layer ``L // 3`` and before layer
-  ``2 * L // 3`` (0-based), i.e. before layers 13 and 26 of 39, so there are
-  three blocks of 13 designed layers. The paper's "more filters" variant is
-  ``width_multiplier`` (the filter choices are multiplied by it).
+Given by the paper (§3.1, §3.3, §4.1):
 
-The connection rules of a child (§3.3) are those of
-:mod:`cnn_space.builder`; :func:`layer_shapes` mirrors them without
-TensorFlow (for FLOPs and for tests). A max pool, in this implementation,
-downsamples the image and *every* earlier layer output seen by the layers
-after it, so a skip connection across a pool has the resolution of the
-layers after the pool (like ENAS macro search, arXiv:1802.03268).
+* the decisions per layer and their values (above), in the order filter
+  height, filter width, stride height, stride width, number of filters;
+  skip connections through anchors, inputs concatenated along depth,
+  zero-padding of inputs of different sizes, a layer without inputs takes
+  the image, unused outputs go to the classifier (§3.3);
+* v1: no strides, no pooling; the best child has 15 layers (5.50 % test
+  error, 4.2M parameters, Table 1);
+* v2: strides predicted; the best child has 20 layers (6.01 %, 2.5M);
+* v3: "2 pooling layers at layer 13 and layer 24"; a 39-layer network
+  (4.47 %, 7.1M); "13 layers where each layer prediction is a fully
+  connected block of 3 layers"; filters chosen from [6, 12, 24, 36];
+  "more filters" adds 40 filters to each layer (3.65 %, 37.4M);
+* the curriculum: depth +2 every 1,600 *samples*, starting at 6 layers.
+
+Chosen here (the paper does not say, or this implementation simplifies):
+
+* the depths 15 / 20 / 39 are the search spaces' depths (the paper reports
+  them as the depths of the best children);
+* the order of the decisions of a layer without strides: filter height,
+  filter width, number of filters; with strides, the paper's order;
+* v3 predicts 39 independent layers (not 13 predictions expanded into
+  fully connected blocks of 3): the paper does not define the block's
+  wiring, and one decision per conv layer keeps v3 the same space as v1
+  with pools. Its default filter choices are v1's {24, 36, 48, 64}; the
+  paper's [6, 12, 24, 36] are ``filters=(6, 12, 24, 36)``;
+* v3's two 2x2 max pools (stride 2) sit at one and two thirds of the depth:
+  before layers ``L // 3`` and ``2 * L // 3`` (0-based), 13 and 26 of 39.
+  The paper's "layer 13 and layer 24" does not fit its own 13 blocks of 3
+  layers (24 is not a block boundary), so evenly spaced stages were chosen;
+* "more filters" is ``added_filters=40`` (each filter choice plus 40, the
+  paper's wording) or ``width_multiplier`` (each choice times a factor,
+  this implementation's knob for small machines);
+* the curriculum counts samples (``curriculum_count="samples"``, the
+  paper's); ``"children"`` counts unique finished children instead (runs
+  recorded before the space had a version count that way).
+
+``experiments/results/cnn_space_params.md`` compares the parameter counts of
+random children of each preset with the paper's table.
+
+Space versions: a run directory records ``space.config()``. Version 2 (this
+one) predicts stride height and width separately in v2 and counts the
+curriculum in samples; a config without ``"version"`` was recorded by
+version 1 (one stride decision per layer; curriculum in finished children).
+:meth:`CnnSpace.as_recorded` gives the space of a recorded config, so such
+runs resume with their own decisions.
 
 This module does not import TensorFlow.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import numbers
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
+from cnn_space.spec import (  # noqa: F401 - re-exported: the space's public names
+    FILTER_SIZES,
+    NUM_FILTERS,
+    POOL_SIZE,
+    STRIDES,
+    CnnLayer,
+    CnnSpec,
+    LayerShape,
+    _check_input_shape,
+    layer_shapes,
+)
 from nas_tf.errors import ConfigError, InvalidArchitectureError
-from nas_tf.space import Anchor, Categorical, Decision, SearchSpace, split_tokens
-
-#: Filter heights and widths the controller chooses from (§4.1).
-FILTER_SIZES = (1, 3, 5, 7)
-#: Numbers of filters the controller chooses from (§4.1), before any width multiplier.
-NUM_FILTERS = (24, 36, 48, 64)
-#: Strides the controller chooses from in the "predicting strides" variant (§4.1).
-STRIDES = (1, 2, 3)
-#: Window and stride of the fixed max-pooling layers of preset v3.
-POOL_SIZE = 2
+from nas_tf.space import Anchor, Categorical, Decision, SearchSpace, canonical_json, split_tokens
 
 PRESETS = {
     # name: (default number of layers, predict strides, pooling)
@@ -54,313 +88,25 @@ PRESETS = {
     "v3": (39, False, True),
 }
 
-
-class CnnLayer(NamedTuple):
-    """One convolutional layer of a :class:`CnnSpec`.
-
-    Attributes:
-        filter_height: Kernel height, one of :data:`FILTER_SIZES`.
-        filter_width: Kernel width, one of :data:`FILTER_SIZES`.
-        filters: Number of output channels (> 0).
-        stride: Stride in both spatial dimensions, one of :data:`STRIDES`.
-        inputs: Sorted indices of the earlier layers that feed this layer;
-            empty means the layer takes the image.
-    """
-
-    filter_height: int
-    filter_width: int
-    filters: int
-    stride: int = 1
-    inputs: tuple[int, ...] = ()
+#: The current space version (see the module docstring).
+SPACE_VERSION = 2
+#: What the curriculum counts: ``"samples"`` (proposals, §4.1) or unique finished ``"children"``.
+CURRICULUM_COUNTS = ("samples", "children")
 
 
-def _as_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArchitectureError(f"{what} must be an integer. Received: {what}={value!r}")
-    return int(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class CnnSpec:
-    """A convolutional child architecture (paper §3.1, §3.3).
-
-    Validated on construction; frozen and hashable; no TensorFlow.
-
-    Args:
-        layers: One :class:`CnnLayer` (or a tuple ``(filter_height,
-            filter_width, filters, stride, inputs)``) per layer, in order.
-        pool_positions: Sorted layer indices ``k`` (``1 <= k < len(layers)``)
-            with a fixed 2x2 max-pooling layer between layer ``k - 1`` and
-            layer ``k`` (preset v3).
-
-    Raises:
-        InvalidArchitectureError: no layers, filters <= 0, a filter size or
-            stride not in the space, an input that is not an earlier layer,
-            or a bad pool position.
-
-    Example:
-
-    >>> spec = CnnSpec(layers=((3, 3, 24, 1, ()), (5, 1, 36, 1, (0,))))
-    >>> spec.layers[1].inputs
-    (0,)
-    >>> CnnSpec.from_json(spec.to_json()) == spec
-    True
-    """
-
-    layers: tuple[CnnLayer, ...]
-    pool_positions: tuple[int, ...] = ()
-
-    def __post_init__(self):
-        if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Sequence):
-            raise InvalidArchitectureError(
-                f"CnnSpec.layers must be a sequence of layers. Received: layers={self.layers!r}"
-            )
-        if len(self.layers) == 0:
-            raise InvalidArchitectureError(
-                "A CNN spec needs at least one layer. Received: layers=()"
-            )
-        layers = []
-        for i, layer in enumerate(self.layers):
-            layers.append(_check_layer(i, layer))
-        object.__setattr__(self, "layers", tuple(layers))
-        try:
-            pools = tuple(_as_int(p, "pool_positions") for p in self.pool_positions)
-        except TypeError:
-            raise InvalidArchitectureError(
-                f"pool_positions must be a sequence of layer indices. "
-                f"Received: pool_positions={self.pool_positions!r}"
-            ) from None
-        n = len(layers)
-        if any(not 1 <= p < n for p in pools) or list(pools) != sorted(set(pools)):
-            raise InvalidArchitectureError(
-                f"pool_positions must be strictly increasing layer indices in [1, {n}). "
-                f"Received: pool_positions={pools}"
-            )
-        object.__setattr__(self, "pool_positions", pools)
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
-
-    def stage_of(self, layer: int) -> int:
-        """Number of pooling layers before ``layer`` (its resolution stage)."""
-        return sum(1 for p in self.pool_positions if p <= layer)
-
-    def unused_outputs(self) -> tuple[int, ...]:
-        """Layers whose output no later layer uses; they feed the classifier (§3.3)."""
-        used = {j for layer in self.layers for j in layer.inputs}
-        return tuple(i for i in range(len(self.layers)) if i not in used)
-
-    def to_json(self) -> dict:
-        """The JSON form: ``{"layers": [{...}, ...], "pool_positions": [...]}``."""
-        return {
-            "layers": [
-                {
-                    "filter_height": layer.filter_height,
-                    "filter_width": layer.filter_width,
-                    "filters": layer.filters,
-                    "stride": layer.stride,
-                    "inputs": list(layer.inputs),
-                }
-                for layer in self.layers
-            ],
-            "pool_positions": list(self.pool_positions),
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any) -> CnnSpec:
-        """Rebuilds and validates a spec from :meth:`to_json` output.
-
-        Raises:
-            InvalidArchitectureError: ``obj`` is not the JSON form of a CNN spec.
-        """
-        if not isinstance(obj, dict) or not isinstance(obj.get("layers"), list):
-            raise InvalidArchitectureError(
-                "A CNN spec's JSON must be an object with a 'layers' list. "
-                f"Received: {str(obj)[:200]}"
-            )
-        unknown = set(obj) - {"layers", "pool_positions"}
-        if unknown:
-            raise InvalidArchitectureError(
-                f"Unknown keys in a CNN spec's JSON. Received: {sorted(unknown)}"
-            )
-        layers = []
-        keys = {"filter_height", "filter_width", "filters", "stride", "inputs"}
-        for i, layer in enumerate(obj["layers"]):
-            if not isinstance(layer, dict) or not set(layer) <= keys or not (
-                {"filter_height", "filter_width", "filters"} <= set(layer)
-            ):
-                raise InvalidArchitectureError(
-                    f"Layer {i} of a CNN spec's JSON must be an object with keys "
-                    f"{sorted(keys)} (stride and inputs optional). Received: {layer!r}"
-                )
-            inputs = layer.get("inputs", [])
-            if not isinstance(inputs, list):
-                raise InvalidArchitectureError(
-                    f"Layer {i} inputs must be a list. Received: inputs={inputs!r}"
-                )
-            layers.append((layer["filter_height"], layer["filter_width"], layer["filters"],
-                           layer.get("stride", 1), tuple(inputs)))
-        pools = obj.get("pool_positions", [])
-        if not isinstance(pools, list):
-            raise InvalidArchitectureError(
-                f"pool_positions must be a list. Received: pool_positions={pools!r}"
-            )
-        return cls(layers=tuple(layers), pool_positions=tuple(pools))
-
-
-def _check_layer(i: int, layer: Any) -> CnnLayer:
-    if isinstance(layer, (dict, str, bytes)) or not isinstance(layer, Sequence) or not (
-        3 <= len(layer) <= 5
-    ):
-        raise InvalidArchitectureError(
-            f"Layer {i} must be (filter_height, filter_width, filters, stride, inputs). "
-            f"Received: {layer!r}"
-        )
-    layer = CnnLayer(*layer)
-    fh = _as_int(layer.filter_height, f"layer {i} filter_height")
-    fw = _as_int(layer.filter_width, f"layer {i} filter_width")
-    filters = _as_int(layer.filters, f"layer {i} filters")
-    stride = _as_int(layer.stride, f"layer {i} stride")
-    for what, size in (("filter_height", fh), ("filter_width", fw)):
-        if size not in FILTER_SIZES:
-            raise InvalidArchitectureError(
-                f"Layer {i} {what} must be one of {FILTER_SIZES}. Received: {what}={size}"
-            )
-    if filters <= 0:
-        raise InvalidArchitectureError(
-            f"Layer {i} needs filters > 0. Received: filters={filters}"
-        )
-    if stride not in STRIDES:
-        raise InvalidArchitectureError(
-            f"Layer {i} stride must be one of {STRIDES}. Received: stride={stride}"
-        )
-    raw_inputs = layer.inputs
-    if isinstance(raw_inputs, (str, bytes)) or not isinstance(raw_inputs, Sequence):
-        raise InvalidArchitectureError(
-            f"Layer {i} inputs must be a sequence of layer indices. Received: inputs={raw_inputs!r}"
-        )
-    inputs = tuple(_as_int(j, f"layer {i} input") for j in raw_inputs)
-    if any(not 0 <= j < i for j in inputs):
-        raise InvalidArchitectureError(
-            f"Layer {i} can only take earlier layers (indices in [0, {i})) as inputs. "
-            f"Received: inputs={inputs}"
-        )
-    if len(set(inputs)) != len(inputs):
-        raise InvalidArchitectureError(
-            f"Layer {i} lists an input twice. Received: inputs={inputs}"
-        )
-    return CnnLayer(fh, fw, filters, stride, tuple(sorted(inputs)))
-
-
-# ---------------------------------------------------------------------- shapes
-
-
-def _conv_out(size: int, stride: int) -> int:
-    # "same" padding: ceil(size / stride).
-    return -(-size // stride)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerShape:
-    """Shapes of one layer of a child (what the Keras builder produces).
-
-    Attributes:
-        in_height, in_width, in_channels: Shape of the layer's concatenated
-            (zero-padded) input.
-        out_height, out_width, out_channels: Shape of the layer's output.
-    """
-
-    in_height: int
-    in_width: int
-    in_channels: int
-    out_height: int
-    out_width: int
-    out_channels: int
-
-
-def layer_shapes(spec: CnnSpec, input_shape: Sequence[int] = (32, 32, 3)):
-    """Infers every layer's shapes under the connection rules, without TensorFlow.
-
-    Mirrors :func:`cnn_space.builder.build_model`: inputs are concatenated
-    along depth after zero-padding to the largest height and width; a layer
-    with no input takes the image; a pool halves (rounding up) the height and
-    width of the image and of every earlier output seen after it.
-
-    Args:
-        spec: A :class:`CnnSpec`.
-        input_shape: ``(height, width, channels)`` of the images.
-
-    Returns:
-        ``(shapes, classifier_shape)``: a list with one :class:`LayerShape` per
-        layer, and the ``(height, width, channels)`` of the concatenated
-        unused outputs fed to global average pooling.
-
-    Example:
-
-    >>> spec = CnnSpec(layers=((3, 3, 24, 2, ()), (3, 3, 36, 1, ())))
-    >>> shapes, final = layer_shapes(spec, (32, 32, 3))
-    >>> shapes[0].out_height, final
-    (16, (32, 32, 60))
-    """
-    height, width, channels = _check_input_shape(input_shape)
-
-    def pooled(hw, times):
-        h, w = hw
-        for _ in range(times):
-            h, w = _conv_out(h, POOL_SIZE), _conv_out(w, POOL_SIZE)
-        return h, w
-
-    # Per layer: (height, width, channels, stage) of its output.
-    outs: list[tuple[int, int, int, int]] = []
-    shapes = []
-
-    def gather(sources, stage):
-        if not sources:
-            h, w = pooled((height, width), stage)
-            return h, w, channels
-        sizes = []
-        for j in sources:
-            h, w, c, s = outs[j]
-            h, w = pooled((h, w), stage - s)
-            sizes.append((h, w, c))
-        return max(s[0] for s in sizes), max(s[1] for s in sizes), sum(s[2] for s in sizes)
-
-    for i, layer in enumerate(spec.layers):
-        stage = spec.stage_of(i)
-        h, w, c = gather(layer.inputs, stage)
-        oh, ow = _conv_out(h, layer.stride), _conv_out(w, layer.stride)
-        shapes.append(LayerShape(h, w, c, oh, ow, layer.filters))
-        outs.append((oh, ow, layer.filters, stage))
-    final = gather(spec.unused_outputs(), spec.stage_of(len(spec.layers) - 1))
-    return shapes, final
-
-
-def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(s) for s in input_shape)
-        ok = len(shape) == 3 and all(s > 0 for s in shape) and all(
-            int(s) == s for s in input_shape)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(
-            "input_shape must be (height, width, channels) with positive integers. "
-            f"Received: input_shape={input_shape!r}"
-        )
-    return shape
-
-
-# ----------------------------------------------------------------------- space
+def _check_int(what: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}. Received: {what}={value}")
 
 
 class CnnSpace(SearchSpace):
     """The CNN search space of paper §3.1–3.3 / §4.1, with its three presets.
 
     Per layer the decisions are, in order: ``layer_i/filter_height``,
-    ``layer_i/filter_width``, ``layer_i/filters``, ``layer_i/stride`` (preset
-    v2 only) and the anchor ``layer_i/inputs`` (i yes/no tokens over layers
-    0..i-1).
+    ``layer_i/filter_width``, then (preset v2) ``layer_i/stride_height`` and
+    ``layer_i/stride_width``, then ``layer_i/filters``, and the anchor
+    ``layer_i/inputs`` (i yes/no tokens over layers 0..i-1). A version-1
+    space (recorded runs) has one ``layer_i/stride`` after the filters.
 
     Args:
         preset: ``"v1"`` (15 layers), ``"v2"`` (20 layers, predicting strides)
@@ -370,13 +116,23 @@ class CnnSpace(SearchSpace):
             grows (paper §4.1: 6); None turns the curriculum off (default,
             for small budgets).
         curriculum_step: Layers added per stage (§4.1: 2).
-        curriculum_every: Children trained per stage (§4.1: 1,600).
-        width_multiplier: The "more filters" variant: the filter choices are
-            ``round(f * width_multiplier)`` for f in {24, 36, 48, 64}.
+        curriculum_every: Samples (or children, see ``curriculum_count``)
+            per stage (§4.1: 1,600 samples).
+        width_multiplier: The filter choices are ``round(f * width_multiplier)
+            + added_filters`` for f in ``filters``.
+        curriculum_count: ``"samples"`` (every architecture the algorithm
+            proposed, duplicates and failures included; §4.1's count) or
+            ``"children"`` (unique finished children).
+        filters: The base filter choices (default {24, 36, 48, 64}; the
+            paper's v3 uses (6, 12, 24, 36)).
+        added_filters: Added to every filter choice (the paper's "more
+            filters": 40).
+        version: The space version (:data:`SPACE_VERSION`; 1 only to resume
+            runs recorded by version 1; it counts the curriculum in children).
 
     Raises:
-        ConfigError: unknown preset, num_layers <= 0, a bad curriculum or
-            width multiplier.
+        ConfigError: unknown preset, num_layers <= 0, a bad curriculum, bad
+            filter choices or version.
 
     Example:
 
@@ -387,67 +143,129 @@ class CnnSpace(SearchSpace):
     ...     (1, 1, 0) + (0, 0, 1, 1) + (2, 2, 3, 0, 1))))
     >>> spec.layers[2]
     CnnLayer(filter_height=5, filter_width=5, filters=64, stride=1, inputs=(1,))
+    >>> CnnSpace("v2", num_layers=1).tokens_to_spec((0, 1, 1, 2, 0)).layers[0].stride
+    (2, 3)
     """
 
     name = "cnn"
 
     def __init__(self, preset: str = "v1", num_layers: int | None = None,
                  curriculum_start: int | None = None, curriculum_step: int = 2,
-                 curriculum_every: int = 1600, width_multiplier: float = 1):
+                 curriculum_every: int = 1600, width_multiplier: float = 1,
+                 curriculum_count: str = "samples", filters: Sequence[int] = NUM_FILTERS,
+                 added_filters: int = 0, version: int = SPACE_VERSION):
         if preset not in PRESETS:
             raise ConfigError(
-                f"Unknown CNN preset; use one of {sorted(PRESETS)}. Received: preset={preset!r}"
-            )
+                f"Unknown CNN preset; use one of {sorted(PRESETS)}. Received: preset={preset!r}")
+        if version not in (1, SPACE_VERSION):
+            raise ConfigError(f"CNN space version must be 1 or {SPACE_VERSION} (a run of a "
+                              f"newer nas_tf?). Received: version={version!r}")
         default_layers, predict_strides, pooling = PRESETS[preset]
         num_layers = default_layers if num_layers is None else num_layers
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
-            raise ConfigError(
-                f"num_layers must be an integer > 0. Received: num_layers={num_layers}")
+        _check_int("num_layers", num_layers)
         if curriculum_start is not None:
             for what, value in (("curriculum_start", curriculum_start),
                                 ("curriculum_step", curriculum_step),
                                 ("curriculum_every", curriculum_every)):
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ConfigError(f"{what} must be an integer > 0. Received: {what}={value}")
+                _check_int(what, value)
             if curriculum_start > num_layers:
                 raise ConfigError(
                     f"curriculum_start must be <= num_layers ({num_layers}). "
-                    f"Received: curriculum_start={curriculum_start}"
-                )
+                    f"Received: curriculum_start={curriculum_start}")
+        if curriculum_count not in CURRICULUM_COUNTS:
+            raise ConfigError(f"curriculum_count must be one of {CURRICULUM_COUNTS}. "
+                              f"Received: curriculum_count={curriculum_count!r}")
         if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) or (
-            not width_multiplier > 0
-        ):
+                not width_multiplier > 0):
             raise ConfigError(
-                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}"
-            )
-        filters = tuple(max(1, round(f * width_multiplier)) for f in NUM_FILTERS)
-        if len(set(filters)) != len(filters):
+                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}")
+        _check_int("added_filters", added_filters, minimum=0)
+        if version == 1:
+            # Version 1 counted the curriculum in children and knew only these filters.
+            curriculum_count = "children"
+            if tuple(filters) != NUM_FILTERS or added_filters:
+                raise ConfigError(f"A version-1 CNN space has filters {NUM_FILTERS} and no "
+                                  f"added filters. Received: filters={filters!r}, "
+                                  f"added_filters={added_filters}")
+        base = tuple(filters) if isinstance(filters, Sequence) else None
+        if not base or any(isinstance(f, bool) or not isinstance(f, int) or f <= 0 for f in base):
+            raise ConfigError(f"filters must be a non-empty sequence of integers > 0. "
+                              f"Received: filters={filters!r}")
+        choices = tuple(max(1, round(f * width_multiplier)) + added_filters for f in base)
+        if len(set(choices)) != len(choices):
             raise ConfigError(
-                "width_multiplier is too small: the filter choices "
-                f"{NUM_FILTERS} would collapse to {filters}. "
-                f"Received: width_multiplier={width_multiplier}"
-            )
+                "width_multiplier is too small (or filters repeat): the filter choices "
+                f"{base} would collapse to {choices}. "
+                f"Received: width_multiplier={width_multiplier}, filters={base}")
         self.preset = preset
+        self.version = version
         self.num_layers = num_layers
         self.predict_strides = predict_strides
         self.curriculum_start = curriculum_start
         self.curriculum_step = curriculum_step
         self.curriculum_every = curriculum_every
+        self.curriculum_count = curriculum_count
         self.width_multiplier = width_multiplier
-        self.filter_choices = filters
+        self.base_filters = base
+        self.added_filters = added_filters
+        self.filter_choices = choices
         if pooling:
             self.pool_positions = tuple(sorted({p for p in (num_layers // 3, 2 * num_layers // 3)
                                                 if 1 <= p < num_layers}))
         else:
             self.pool_positions = ()
 
+    # ------------------------------------------------------------- versions
+
+    @classmethod
+    def from_config(cls, config: dict) -> CnnSpace:
+        """The space of a recorded :meth:`config` (any version).
+
+        Raises:
+            ConfigError: the config is not a CNN space's.
+        """
+        if not isinstance(config, dict) or config.get("name") != cls.name:
+            raise ConfigError(f"Not a CNN space config. Received: {config!r:.200}")
+        version = config.get("version", 1)
+        cur = config.get("curriculum") or {}
+        return cls(preset=config.get("preset", "v1"), num_layers=config.get("num_layers"),
+                   curriculum_start=cur.get("start"), curriculum_step=cur.get("step", 2),
+                   curriculum_every=cur.get("every", 1600),
+                   curriculum_count=cur.get("count", "samples" if version > 1 else "children"),
+                   width_multiplier=config.get("width_multiplier", 1),
+                   filters=tuple(config.get("base_filters", NUM_FILTERS)),
+                   added_filters=config.get("added_filters", 0), version=version)
+
+    def as_recorded(self, config: dict) -> CnnSpace | None:
+        """This space in the format a run recorded, or None if ``config`` is another space.
+
+        A run started by an older version of this space (same preset, depth,
+        filters, curriculum) gets that version back, so it resumes with the
+        decisions (and curriculum counting) it started with.
+        """
+        if canonical_json(config) == canonical_json(self.config()):
+            return self
+        try:
+            recorded = CnnSpace.from_config(config)
+        except (ConfigError, TypeError, ValueError):
+            return None
+        if canonical_json(recorded.config()) != canonical_json(config):
+            return None
+        same = CnnSpace(self.preset, self.num_layers, self.curriculum_start,
+                        self.curriculum_step, self.curriculum_every, self.width_multiplier,
+                        recorded.curriculum_count, self.base_filters, self.added_filters,
+                        recorded.version)
+        return recorded if canonical_json(same.config()) == canonical_json(config) else None
+
     # ------------------------------------------------------------- curriculum
 
-    def depth(self, num_children: int = 0) -> int:
-        """Number of layers in force once ``num_children`` children were trained."""
+    def depth(self, num_samples: int = 0) -> int:
+        """Number of layers in force after ``num_samples`` samples (or
+        children, as ``curriculum_count`` says; the search loop passes the
+        count this space asks for)."""
         if self.curriculum_start is None:
             return self.num_layers
-        stages = max(0, int(num_children)) // self.curriculum_every
+        stages = max(0, int(num_samples)) // self.curriculum_every
         return min(self.num_layers, self.curriculum_start + self.curriculum_step * stages)
 
     def _depths(self) -> tuple[int, ...]:
@@ -460,32 +278,33 @@ class CnnSpace(SearchSpace):
         if self.depth(num_children) >= self.num_layers:
             raise InvalidArchitectureError(
                 f"Space 'cnn' is at its full depth ({self.num_layers} layers) after "
-                f"{num_children} children; there is no next stage."
+                f"{num_children} {self.curriculum_count}; there is no next stage."
             )
         return (max(0, int(num_children)) // self.curriculum_every + 1) * self.curriculum_every
 
     # -------------------------------------------------------------- decisions
 
+    def _stride_names(self) -> tuple[str, ...]:
+        if not self.predict_strides:
+            return ()
+        return ("stride",) if self.version == 1 else ("stride_height", "stride_width")
+
     def _layer_decisions(self, i: int) -> list[Decision]:
-        out: list[Decision] = [
-            Categorical(f"layer_{i}/filter_height", FILTER_SIZES),
-            Categorical(f"layer_{i}/filter_width", FILTER_SIZES),
-            Categorical(f"layer_{i}/filters", self.filter_choices),
-        ]
-        if self.predict_strides:
-            out.append(Categorical(f"layer_{i}/stride", STRIDES))
-        out.append(Anchor(f"layer_{i}/inputs", num_inputs=i))
-        return out
+        sizes = [Categorical(f"layer_{i}/filter_height", FILTER_SIZES),
+                 Categorical(f"layer_{i}/filter_width", FILTER_SIZES)]
+        strides = [Categorical(f"layer_{i}/{s}", STRIDES) for s in self._stride_names()]
+        filters = [Categorical(f"layer_{i}/filters", self.filter_choices)]
+        # Version 2 follows §3.1's order (sizes, strides, filters); version 1 had the
+        # stride after the filters.
+        middle = filters + strides if self.version == 1 else strides + filters
+        return sizes + middle + [Anchor(f"layer_{i}/inputs", num_inputs=i)]
 
     def decisions(self, num_children: int = 0) -> tuple[Decision, ...]:
+        """The decisions in force after ``num_children`` samples (see :meth:`depth`)."""
         return self._decisions_of_depth(self.depth(num_children))
 
     def final_decisions(self) -> tuple[Decision, ...]:
-        """The decisions of the full depth (the curriculum's last stage).
-
-        The controller creates its weights for all of them; every stage's
-        :meth:`decisions` is a prefix.
-        """
+        """The decisions of the full depth; every stage's :meth:`decisions` is a prefix."""
         return self._decisions_of_depth(self.num_layers)
 
     def _decisions_of_depth(self, n: int) -> tuple[Decision, ...]:
@@ -495,7 +314,7 @@ class CnnSpace(SearchSpace):
         return tuple(out)
 
     def _tokens_per_layer(self, i: int) -> int:
-        return (4 if self.predict_strides else 3) + i
+        return 3 + len(self._stride_names()) + i
 
     def _depth_for_width(self, width: int) -> int:
         total = 0
@@ -507,8 +326,7 @@ class CnnSpace(SearchSpace):
                 break
         raise InvalidArchitectureError(
             f"No stage of space 'cnn' (depths {list(self._depths())}) takes {width} tokens. "
-            f"Received: {width} tokens"
-        )
+            f"Received: {width} tokens")
 
     def pools_for_depth(self, n: int) -> tuple[int, ...]:
         """The fixed pool positions of an ``n``-layer child of this space."""
@@ -521,56 +339,55 @@ class CnnSpace(SearchSpace):
         n = self._depth_for_width(len(tokens))
         decisions = self._decisions_of_depth(n)
         values = split_tokens(decisions, tokens)
+        per_layer = len(self._layer_decisions(0))
         layers = []
-        pos = 0
         for i in range(n):
-            fh = FILTER_SIZES[values[pos]]
-            fw = FILTER_SIZES[values[pos + 1]]
-            filters = self.filter_choices[values[pos + 2]]
-            pos += 3
-            stride = 1
-            if self.predict_strides:
-                stride = STRIDES[values[pos]]
-                pos += 1
-            bits = values[pos]
-            pos += 1
-            layers.append(CnnLayer(fh, fw, filters, stride,
-                                   tuple(j for j, b in enumerate(bits) if b)))
+            chosen = {d.name.split("/")[1]: d.values[v] if isinstance(d, Categorical) else v
+                      for d, v in zip(decisions[i * per_layer:(i + 1) * per_layer],
+                                      values[i * per_layer:(i + 1) * per_layer])}
+            stride = chosen.get("stride", 1)
+            if "stride_height" in chosen:
+                stride = (chosen["stride_height"], chosen["stride_width"])
+            bits = chosen["inputs"]
+            layers.append((chosen["filter_height"], chosen["filter_width"], chosen["filters"],
+                           stride, tuple(j for j, b in enumerate(bits) if b)))
         return CnnSpec(layers=tuple(layers), pool_positions=self.pools_for_depth(n))
 
     def spec_to_tokens(self, spec: CnnSpec) -> tuple[int, ...]:
         if not isinstance(spec, CnnSpec):
             raise InvalidArchitectureError(
-                f"Space 'cnn' needs a CnnSpec. Received: {type(spec).__name__}"
-            )
+                f"Space 'cnn' needs a CnnSpec. Received: {type(spec).__name__}")
         n = spec.num_layers
         if n not in self._depths():
             raise InvalidArchitectureError(
                 f"Space 'cnn' has children of depths {list(self._depths())}. "
-                f"Received: a spec with {n} layers"
-            )
+                f"Received: a spec with {n} layers")
         if spec.pool_positions != self.pools_for_depth(n):
             raise InvalidArchitectureError(
                 f"Space 'cnn' ({self.preset}) pools before layers {list(self.pools_for_depth(n))}."
-                f" Received: pool_positions={list(spec.pool_positions)}"
-            )
+                f" Received: pool_positions={list(spec.pool_positions)}")
         tokens: list[int] = []
         for i, layer in enumerate(spec.layers):
             if layer.filters not in self.filter_choices:
                 raise InvalidArchitectureError(
                     f"Layer {i} filters must be one of {self.filter_choices} in this space. "
-                    f"Received: filters={layer.filters}"
-                )
+                    f"Received: filters={layer.filters}")
             if not self.predict_strides and layer.stride != 1:
                 raise InvalidArchitectureError(
                     f"Preset {self.preset!r} does not predict strides; layer {i} must have "
-                    f"stride 1. Received: stride={layer.stride}"
-                )
-            tokens += [FILTER_SIZES.index(layer.filter_height),
-                       FILTER_SIZES.index(layer.filter_width),
-                       self.filter_choices.index(layer.filters)]
-            if self.predict_strides:
-                tokens.append(STRIDES.index(layer.stride))
+                    f"stride 1. Received: stride={layer.stride}")
+            if self.version == 1 and not isinstance(layer.stride, int):
+                raise InvalidArchitectureError(
+                    f"This run's space (version 1) predicts one stride per layer; layer {i} "
+                    f"has different strides. Received: stride={layer.stride}")
+            chosen = {"filter_height": FILTER_SIZES.index(layer.filter_height),
+                      "filter_width": FILTER_SIZES.index(layer.filter_width),
+                      "filters": self.filter_choices.index(layer.filters),
+                      "stride": STRIDES.index(layer.stride_height),
+                      "stride_height": STRIDES.index(layer.stride_height),
+                      "stride_width": STRIDES.index(layer.stride_width)}
+            for d in self._layer_decisions(i)[:-1]:
+                tokens.append(chosen[d.name.split("/")[1]])
             inputs = set(layer.inputs)
             tokens += [1 if j in inputs else 0 for j in range(i)]
         return tuple(tokens)
@@ -590,15 +407,17 @@ class CnnSpace(SearchSpace):
 
     def describe(self, spec: CnnSpec) -> str:
         """A markdown table of the layers, their skip inputs and the classifier inputs."""
-        rows = ["| layer | filter (h x w) | filters | stride | inputs |",
-                "|---:|:---:|---:|---:|:---|"]
+        rows = ["| layer | filter (h x w) | filters | stride (h x w) | inputs |",
+                "|---:|:---:|---:|:---:|:---|"]
         pools = set(spec.pool_positions)
         for i, layer in enumerate(spec.layers):
             if i in pools:
-                rows.append(f"| pool | {POOL_SIZE} x {POOL_SIZE} max | | {POOL_SIZE} | all |")
+                rows.append(f"| pool | {POOL_SIZE} x {POOL_SIZE} max | | "
+                            f"{POOL_SIZE} x {POOL_SIZE} | all |")
             inputs = ", ".join(str(j) for j in layer.inputs) or "image"
             rows.append(f"| {i} | {layer.filter_height} x {layer.filter_width} | "
-                        f"{layer.filters} | {layer.stride} | {inputs} |")
+                        f"{layer.filters} | {layer.stride_height} x {layer.stride_width} | "
+                        f"{inputs} |")
         unused = ", ".join(str(j) for j in spec.unused_outputs())
         rows.append("")
         rows.append(f"Classifier (global average pooling, dense softmax) input: layers {unused}.")
@@ -609,7 +428,9 @@ class CnnSpace(SearchSpace):
         if self.curriculum_start is not None:
             curriculum = {"start": self.curriculum_start, "step": self.curriculum_step,
                           "every": self.curriculum_every}
-        return {
+            if self.version > 1:
+                curriculum["count"] = self.curriculum_count
+        out = {
             "name": self.name,
             "preset": self.preset,
             "num_layers": self.num_layers,
@@ -621,3 +442,7 @@ class CnnSpace(SearchSpace):
             "width_multiplier": self.width_multiplier,
             "curriculum": curriculum,
         }
+        if self.version > 1:
+            out.update(version=self.version, stride_decisions=list(self._stride_names()),
+                       base_filters=list(self.base_filters), added_filters=self.added_filters)
+        return out

@@ -60,8 +60,11 @@ class CnnSearchConfig:
         preset: ``"v1"``, ``"v2"`` or ``"v3"`` (§4.1's three CIFAR variants).
         num_layers: Depth of the space (None: the preset's 15 / 20 / 39).
         curriculum: Grow the depth during the search (§4.1: start at 6, +2
-            every 1,600 children); off by default for small budgets.
+            every 1,600 samples); off by default for small budgets.
         curriculum_start, curriculum_step, curriculum_every: The curriculum.
+        curriculum_count: What ``curriculum_every`` counts: ``"samples"``
+            (architectures proposed, duplicates and failures included; the
+            paper's) or ``"children"`` (unique finished children).
         width_multiplier: The "more filters" variant (§4.1).
         epochs: Epochs per child (§4.1: 50).
         steps_per_epoch: Cap on training steps per epoch (None: one pass).
@@ -98,6 +101,7 @@ class CnnSearchConfig:
     curriculum_start: int = 6
     curriculum_step: int = 2
     curriculum_every: int = 1600
+    curriculum_count: str = "samples"
     width_multiplier: float = 1.0
     epochs: int = 50
     steps_per_epoch: int | None = None
@@ -130,6 +134,9 @@ class CnnSearchConfig:
                 f"Unknown CNN preset; use one of {', '.join(sorted(PRESETS))}. "
                 f"Received: preset={self.preset!r}"
             )
+        if self.curriculum_count not in ("samples", "children"):
+            raise ConfigError("curriculum_count must be 'samples' (the paper's) or 'children'. "
+                              f"Received: curriculum_count={self.curriculum_count!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"Unknown lr_schedule; use one of {', '.join(LR_SCHEDULES)}. "
@@ -178,6 +185,7 @@ def make_space(cfg: CnnSearchConfig) -> CnnSpace:
         curriculum_start=cfg.curriculum_start if cfg.curriculum else None,
         curriculum_step=cfg.curriculum_step,
         curriculum_every=cfg.curriculum_every,
+        curriculum_count=cfg.curriculum_count,
         width_multiplier=cfg.width_multiplier,
     )
 

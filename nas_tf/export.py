@@ -93,11 +93,7 @@ def space_from_config(config: dict):
     if name == "cnn":
         from cnn_space.space import CnnSpace
 
-        cur = config.get("curriculum") or {}
-        return CnnSpace(preset=config.get("preset", "v1"), num_layers=config.get("num_layers"),
-                        curriculum_start=cur.get("start"), curriculum_step=cur.get("step", 2),
-                        curriculum_every=cur.get("every", 1600),
-                        width_multiplier=config.get("width_multiplier", 1.0))
+        return CnnSpace.from_config(config)  # any recorded version
     raise RunDirError(f"The run records an unknown search space {name!r}; use the nas_tf "
                       f"version that made it. Received: space={config!r:.200}")
 

@@ -161,7 +161,7 @@ def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
         store.set_meta(version=FORMAT_VERSION, created=time.time(), **now)
         return
     recorded = {k: store.get_meta(k) for k in now}
-    if canonical_json(recorded["space"]) != canonical_json(now["space"]):
+    if space.as_recorded(recorded["space"]) is None:  # an older format of it resumes
         raise RunDirError(
             f"--run_dir {run_dir} holds a search of another space "
             f"({canonical_json(recorded['space'])}; this one is {canonical_json(now['space'])}). "

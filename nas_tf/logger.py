@@ -8,9 +8,11 @@ writes TensorBoard event files into the run directory; the CLI adds a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -91,22 +93,37 @@ class TensorBoardLogger(Logger):
 
     * Scalars and texts (controller curves, each new best architecture) go
       to ``log_dir`` itself.
-    * Every finished child becomes a session of the HParams dashboard
-      (Zoph & Le 2017, arXiv:1611.01578, trains thousands of children; the
-      dashboard sorts, filters and draws parallel coordinates over them):
-      its hparams are its decisions (``space.hparams(spec)``), the space's
-      scalar settings (``space/<key>`` from ``space.config()``: preset,
-      depth, base ...) and its depth when the spec has one; its metrics are
-      ``child/reward``, ``child/duration_s``, ``child/failed`` and every
-      numeric entry of the child's metrics (``child/val_accuracy``,
-      ``child/val_perplexity``, ``child/params``, ``child/train_seconds``,
-      ...). The session is written into ``log_dir/children/<id>``, the
-      directory where the evaluator writes the child's own curves, so the
-      session links to them.
+    * Every finished child's metrics go to one run, ``all_children``, at
+      step = child id (``child/reward``, ``child/failed``,
+      ``child/duration_s`` and every numeric entry of its metrics:
+      ``child/val_accuracy``, ``child/params``, ...): one curve over all
+      children, however many.
+    * A child also gets its own run, ``children/<id>`` (where the evaluator
+      writes its training curves), holding a session of the HParams
+      dashboard: its hparams are its decisions (``space.hparams(spec)``),
+      the space's scalar settings (``space/<key>``) and its depth; its
+      metrics as above.
+
+    Scale: TensorBoard loads every run and lists them all in its run
+    selector, which is unusable with thousands of children (Zoph & Le 2017,
+    arXiv:1611.01578, sample 12,800; ``experiments/results/tensorboard_scale.md``
+    measures a 2,000-child run). So only the ``keep_best`` best children
+    (by reward) and the ``keep_recent`` most recently finished keep their
+    run under ``children/``; a child that drops out of both has its
+    directory moved to ``children_archive/<id>`` with its event files
+    renamed (``tfevents`` -> ``tfarchive``), so TensorBoard no longer reads
+    them. Nothing is deleted: :func:`restore_child_runs` brings children back
+    (the store and ``python -m nas_tf.report`` list all of them). The
+    choice is recorded in ``children_archive/retained.json``. ``keep_best=None``
+    keeps every child's run (the behaviour before).
 
     Args:
         log_dir: The run directory.
         hparams: Write the HParams sessions (default True).
+        keep_best: Children with the highest rewards whose runs are kept
+            (default :attr:`KEEP_BEST`); None keeps all.
+        keep_recent: Most recently finished children whose runs are kept
+            (default :attr:`KEEP_RECENT`).
 
     Example:
 
@@ -114,14 +131,27 @@ class TensorBoardLogger(Logger):
     >>> logger.scalars(8, {"reward/mean": 0.5})  # doctest: +SKIP
     """
 
-    def __init__(self, log_dir: str, hparams: bool = True):
+    #: Default number of best children whose runs are kept.
+    KEEP_BEST: int | None = 20
+    #: Default number of most recent children whose runs are kept.
+    KEEP_RECENT: int = 20
+
+    def __init__(self, log_dir: str, hparams: bool = True, keep_best: int | None | str = "default",
+                 keep_recent: int | str = "default"):
         import tensorflow as tf
 
         self._tf = tf
         self.log_dir = str(log_dir)
         self.write_hparams = bool(hparams)
+        self.keep_best = self.KEEP_BEST if keep_best == "default" else keep_best
+        self.keep_recent = self.KEEP_RECENT if keep_recent == "default" else keep_recent
+        for what, v in (("keep_best", self.keep_best), ("keep_recent", self.keep_recent)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ValueError(f"{what} must be an integer >= 0 or None. Received: {what}={v}")
         self._writer = tf.summary.create_file_writer(self.log_dir)
+        self._all_writer = None
         self._config_written = False
+        self._retained = None  # {"best": [[reward, id], ...], "recent": [id, ...]}
 
     def scalars(self, step, values):
         tf = self._tf
@@ -145,20 +175,33 @@ class TensorBoardLogger(Logger):
             self._tf.summary.image(tag, arr)
 
     def child(self, trial, space):
-        if not self.write_hparams:
-            return
+        metrics = child_metrics(trial)
+        if self._all_writer is None:
+            self._all_writer = self._tf.summary.create_file_writer(
+                os.path.join(self.log_dir, ALL_CHILDREN_RUN))
+        with self._all_writer.as_default(step=int(trial.id)):
+            for name, value in metrics.items():
+                self._tf.summary.scalar(name, _scalar32(value))
+        if self.write_hparams:
+            self._session(trial, space, metrics)
+        if self.keep_best is not None:
+            try:
+                self._retain(trial)
+            except OSError as e:  # a full disk or odd file system must not stop the search
+                _log.warning("Could not archive the TensorBoard runs of old children: %s", e)
+
+    def _session(self, trial, space, metrics):
         try:
             hparams = child_hparams(trial, space)
         except Exception as e:  # noqa: BLE001 - a bad row must not stop the search
             _log.warning("No HParams session for child %s: %s", getattr(trial, "id", "?"), e)
             return
-        metrics = child_metrics(trial)
         if not self._config_written and trial.status == "done":
             self._write_config(space, metrics)
         from tensorboard.plugins.hparams import api as hp
 
         writer = self._tf.summary.create_file_writer(
-            os.path.join(self.log_dir, "children", str(trial.id)))
+            os.path.join(self.log_dir, CHILDREN_DIR, str(trial.id)))
         try:
             with writer.as_default(step=int(trial.id)):
                 hp.hparams(hparams, trial_id=str(trial.id),
@@ -167,6 +210,31 @@ class TensorBoardLogger(Logger):
                     self._tf.summary.scalar(name, _scalar32(value))
         finally:
             writer.close()
+
+    def _retain(self, trial) -> None:
+        """Keeps the runs of the best and the most recent children; archives the rest."""
+        path = os.path.join(self.log_dir, ARCHIVE_DIR, RETAINED_FILE)
+        if self._retained is None:
+            self._retained = {"best": [], "recent": []}
+            if os.path.exists(path):
+                with open(path) as f:
+                    self._retained = json.load(f)
+        state = self._retained
+        before = {int(i) for _, i in state["best"]} | {int(i) for i in state["recent"]}
+        reward = trial.reward if trial.status == "done" else None
+        if reward is not None and math.isfinite(float(reward)):
+            best = state["best"] + [[float(reward), int(trial.id)]]
+            state["best"] = sorted(best, key=lambda r: (-r[0], r[1]))[:self.keep_best]
+        state["recent"] = (state["recent"] + [int(trial.id)])[
+            max(0, len(state["recent"]) + 1 - self.keep_recent):]
+        kept = {int(i) for _, i in state["best"]} | {int(i) for i in state["recent"]}
+        for child_id in sorted((before | {int(trial.id)}) - kept):
+            _archive_child(self.log_dir, child_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
 
     def _write_config(self, space, metrics: Mapping[str, float]) -> None:
         from tensorboard.plugins.hparams import api as hp
@@ -180,10 +248,62 @@ class TensorBoardLogger(Logger):
 
     def flush(self):
         self._writer.flush()
+        if self._all_writer is not None:
+            self._all_writer.flush()
 
     def close(self):
-        self._writer.flush()
+        self.flush()
         self._writer.close()
+        if self._all_writer is not None:
+            self._all_writer.close()
+
+
+#: The run with every child's metrics at step = child id.
+ALL_CHILDREN_RUN = "all_children"
+#: Runs of the kept children (``children/<id>``), and where archived ones go.
+CHILDREN_DIR = "children"
+ARCHIVE_DIR = "children_archive"
+RETAINED_FILE = "retained.json"
+_LIVE, _ARCHIVED = "tfevents", "tfarchive"
+
+
+def _move_child(src: str, dst: str, old: str, new: str) -> bool:
+    if not os.path.isdir(src):
+        return False
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    os.replace(src, dst)
+    for root, _, files in os.walk(dst):
+        for name in files:
+            if old in name:
+                os.replace(os.path.join(root, name), os.path.join(root, name.replace(old, new)))
+    return True
+
+
+def _archive_child(log_dir: str, child_id: int) -> bool:
+    return _move_child(os.path.join(log_dir, CHILDREN_DIR, str(child_id)),
+                       os.path.join(log_dir, ARCHIVE_DIR, str(child_id)), _LIVE, _ARCHIVED)
+
+
+def restore_child_runs(log_dir: str, child_ids) -> list[int]:
+    """Brings archived children back into TensorBoard (``children/<id>``).
+
+    Args:
+        log_dir: The run directory.
+        child_ids: The children to restore (ids from the store or the report).
+
+    Returns:
+        The ids that were restored (the others were not archived).
+
+    Example:
+
+    >>> restore_child_runs("runs/cnn", [17, 256])  # doctest: +SKIP
+    [17, 256]
+    """
+    return [int(i) for i in child_ids if _move_child(
+        os.path.join(log_dir, ARCHIVE_DIR, str(int(i))),
+        os.path.join(log_dir, CHILDREN_DIR, str(int(i))), _ARCHIVED, _LIVE)]
 
 
 REWARD_TAG = "child/reward"

@@ -14,7 +14,11 @@ run directory:
 * ``summary.json`` — rewritten (write-then-rename) after every update;
 * ``results/<id>.json`` — a child's result, written by its worker
   (write-then-rename) before it is sent back, removed once stored;
-* TensorBoard event files, and ``children/<id>/`` for each child's curves.
+* TensorBoard event files: the search's curves, ``all_children`` (every
+  child's metrics at step = child id) and ``children/<id>/`` (a child's
+  curves and HParams session; kept for the best and the most recent
+  children, the others moved to ``children_archive/``, see
+  :class:`nas_tf.logger.TensorBoardLogger`).
 
 Running it again on the same directory resumes, also after a SIGKILL at any
 moment: finished children are kept (none is trained twice), children that
@@ -160,6 +164,8 @@ class SearchLoop:
         # store must agree before anything is written into the directory.
         self.store = open_run_dir(self.run_dir, space, config, evaluator)  # holds the lock
         try:
+            # A run recorded by an older format of the space keeps its decisions.
+            self.space = space = space.as_recorded(self.store.get_meta("space"))
             # An algorithm instance may be handed in (benchmarks reuse one compiled
             # controller across seeds); by default it is made from the config.
             self.algorithm = algorithm or make_algorithm(space, config)
@@ -419,7 +425,7 @@ class SearchLoop:
         n = self.max_in_flight - len(self._out)
         if n <= 0:
             return
-        tokens_list = self.algorithm.propose(n, self._n_finished)
+        tokens_list = self.algorithm.propose(n, self._curriculum_count())
         self._dirty = True
         for tokens in tokens_list:
             tokens = tuple(int(t) for t in tokens)
@@ -456,6 +462,13 @@ class SearchLoop:
                 self._queue.append(e.seq)
             self._out[e.seq] = e
             self._seq += 1
+
+    def _curriculum_count(self) -> int:
+        """What the space's curriculum counts: samples (proposals so far,
+        duplicates and failures included; paper §4.1) or unique children."""
+        if getattr(self.space, "curriculum_count", "samples") == "children":
+            return self._n_finished
+        return self.algorithm.num_proposed
 
     def _adopt_orphans(self) -> bool:
         """Queues rows left pending by an earlier life that no proposal of

@@ -160,9 +160,13 @@ CNN_WIDTH = flags.DEFINE_float(
     "cnn_width_multiplier", None, "Multiplies the filter choices {24,36,48,64} (demo: 0.5).")
 CNN_CURRICULUM = flags.DEFINE_boolean(
     "cnn_curriculum", False, "Grow the depth during the search (paper §4.1: from 6, +2 layers "
-    "every 1,600 children; see --cnn_curriculum_every).")
+    "every 1,600 samples; see --cnn_curriculum_every).")
 CNN_CURRICULUM_EVERY = flags.DEFINE_integer(
-    "cnn_curriculum_every", 1600, "Children per curriculum stage.")
+    "cnn_curriculum_every", 1600, "Samples (or children) per curriculum stage.")
+CNN_CURRICULUM_COUNT = flags.DEFINE_enum(
+    "cnn_curriculum_count", "samples", ["samples", "children"],
+    "What --cnn_curriculum_every counts: samples (every proposed architecture, duplicates and "
+    "failures included; the paper's §4.1) or unique finished children.")
 CNN_TRAIN_SUBSET = flags.DEFINE_integer(
     "cnn_train_subset", None, "Use the first N training images (deterministic shuffle; "
     "10% of them validate). Default: all; demo: 1000.")
@@ -265,6 +269,7 @@ def _cnn_parts():
         width_multiplier=pick(CNN_WIDTH.value, "width", defaults.width_multiplier),
         curriculum=CNN_CURRICULUM.value,
         curriculum_every=CNN_CURRICULUM_EVERY.value,
+        curriculum_count=CNN_CURRICULUM_COUNT.value,
         epochs=pick(CHILD_EPOCHS.value, "epochs", defaults.epochs),
         steps_per_epoch=CHILD_STEPS.value,
         batch_size=pick(CHILD_BATCH_SIZE.value, "batch", defaults.batch_size),

@@ -13,8 +13,9 @@ categorical decision (the index of the chosen value) and ``num_inputs`` ints
 *spec* (a frozen, hashable, JSON-serialisable dataclass with no TensorFlow in
 it) and a spec back into tokens. Nothing here imports TensorFlow.
 
-A space may grow with the number of children trained (a curriculum, §4.1):
-``decisions(num_children)`` returns the list in force, and a longer list
+A space may grow with the number of architectures sampled (a curriculum,
+§4.1): ``decisions(n)`` returns the list in force after ``n`` samples (or
+unique children, see ``SearchSpace.curriculum_count``), and a longer list
 always extends a shorter one (the earlier list is a prefix of the later one).
 """
 
@@ -179,10 +180,15 @@ class SearchSpace(abc.ABC):
 
     #: Short name of the space, as given to ``--space``.
     name: str = ""
+    #: What ``decisions(n)`` counts for a curriculum: ``"samples"`` (every
+    #: proposal, duplicates and failures included; Zoph & Le §4.1) or
+    #: ``"children"`` (unique finished children). The search loop passes it.
+    curriculum_count: str = "samples"
 
     @abc.abstractmethod
     def decisions(self, num_children: int = 0) -> tuple[Decision, ...]:
-        """The decisions in force once ``num_children`` children were trained.
+        """The decisions in force after ``num_children`` samples (or unique
+        children, as :attr:`curriculum_count` says).
 
         A space without a curriculum ignores ``num_children``. A growing space
         returns longer lists for larger counts; each extends the previous.
@@ -241,6 +247,13 @@ class SearchSpace(abc.ABC):
         """JSON-able description of the space; a run directory records it and
         refuses to resume under a different one."""
         return {"name": self.name}
+
+    def as_recorded(self, config: dict) -> "SearchSpace | None":
+        """This space as a run directory recorded it (``config``), or None
+        when ``config`` describes another space. Spaces whose format changed
+        return an equivalent space in the recorded (older) format, so old
+        runs resume with their own decisions."""
+        return self if canonical_json(config) == canonical_json(self.config()) else None
 
     def hash_spec(self, spec: Any) -> str:
         return spec_hash(self.name, self.spec_to_json(spec))

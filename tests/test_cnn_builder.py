@@ -151,6 +151,8 @@ def test_random_specs_run_and_match_stock_keras_layers(preset):
     space = CnnSpace(preset, num_layers=15 if preset == "v3" else None, width_multiplier=0.5)
     spec = random_spec(space, random.Random(7), p=0.3)
     assert any(len(layer.inputs) > 1 for layer in spec.layers)  # joins are exercised
+    if preset == "v2":  # stride height and width differ somewhere (§3.1 predicts both)
+        assert any(layer.stride_height != layer.stride_width for layer in spec.layers)
     x = np.random.default_rng(0).normal(size=(2, 12, 12, 3)).astype("float32")
     model = build_model(spec, (12, 12, 3), num_classes=5)
     check_shapes(model, spec, (12, 12, 3), 5)
@@ -405,6 +407,32 @@ def test_extreme_strides_still_build():
     x = np.zeros((1, *INPUT), "float32")
     outs, _ = body_of(model).layer_outputs(x)
     assert tuple(outs[19].shape) == (1, 1, 1, 24) and tuple(outs[20].shape) == (1, 3, 3, 24)
+
+
+def test_non_square_strides_pad_height_and_width_separately():
+    """Layer 0 strides (1, 3), layer 1 strides (3, 1): joined, each dimension is padded to
+    the larger one on its own, evenly (odd row/column bottom/right), with zeros."""
+    spec = CnnSpec(layers=((1, 1, 2, (1, 3), ()), (1, 1, 3, (3, 1), ()),
+                           (1, 1, 4, 1, (0, 1))))
+    shapes, final = layer_shapes(spec, (9, 8, 3))
+    assert [(s.out_height, s.out_width) for s in shapes] == [(9, 3), (3, 8), (9, 8)]
+    assert (shapes[2].in_height, shapes[2].in_width, shapes[2].in_channels) == (9, 8, 5)
+    assert final == (9, 8, 4)
+    model = build_model(spec, (9, 8, 3), num_classes=2)
+    x = np.random.default_rng(0).uniform(0.5, 1.0, size=(2, 9, 8, 3)).astype("float32")
+    outs, _ = body_of(model).layer_outputs(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 9, 3, 2), (2, 3, 8, 3), (2, 9, 8, 4)]
+    joined = np.asarray(merge_inputs([outs[0], outs[1]], [0, 0]))
+    assert joined.shape == (2, 9, 8, 5)
+    # Layer 0 (9 x 3) sits in columns 2..4 of 8 (5 padded: 2 left, 3 right).
+    np.testing.assert_array_equal(joined[:, :, 2:5, :2], np.asarray(outs[0]))
+    assert not joined[:, :, :2, :2].any() and not joined[:, :, 5:, :2].any()
+    # Layer 1 (3 x 8) sits in rows 3..5 of 9 (6 padded: 3 top, 3 bottom).
+    np.testing.assert_array_equal(joined[:, 3:6, :, 2:], np.asarray(outs[1]))
+    assert not joined[:, :3, :, 2:].any() and not joined[:, 6:, :, 2:].any()
+    # Layer 0 is what a stock Conv2D(strides=(1, 3)) -> BatchNorm -> ReLU computes.
+    ref, _ = reference_layer(x, layer_weights(model, 0), (1, 3))
+    np.testing.assert_allclose(np.asarray(outs[0]), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_mixed_precision_keeps_float32_variables_and_probabilities():

@@ -41,19 +41,21 @@ def test_presets(preset, layers, strides, pools):
     decisions = validate_decisions(space.decisions())
     assert space.num_layers == layers
     assert space.pool_positions == pools
-    per_layer = 5 if strides else 4
+    per_layer = 6 if strides else 4
     assert len(decisions) == per_layer * layers
     names = [d.name for d in decisions[:per_layer]]
-    expected = ["layer_0/filter_height", "layer_0/filter_width", "layer_0/filters"]
-    expected += ["layer_0/stride"] if strides else []
-    assert names == expected + ["layer_0/inputs"]
+    expected = ["layer_0/filter_height", "layer_0/filter_width"]
+    # §3.1: filter height, filter width, stride height, stride width, number of filters.
+    expected += ["layer_0/stride_height", "layer_0/stride_width"] if strides else []
+    assert names == expected + ["layer_0/filters", "layer_0/inputs"]
     anchors = [d for d in decisions if isinstance(d, Anchor)]
     assert [a.num_inputs for a in anchors] == list(range(layers))
     cats = {d.name: d.values for d in decisions if isinstance(d, Categorical)}
     assert cats["layer_3/filter_height"] == FILTER_SIZES == (1, 3, 5, 7)
     assert cats["layer_3/filters"] == NUM_FILTERS == (24, 36, 48, 64)
     if strides:
-        assert cats["layer_3/stride"] == STRIDES == (1, 2, 3)
+        assert cats["layer_3/stride_height"] == cats["layer_3/stride_width"] == STRIDES
+        assert STRIDES == (1, 2, 3)
     assert json.loads(json.dumps(space.config()))["preset"] == preset
 
 
@@ -82,13 +84,18 @@ def test_tokens_spec_round_trip(preset, seed):
 
 def test_tokens_decode_to_the_chosen_values():
     space = CnnSpace("v2", num_layers=3)
-    tokens = (3, 0, 1, 2) + (1, 1, 0, 0, 1) + (2, 3, 3, 1, 1, 0)
+    # per layer: filter height, filter width, stride height, stride width, filters, inputs
+    tokens = (3, 0, 2, 2, 1) + (1, 1, 0, 0, 0, 1) + (2, 3, 1, 2, 3, 1, 0)
     spec = space.tokens_to_spec(tokens)
     assert spec.layers == (
         CnnLayer(7, 1, 36, 3, ()),
         CnnLayer(3, 3, 24, 1, (0,)),
-        CnnLayer(5, 7, 64, 2, (0,)),
+        CnnLayer(5, 7, 64, (2, 3), (0,)),
     )
+    assert spec.layers[2].strides == (2, 3) and spec.layers[0].strides == (3, 3)
+    assert (spec.layers[2].stride_height, spec.layers[2].stride_width) == (2, 3)
+    assert space.spec_to_tokens(spec) == tokens
+    assert space.hparams(spec)["layer_2/stride_width"] == 3
 
 
 def test_width_multiplier_scales_filter_choices():
@@ -124,7 +131,8 @@ def test_curriculum_off_by_default():
 @pytest.mark.parametrize("preset", ["v1", "v2", "v3"])
 def test_curriculum_stages_extend_each_other(preset):
     space = CnnSpace(preset, curriculum_start=6, curriculum_step=2, curriculum_every=1600)
-    assert space.config()["curriculum"] == {"start": 6, "step": 2, "every": 1600}
+    assert space.config()["curriculum"] == {"start": 6, "step": 2, "every": 1600,
+                                            "count": "samples"}
     n, stages = 0, []
     while True:
         stages.append((n, space.decisions(n)))
@@ -272,10 +280,12 @@ def test_describe_is_a_markdown_table_with_skip_inputs():
     text = CnnSpace("v3", num_layers=3).describe(spec)
     lines = text.splitlines()
     assert lines[0].startswith("| layer |") and lines[1].startswith("|---")
-    assert "| 0 | 3 x 5 | 24 | 1 | image |" in lines
-    assert "| 1 | 1 x 1 | 36 | 1 | 0 |" in lines
-    assert lines.index("| 2 | 7 x 7 | 48 | 1 | image |") == lines.index(
-        "| pool | 2 x 2 max | | 2 | all |") + 1
+    assert "| 0 | 3 x 5 | 24 | 1 x 1 | image |" in lines
+    assert "| 1 | 1 x 1 | 36 | 1 x 1 | 0 |" in lines
+    assert lines.index("| 2 | 7 x 7 | 48 | 1 x 1 | image |") == lines.index(
+        "| pool | 2 x 2 max | | 2 x 2 | all |") + 1
+    spec = CnnSpec(layers=((3, 5, 24, (1, 3), ()),))
+    assert "| 0 | 3 x 5 | 24 | 1 x 3 | image |" in CnnSpace("v2", num_layers=1).describe(spec)
     assert "input: layers 1, 2." in text
 
 
@@ -309,3 +319,133 @@ def test_space_pickles():
     space = CnnSpace("v2", num_layers=4, curriculum_start=2)
     again = pickle.loads(pickle.dumps(space))
     assert again.config() == space.config() and again.decisions(5000) == space.decisions(5000)
+
+
+# ------------------------------------------------------- versions and resuming
+
+# space.config() of CnnSpace("v2", num_layers=4, curriculum_start=2, curriculum_step=1,
+# curriculum_every=3) as written by the code before space versions (commit a09c4fb).
+OLD_V2_CONFIG = {
+    "name": "cnn", "preset": "v2", "num_layers": 4, "predict_strides": True,
+    "pool_positions": [], "filter_sizes": [1, 3, 5, 7], "filters": [24, 36, 48, 64],
+    "strides": [1, 2, 3], "width_multiplier": 1,
+    "curriculum": {"start": 2, "step": 1, "every": 3},
+}
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_version_one_is_the_old_space():
+    old = CnnSpace.from_config(OLD_V2_CONFIG)
+    assert old.version == 1 and old.curriculum_count == "children"
+    assert old.config() == OLD_V2_CONFIG
+    assert [d.name for d in old.decisions()][:5] == [
+        "layer_0/filter_height", "layer_0/filter_width", "layer_0/filters", "layer_0/stride",
+        "layer_0/inputs"]
+    new = CnnSpace("v2", num_layers=4, curriculum_start=2, curriculum_step=1,
+                   curriculum_every=3)
+    assert new.config()["version"] == 2 and new.config() != OLD_V2_CONFIG
+    assert new.as_recorded(OLD_V2_CONFIG).config() == OLD_V2_CONFIG
+    assert new.as_recorded(new.config()) is new
+    assert CnnSpace.from_config(new.config()).config() == new.config()
+    # Another depth, preset or curriculum is another space.
+    assert CnnSpace("v2", num_layers=5).as_recorded(OLD_V2_CONFIG) is None
+    assert CnnSpace("v1", num_layers=4).as_recorded(OLD_V2_CONFIG) is None
+    assert new.as_recorded({**OLD_V2_CONFIG, "curriculum": None}) is None
+    assert new.as_recorded({"name": "rnn", "base": 8}) is None
+    # Version 1 cannot hold different height and width strides.
+    with pytest.raises(InvalidArchitectureError, match="version 1"):
+        old.spec_to_tokens(CnnSpec(layers=((3, 3, 24, (1, 2), ()),) * 2))
+
+
+def test_paper_filter_choices_and_more_filters():
+    space = CnnSpace("v3", filters=(6, 12, 24, 36), added_filters=40)
+    assert space.filter_choices == (46, 52, 64, 76)
+    assert CnnSpace.from_config(space.config()).filter_choices == (46, 52, 64, 76)
+    with pytest.raises(ConfigError, match="added_filters"):
+        CnnSpace("v3", added_filters=-1)
+    with pytest.raises(ConfigError, match="filters must be"):
+        CnnSpace("v3", filters=())
+    with pytest.raises(ConfigError, match="curriculum_count"):
+        CnnSpace("v1", curriculum_count="epochs")
+    with pytest.raises(ConfigError, match="version"):
+        CnnSpace("v1", version=3)
+
+
+def test_curriculum_counts_samples_in_the_loop(tmp_path):
+    """§4.1: the depth grows every `every` *samples* (proposals, duplicates included);
+    ``curriculum_count="children"`` counts unique finished children instead."""
+    from fake_evaluators import FakeEvaluator
+
+    from nas_tf.algorithms import RandomSearch
+    from nas_tf.config import SearchConfig
+    from nas_tf.loop import read_trials, run_search
+
+    calls = {}
+    for count in ("samples", "children"):
+        # 1-layer children of one filter choice: 16 architectures, so duplicates come early.
+        space = CnnSpace("v1", num_layers=3, curriculum_start=1, curriculum_step=1,
+                         curriculum_every=12, curriculum_count=count, filters=(24,))
+        config = SearchConfig(algorithm="random", max_children=14, children_per_update=2,
+                              seed=0)
+        algo = RandomSearch(space, config)
+        seen = calls[count] = []
+        propose = algo.propose
+
+        def spy(n, num, algo=algo, seen=seen, propose=propose):
+            seen.append((algo.num_proposed, num))
+            return propose(n, num)
+
+        algo.propose = spy
+        summary = run_search(space, FakeEvaluator(), run_dir=str(tmp_path / count),
+                             config=config, algorithm=algo, child_logs=False)
+        assert summary["duplicates"] > 0  # so samples and children differ
+        depths = [len(t.spec["layers"]) for t in read_trials(tmp_path / count)]
+        assert depths == sorted(depths) and depths[0] == 1
+        if count == "samples":
+            assert all(num == proposed for proposed, num in seen)
+            # Depth 2 from the 13th sample on: fewer than 12 one-layer children.
+            assert depths.count(1) < 12 and 2 in depths
+        else:
+            assert any(num < proposed for proposed, num in seen)
+            assert depths.count(1) == 12  # 12 unique children before depth 2
+
+
+def test_a_run_of_the_old_space_resumes_with_its_decisions(tmp_path):
+    """A run directory written before space versions (tests/data, made by commit a09c4fb's
+    code: v2 with one stride decision, curriculum counted in children, stopped after 5
+    children) resumes under today's CnnSpace("v2") flags: the same children as the old
+    code's own resume (hashes recorded then), nothing trained twice."""
+    import shutil
+    import tarfile
+
+    from fake_evaluators import FakeEvaluator
+
+    from nas_tf.config import SearchConfig
+    from nas_tf.loop import read_trials, run_search
+
+    with tarfile.open(DATA / "cnn_space_v1_run.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    run = tmp_path / "old_v2"
+    before = {t.id: t.hash for t in read_trials(run)}
+    assert len(before) == 5
+    space = CnnSpace("v2", num_layers=4, curriculum_start=2, curriculum_step=1,
+                     curriculum_every=3)
+    calls = tmp_path / "calls.txt"
+    summary = run_search(space, FakeEvaluator(calls_file=str(calls)), run_dir=str(run),
+                         config=SearchConfig(algorithm="random", max_children=10,
+                                             children_per_update=2, seed=3),
+                         child_logs=False)
+    assert summary["space_config"] == OLD_V2_CONFIG
+    expected = json.loads((DATA / "cnn_space_v1_resumed.json").read_text())
+    got = [{"id": t.id, "hash": t.hash, "layers": len(t.spec["layers"])}
+           for t in read_trials(run)]
+    assert got == expected
+    trained = sorted(int(line.split()[0]) for line in calls.read_text().splitlines())
+    assert trained == [6, 7, 8, 9, 10]
+    # The same flags on a new directory start a version-2 run.
+    fresh = tmp_path / "fresh"
+    shutil.rmtree(fresh, ignore_errors=True)
+    s2 = run_search(space, FakeEvaluator(), run_dir=str(fresh),
+                    config=SearchConfig(algorithm="random", max_children=2,
+                                        children_per_update=2, seed=3), child_logs=False)
+    assert s2["space_config"]["version"] == 2

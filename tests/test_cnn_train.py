@@ -185,3 +185,15 @@ def test_mirrored_strategy_on_two_logical_cpus(toy_dir):
     assert m["replicas"] == 2
     assert m["global_batch_size"] == 16 and m["steps_per_epoch"] == 3
     assert math.isfinite(m["reward"]) and 0.0 <= m["reward"] <= 1.0
+
+
+def test_curriculum_count_reaches_the_space():
+    from cnn_space.train import make_space as make_cnn_space
+
+    space = make_cnn_space(CnnSearchConfig(curriculum=True))
+    assert space.curriculum_count == "samples"  # §4.1 counts samples
+    assert space.config()["curriculum"]["count"] == "samples"
+    space = make_cnn_space(CnnSearchConfig(curriculum=True, curriculum_count="children"))
+    assert space.curriculum_count == "children"
+    with pytest.raises(ConfigError, match="curriculum_count"):
+        CnnSearchConfig(curriculum_count="epochs")

@@ -23,6 +23,7 @@ from nas_tf.logger import (
     TensorBoardLogger,
     child_hparams,
     child_metrics,
+    restore_child_runs,
 )
 from nas_tf.nb201 import Nb201Space
 from nas_tf.store import Trial
@@ -179,3 +180,62 @@ def test_search_writes_one_session_per_child(tmp_path):
         acc = _acc(tmp_path / "children" / str(cid))
         assert hp_metadata.SESSION_START_INFO_TAG in acc.Tags()["tensors"]
         assert "child/val_accuracy" in acc.Tags()["tensors"]
+
+
+def _event_files(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if "tfevents" in p.name)
+
+
+def test_only_the_best_and_recent_children_keep_their_runs(tmp_path):
+    """At scale (thousands of children) each child's own TensorBoard run is kept only for
+    the best and the most recent ones; the others move to children_archive/ with event
+    files TensorBoard does not read; every child stays in the all_children run."""
+    space = Nb201Space()
+    rewards = {1: 0.9, 2: 0.1, 3: 0.5, 4: 0.2, 5: 0.3, 6: 0.95, 7: 0.05, 8: 0.4}
+    tb = TensorBoardLogger(str(tmp_path), keep_best=2, keep_recent=2)
+    for tid in range(1, 6):
+        curves = tmp_path / "children" / str(tid) / "train"  # what an evaluator writes
+        curves.mkdir(parents=True)
+        (curves / f"events.out.tfevents.{tid}.host.v2").write_bytes(b"")
+        status = "failed" if tid == 3 else "done"
+        tb.child(_trial(tid, OPS_A, status=status, reward=rewards[tid]), space)
+    tb.close()
+    # best: 1 (0.9), 4 (0.2) -- 3 failed does not count; recent: 4, 5.
+    assert sorted(int(p.name) for p in (tmp_path / "children").iterdir() if p.is_dir()) == [
+        1, 4, 5]
+    archive = tmp_path / "children_archive"
+    assert sorted(int(p.name) for p in archive.iterdir() if p.is_dir()) == [2, 3]
+    assert not _event_files(archive)  # invisible to TensorBoard, nothing deleted:
+    assert (archive / "2" / "train" / "events.out.tfarchive.2.host.v2").exists()
+    assert list((archive / "2").glob("events.out.tfarchive.*"))  # its HParams session
+
+    # A resumed search (a new logger) continues from children_archive/retained.json.
+    tb = TensorBoardLogger(str(tmp_path), keep_best=2, keep_recent=2)
+    for tid in (6, 7, 8):
+        tb.child(_trial(tid, OPS_A, reward=rewards[tid]), space)
+    tb.close()
+    assert sorted(int(p.name) for p in (tmp_path / "children").iterdir() if p.is_dir()) == [
+        1, 6, 7, 8]
+    assert sorted(int(p.name) for p in archive.iterdir() if p.is_dir()) == [2, 3, 4, 5]
+    # Every child's reward is in one run, at step = child id.
+    all_children = _acc(tmp_path / "all_children")
+    got = {s: float(v) for s, v in _values(all_children, REWARD_TAG)}
+    assert got == pytest.approx({k: v for k, v in rewards.items()})
+    assert {s: float(v) for s, v in _values(all_children, FAILED_TAG)}[3] == 1.0
+    # Archived children come back on request.
+    assert restore_child_runs(str(tmp_path), [2, 99]) == [2]
+    assert (tmp_path / "children" / "2" / "train" / "events.out.tfevents.2.host.v2").exists()
+    acc = _acc(tmp_path / "children" / "2")
+    assert hp_metadata.SESSION_START_INFO_TAG in acc.Tags()["tensors"]
+
+
+def test_keep_best_none_keeps_every_child_and_bad_limits(tmp_path):
+    tb = TensorBoardLogger(str(tmp_path), keep_best=None)
+    for tid in range(1, 4):
+        tb.child(_trial(tid, OPS_A, reward=0.1 * tid), Nb201Space())
+    tb.close()
+    assert sorted(p.name for p in (tmp_path / "children").iterdir()) == ["1", "2", "3"]
+    assert not (tmp_path / "children_archive").exists()
+    assert _event_files(tmp_path / "all_children")
+    with pytest.raises(ValueError, match="keep_recent"):
+        TensorBoardLogger(str(tmp_path), keep_recent=-1)

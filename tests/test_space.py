@@ -110,3 +110,10 @@ def test_single_stage_space_has_no_other_widths():
         space.decisions_for_tokens(1)
     with pytest.raises(InvalidArchitectureError, match="single stage"):
         space._next_stage(0)
+
+
+def test_as_recorded_accepts_only_the_same_space_by_default():
+    space = ToySpace(num_layers=3)
+    assert space.as_recorded(space.config()) is space
+    assert space.as_recorded(ToySpace(num_layers=4).config()) is None
+    assert space.curriculum_count == "samples"  # §4.1 counts samples
