@@ -43,6 +43,10 @@ from nas_tf.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 DATASETS = ("cifar10", "imagefolder")
+# Training augmentations: none; pad-4 random crop; pad-4 random crop + horizontal flip (the
+# paper's CIFAR-10 augmentation, §4.1). Flips are wrong for orientation-dependent images
+# (digits, text, arrows), so an image folder does not flip unless asked.
+AUGMENTATIONS = ("none", "crop", "crop_flip")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
@@ -411,7 +415,7 @@ def _normalize(images, data: ImageData):
     return (tf.cast(images, tf.float32) - mean) / std
 
 
-def augment_batch(images, seed, pad: int = 4):
+def augment_batch(images, seed, pad: int = 4, flip: bool = True):
     """Standard CIFAR augmentation of a batch: zero-pad, random crop, random flip.
 
     Each image gets its own crop offset and flip, drawn statelessly from
@@ -422,6 +426,7 @@ def augment_batch(images, seed, pad: int = 4):
             then padding with the per-channel mean of the raw images).
         seed: shape-[2] int32/int64 tensor.
         pad: Pixels of zero padding on each side (paper setting: 4).
+        flip: Also flip half of the images horizontally (False: crop only).
 
     Returns:
         Tensor of the same shape as ``images``.
@@ -434,11 +439,12 @@ def augment_batch(images, seed, pad: int = 4):
     seeds = tf.random.experimental.stateless_split(seed, 3)
     oy = tf.random.stateless_uniform([b], seeds[0], 0, 2 * pad + 1, dtype=tf.int32)
     ox = tf.random.stateless_uniform([b], seeds[1], 0, 2 * pad + 1, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([b], seeds[2], 0, 2, dtype=tf.int32)
+    flips = tf.random.stateless_uniform([b], seeds[2], 0, 2, dtype=tf.int32)
     # Exact integer crops with one gather: rows oy..oy+h-1, cols ox..ox+w-1.
     rows = oy[:, None] + tf.range(h)[None, :]  # (B, H)
     cols = ox[:, None] + tf.range(w)[None, :]  # (B, W)
-    cols = tf.where(flip[:, None] > 0, tf.reverse(cols, axis=[1]), cols)
+    if flip:
+        cols = tf.where(flips[:, None] > 0, tf.reverse(cols, axis=[1]), cols)
     out = tf.gather(padded, rows, axis=1, batch_dims=1)  # (B, H, W+2p, C)
     out = tf.gather(out, cols, axis=2, batch_dims=1)  # (B, H, W, C)
     return out
@@ -449,7 +455,7 @@ def make_train_dataset(
     batch_size: int,
     seed: int,
     *,
-    augment: bool = True,
+    augment: bool | str = True,
     repeat: bool = True,
     drop_remainder: bool = False,
 ):
@@ -459,7 +465,8 @@ def make_train_dataset(
         data: Loaded :class:`ImageData`.
         batch_size: Global batch size.
         seed: Seed of the shuffle and of the augmentation.
-        augment: Apply :func:`augment_batch`.
+        augment: One of :data:`AUGMENTATIONS` (``"none"``, ``"crop"``,
+            ``"crop_flip"``); True means ``"crop_flip"``, False ``"none"``.
         repeat: Repeat forever (training then uses ``steps_per_epoch``).
         drop_remainder: Drop the last incomplete batch of each pass.
 
@@ -468,6 +475,7 @@ def make_train_dataset(
     """
     import tensorflow as tf
 
+    mode = augmentation_mode(augment)
     n = len(data.y_train)
     ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
     ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
@@ -479,12 +487,25 @@ def make_train_dataset(
     def prepare(step, batch):
         images, labels = batch
         x = _normalize(images, data)
-        if augment:
-            x = augment_batch(x, tf.stack([tf.cast(seed, tf.int64), step]))
+        if mode != "none":
+            x = augment_batch(x, tf.stack([tf.cast(seed, tf.int64), step]),
+                              flip=mode == "crop_flip")
         return x, labels
 
     ds = ds.map(_plain(prepare), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation_mode(augment) -> str:
+    """``"none"``, ``"crop"`` or ``"crop_flip"`` from a mode name or a bool (True: crop_flip)."""
+    if isinstance(augment, bool):
+        return "crop_flip" if augment else "none"
+    if augment not in AUGMENTATIONS:
+        raise ConfigError(
+            f"Unknown augmentation; use one of {', '.join(AUGMENTATIONS)}. "
+            f"Received: augment={augment!r}"
+        )
+    return augment
 
 
 def make_eval_dataset(data: ImageData, x: np.ndarray, y: np.ndarray, batch_size: int):

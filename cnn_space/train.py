@@ -31,7 +31,14 @@ import math
 import time
 from typing import Any
 
-from cnn_space.data import DATASETS, ImageData, load_image_data, steps_per_epoch
+from cnn_space.data import (
+    AUGMENTATIONS,
+    DATASETS,
+    ImageData,
+    augmentation_mode,
+    load_image_data,
+    steps_per_epoch,
+)
 from cnn_space.space import PRESETS, CnnSpace, CnnSpec
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
@@ -39,6 +46,14 @@ from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
 logger = logging.getLogger(__name__)
 
 LR_SCHEDULES = ("cosine", "step", "constant")
+BN_RECALIBRATION = ("auto", "on", "off")
+# "auto" recalibrates batch norm when a child trains for fewer steps than this; longer
+# children (the paper's 50 epochs: ~17,600 steps) keep Keras' moving averages.
+BN_RECALIBRATION_AUTO_STEPS = 2000
+# A child with fewer training steps than this gets a warning (its reward is mostly noise).
+FEW_STEPS = 50
+# The smallest batch the small-dataset cap (min_steps_per_epoch) may choose.
+MIN_CAPPED_BATCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +80,37 @@ class CnnSearchConfig:
         width_multiplier: The "more filters" variant (§4.1).
         epochs: Epochs per child (§4.1: 50).
         steps_per_epoch: Cap on training steps per epoch (None: one pass).
-        batch_size: Per-replica batch size (not given in the paper).
+        batch_size: Per-replica batch size (not given in the paper); lowered on
+            small datasets by ``min_steps_per_epoch``.
+        min_steps_per_epoch: Small datasets: the global batch is capped at
+            ``train images // min_steps_per_epoch`` (never below 16), so an
+            epoch has at least this many steps — 1,350 images at batch 128 would
+            give 11 steps an epoch, too few for SGD with a decaying learning rate
+            and for batch-norm statistics. None: no cap. No effect on CIFAR-10
+            (45,000 / 128 = 352 steps). A child with fewer than 50 training steps
+            in all is logged as a warning.
         learning_rate: Initial SGD learning rate (§4.1: 0.1).
         momentum: Nesterov momentum (§4.1: 0.9).
         weight_decay: L2 weight decay (§4.1: 1e-4).
         lr_schedule: ``"cosine"`` (decay to 0 over training), ``"step"``
             (/10 at 50% and 75%) or ``"constant"``.
-        augment: Pad-4 random crop and horizontal flip (§4.1).
+        augment: Training augmentation: ``"crop_flip"`` (pad-4 random crop and
+            horizontal flip, §4.1), ``"crop"`` (no flip: for digits, text or
+            anything orientation-dependent), ``"none"``, or ``"auto"``:
+            crop_flip for ``dataset="cifar10"``, crop for ``"imagefolder"``
+            (flips are wrong for many image folders; ask for them). True / False
+            mean crop_flip / none.
+        bn_recalibration: Recompute every batch-norm moving mean / variance
+            exactly on ``bn_recalibration_images`` training images (final
+            weights, no augmentation) before each validation pass: ``"on"``,
+            ``"off"`` (Keras' moving averages, momentum 0.99, as the paper's
+            TF code), or ``"auto"``: on when the child trains for fewer than
+            2,000 steps in all. Short children need it: after ~60 steps the
+            moving averages are mostly their initial values and validation
+            accuracy measures that, not the architecture
+            (``experiments/results/cnn_reward.md``).
+        bn_recalibration_images: Training images used by the recalibration
+            (fewer when the training set is smaller).
         reward_last_k: The reward uses the last k epochs' validation
             accuracies (§4.1: 5).
         reward_power: ... raised to this power (§4.1: cubed, 3).
@@ -102,11 +141,14 @@ class CnnSearchConfig:
     epochs: int = 50
     steps_per_epoch: int | None = None
     batch_size: int = 128
+    min_steps_per_epoch: int | None = 20
     learning_rate: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
     lr_schedule: str = "cosine"
-    augment: bool = True
+    augment: str = "auto"
+    bn_recalibration: str = "auto"
+    bn_recalibration_images: int = 2000
     reward_last_k: int = 5
     reward_power: float = 3.0
     jit_compile: bool = False
@@ -130,6 +172,18 @@ class CnnSearchConfig:
                 f"Unknown CNN preset; use one of {', '.join(sorted(PRESETS))}. "
                 f"Received: preset={self.preset!r}"
             )
+        if isinstance(self.augment, bool):
+            object.__setattr__(self, "augment", augmentation_mode(self.augment))
+        if self.augment != "auto" and self.augment not in AUGMENTATIONS:
+            raise ConfigError(
+                f"Unknown augment; use auto or one of {', '.join(AUGMENTATIONS)}. "
+                f"Received: augment={self.augment!r}"
+            )
+        if self.bn_recalibration not in BN_RECALIBRATION:
+            raise ConfigError(
+                f"Unknown bn_recalibration; use one of {', '.join(BN_RECALIBRATION)}. "
+                f"Received: bn_recalibration={self.bn_recalibration!r}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"Unknown lr_schedule; use one of {', '.join(LR_SCHEDULES)}. "
@@ -137,9 +191,10 @@ class CnnSearchConfig:
             )
         for name in ("epochs", "batch_size", "reward_last_k", "eval_batch_size",
                      "steps_per_execution", "curriculum_start", "curriculum_step",
-                     "curriculum_every"):
+                     "curriculum_every", "bn_recalibration_images"):
             _check_int(name, getattr(self, name))
-        for name in ("num_layers", "train_subset", "steps_per_epoch", "image_size"):
+        for name in ("num_layers", "train_subset", "steps_per_epoch", "image_size",
+                     "min_steps_per_epoch"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name))
         for name in ("learning_rate", "reward_power", "width_multiplier"):
@@ -163,6 +218,28 @@ class CnnSearchConfig:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def augmentation(self) -> str:
+        """The augmentation this config trains with (``"auto"`` resolved by dataset)."""
+        if self.augment != "auto":
+            return self.augment
+        return "crop_flip" if self.dataset == "cifar10" else "crop"
+
+    def recalibrates(self, total_steps: int) -> bool:
+        """Whether a child of ``total_steps`` training steps gets batch-norm recalibration."""
+        if self.bn_recalibration == "auto":
+            return total_steps < BN_RECALIBRATION_AUTO_STEPS
+        return self.bn_recalibration == "on"
+
+    def global_batch_size(self, train_images: int, replicas: int = 1) -> int:
+        """The global batch of a child: ``batch_size x replicas``, capped on small datasets."""
+        batch = self.batch_size * replicas
+        if self.min_steps_per_epoch is not None:
+            cap = max(MIN_CAPPED_BATCH, train_images // self.min_steps_per_epoch)
+            if cap < batch:
+                batch = max(replicas, cap - cap % replicas)
+        return batch
 
 
 def _check_int(name: str, value) -> None:
@@ -353,14 +430,19 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     strategy = make_strategy(devices)
     replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.batch_size * replicas
+    global_batch = cfg.global_batch_size(len(data.y_train), replicas)
     steps = steps_per_epoch(len(data.y_train), global_batch)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
+    if total_steps < FEW_STEPS:
+        logger.warning(
+            "A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
+            "accuracy is a noisy reward. Use more epochs or images.", total_steps, cfg.epochs,
+            steps, global_batch)
 
     keras.utils.set_random_seed(seed)
-    train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augment)
+    train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augmentation)
     val_ds = make_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size)
 
     t_build = time.perf_counter()
@@ -382,6 +464,10 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     monitor = _Monitor.make(cfg)
     callbacks = [monitor]
+    calibrator = None
+    if cfg.recalibrates(total_steps):
+        calibrator = _calibrator(model, data, cfg, global_batch, seed)
+        callbacks.append(_RecalibrateBeforeValidation(calibrator))
     if log_dir:
         callbacks.append(
             keras.callbacks.TensorBoard(
@@ -420,6 +506,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         "global_batch_size": global_batch,
         "replicas": replicas,
         "train_images": len(data.y_train),
+        "augment": cfg.augmentation,
+        "bn_recalibrated": calibrator is not None,
         "build_seconds": build_seconds,
         "train_seconds": fit_seconds,
         "train_step_seconds": monitor.train_seconds,
@@ -431,6 +519,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         later = monitor.epoch_train_seconds[1:]
         metrics["images_per_second_steady"] = steps * len(later) * global_batch / sum(later)
     if evaluate_test:
+        if calibrator is not None and calibrator.calls == 0:
+            calibrator()
         if data.x_test is None:
             raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
         test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
@@ -438,6 +528,41 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         metrics["test_accuracy"] = float(result["accuracy"])
         metrics["test_loss"] = float(result["loss"])
     return (metrics, model) if return_model else metrics
+
+
+def _calibrator(model, data, cfg, batch, seed):
+    """A BatchNormCalibrator over a fixed random subset of unaugmented training images."""
+    import numpy as np
+
+    from cnn_space.calibrate import BatchNormCalibrator
+    from cnn_space.data import make_eval_dataset
+
+    n = min(len(data.y_train), cfg.bn_recalibration_images)
+    batch = min(batch, n)
+    n -= n % batch  # equal batches: one trace
+    idx = np.random.default_rng(seed).permutation(len(data.y_train))[:n]
+    batches = make_eval_dataset(data, data.x_train[idx], data.y_train[idx], batch)
+    return BatchNormCalibrator(model, batches)
+
+
+def _recalibrate_callback():
+    import keras
+
+    class RecalibrateBeforeValidation(keras.callbacks.Callback):
+        """Recomputes the batch-norm statistics before every validation pass of fit()."""
+
+        def __init__(self, calibrator):
+            super().__init__()
+            self.calibrator = calibrator
+
+        def on_test_begin(self, logs=None):
+            self.calibrator()
+
+    return RecalibrateBeforeValidation
+
+
+def _RecalibrateBeforeValidation(calibrator):  # noqa: N802 - builds the Keras callback lazily
+    return _recalibrate_callback()(calibrator)
 
 
 # ----------------------------------------------------------------------------
