@@ -97,6 +97,9 @@ def gap(args):
         "+ batch cap only (>= 20 steps/epoch)": ({**BEFORE, "min_steps_per_epoch": 20}, None),
         "after (defaults)": ({}, None),
     }
+    if args.variants:
+        keep = [int(v) for v in args.variants.split(",")]
+        variants = {k: v for i, (k, v) in enumerate(variants.items()) if i in keep}
     settings = [(6, 2), (6, 6), (15, 6)] if not args.settings else [
         tuple(int(v) for v in s.split("x")) for s in args.settings.split(",")]
     lines = [f"Glyph folder {root}: 10 classes x 150 images, 24x24 grayscale, 10% validation. "
@@ -201,6 +204,7 @@ def main():
     g.add_argument("--glyph_dir", default=None)
     g.add_argument("--children", type=int, default=3)
     g.add_argument("--settings", default=None, help="e.g. 6x2,15x6 (layers x epochs)")
+    g.add_argument("--variants", default=None, help="indices of the variants to run, e.g. 0,5")
     g.add_argument("--out", default=None)
     c = sub.add_parser("corr")
     default_data = os.environ.get(

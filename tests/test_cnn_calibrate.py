@@ -110,8 +110,11 @@ def test_short_child_validation_accuracy_follows_training_accuracy(glyphs, caplo
     train_ds = D.make_eval_dataset(data, data.x_train, data.y_train, 100)
     train_acc = model.evaluate(train_ds, verbose=0, return_dict=True)["accuracy"]
     val_acc = metrics["val_accuracy_last"]
-    assert train_acc > 0.6, train_acc  # the task is learnt ...
-    assert val_acc >= train_acc - 0.15, (train_acc, val_acc)  # ... and validation shows it
+    # Measured (seed 0): train 0.61 (inference mode; 0.54 in fit), validation 0.64. Before
+    # the fix (batch 128: 9 steps, moving averages, flips): train 0.10, validation 0.10.
+    assert train_acc > 0.4, train_acc  # the task is learnt (chance: 0.1) ...
+    for train in (train_acc, metrics["train_accuracy_last"]):  # ... and validation shows it
+        assert val_acc >= train - 0.15, (train, val_acc)
     assert not any("only" in r.getMessage() for r in caplog.records)  # 57 steps: no warning
 
 
