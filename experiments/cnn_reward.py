@@ -134,6 +134,30 @@ def gap(args):
             f.write("\n".join(lines) + "\n\n")
 
 
+def small(args):
+    """The setting of tests/test_cnn_calibrate.py: 400 glyphs at 16 px, a 3-layer child."""
+    from cnn_space.space import CnnSpec
+
+    spec = CnnSpec(layers=((3, 3, 24, 1, ()), (3, 3, 24, 1, (0,)), (3, 3, 24, 1, (1,))))
+    root = tempfile.mkdtemp(prefix="glyphs_small_")
+    write_glyph_folder(root, per_class=40, size=16, seed=0)
+    base = CnnSearchConfig(dataset="imagefolder", data_dir=root, validation_fraction=0.25,
+                           epochs=3, reward_last_k=1)
+    data = load_data(base)
+    train_ds = make_eval_dataset(data, data.x_train, data.y_train, 100)
+    variants = [("before (off, crop_flip, no cap)", BEFORE),
+                ("off, crop_flip, cap", {"bn_recalibration": "off", "augment": "crop_flip"}),
+                ("off, crop, cap", {"bn_recalibration": "off"}), ("after (defaults)", {})]
+    for name, fields in variants:
+        for seed in (0, 1):
+            m, model = train_child(spec, data, dataclasses.replace(base, **fields), seed=seed,
+                                   return_model=True)
+            tr = model.evaluate(train_ds, verbose=0, return_dict=True)["accuracy"]
+            print(f"{name} seed {seed}: train(inference) {tr:.3f} val "
+                  f"{m['val_accuracy_last']:.3f} fit-train {m['train_accuracy_last']:.3f} "
+                  f"steps {m['steps_per_epoch'] * 3}", flush=True)
+
+
 def corr(args):
     base = CnnSearchConfig(
         dataset="imagefolder", data_dir=args.data_dir, train_subset=args.train_subset,
@@ -148,15 +172,20 @@ def corr(args):
     idx = np.random.default_rng(0).permutation(len(data.y_train))[:2000]
     idx = idx[:len(idx) - len(idx) % args.batch_size]
     cal_ds = make_eval_dataset(data, data.x_train[idx], data.y_train[idx], args.batch_size)
-    done = set()
-    if args.rows and os.path.exists(args.rows):
+    def done():  # children finished by this process or another one sharing the rows file
+        if not (args.rows and os.path.exists(args.rows)):
+            return set()
         with open(args.rows) as f:
-            done = {json.loads(line)["child"] for line in f if line.strip()}
+            return {json.loads(line)["child"] for line in f if line.strip()}
+
     print(f"{data.source}: {len(data.y_train)} train / {len(data.y_val)} val, "
           f"{data.image_shape}; {len(specs)} children", flush=True)
-    for i, spec in enumerate(specs):
-        if i in done:
+    order = list(enumerate(specs))
+    for i, spec in order[::-1] if args.reverse else order:
+        if i in done() or (args.rows and os.path.exists(f"{args.rows}.{i}.started")):
             continue
+        if args.rows:
+            Path(f"{args.rows}.{i}.started").touch()
         row = {"child": i, "spec": spec.to_json()}
         # One 1-epoch child, validated twice: with Keras' moving averages (before) and
         # after recomputing the batch-norm statistics (after) — the same trained weights.
@@ -206,6 +235,7 @@ def main():
     g.add_argument("--settings", default=None, help="e.g. 6x2,15x6 (layers x epochs)")
     g.add_argument("--variants", default=None, help="indices of the variants to run, e.g. 0,5")
     g.add_argument("--out", default=None)
+    sub.add_parser("small")
     c = sub.add_parser("corr")
     default_data = os.environ.get(
         "NAS_TF_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -220,12 +250,16 @@ def main():
     c.add_argument("--ref_epochs", type=int, default=10)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--rows", default=None, help="append one JSON row per child here")
+    c.add_argument("--reverse", action="store_true",
+                   help="last child first (a second process sharing --rows)")
     s = sub.add_parser("summary")
     s.add_argument("--rows", required=True)
     s.add_argument("--ref_epochs", type=int, default=10)
     args = parser.parse_args()
     if args.what == "gap":
         gap(args)
+    elif args.what == "small":
+        small(args)
     elif args.what == "corr":
         corr(args)
     else:
