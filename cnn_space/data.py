@@ -32,11 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 
 import numpy as np
 
+from cnn_space.pipeline import (  # noqa: F401 - re-exported: the pipelines' old home
+    AUGMENTATIONS,
+    _plain,
+    augment_batch,
+    augmentation_mode,
+    make_eval_dataset,
+    make_train_dataset,
+    steps_per_epoch,
+)
 from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError, DataError
 
@@ -338,13 +346,6 @@ def _decode_split(builder, split, limit, image_size):
     return x, y
 
 
-def _plain(fn):
-    """Marks a tf.data map function as plain TF ops: AutoGraph leaves it as is."""
-    import tensorflow as tf
-
-    return tf.autograph.experimental.do_not_convert(fn)
-
-
 def _name(name) -> str:
     if isinstance(name, bytes):
         name = name.decode("utf-8", "replace")
@@ -396,107 +397,3 @@ def _stratified_split(x, y, fraction, seed):
     mask = np.ones(len(y), bool)
     mask[val_idx] = False
     return x[mask], y[mask], x[val_idx], y[val_idx]
-
-
-# ----------------------------------------------------------------------------
-# tf.data pipelines.
-# ----------------------------------------------------------------------------
-
-
-def _normalize(images, data: ImageData):
-    import tensorflow as tf
-
-    mean = tf.constant(data.mean, tf.float32)
-    std = tf.constant(data.std, tf.float32)
-    return (tf.cast(images, tf.float32) - mean) / std
-
-
-def augment_batch(images, seed, pad: int = 4):
-    """Standard CIFAR augmentation of a batch: zero-pad, random crop, random flip.
-
-    Each image gets its own crop offset and flip, drawn statelessly from
-    ``seed`` (a shape-[2] int tensor), so a pipeline is reproducible.
-
-    Args:
-        images: float tensor (B, H, W, C), already normalised (zero padding is
-            then padding with the per-channel mean of the raw images).
-        seed: shape-[2] int32/int64 tensor.
-        pad: Pixels of zero padding on each side (paper setting: 4).
-
-    Returns:
-        Tensor of the same shape as ``images``.
-    """
-    import tensorflow as tf
-
-    shape = tf.shape(images)
-    b, h, w = shape[0], shape[1], shape[2]
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    oy = tf.random.stateless_uniform([b], seeds[0], 0, 2 * pad + 1, dtype=tf.int32)
-    ox = tf.random.stateless_uniform([b], seeds[1], 0, 2 * pad + 1, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([b], seeds[2], 0, 2, dtype=tf.int32)
-    # Exact integer crops with one gather: rows oy..oy+h-1, cols ox..ox+w-1.
-    rows = oy[:, None] + tf.range(h)[None, :]  # (B, H)
-    cols = ox[:, None] + tf.range(w)[None, :]  # (B, W)
-    cols = tf.where(flip[:, None] > 0, tf.reverse(cols, axis=[1]), cols)
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)  # (B, H, W+2p, C)
-    out = tf.gather(out, cols, axis=2, batch_dims=1)  # (B, H, W, C)
-    return out
-
-
-def make_train_dataset(
-    data: ImageData,
-    batch_size: int,
-    seed: int,
-    *,
-    augment: bool = True,
-    repeat: bool = True,
-    drop_remainder: bool = False,
-):
-    """The training pipeline: shuffle, batch, normalise, augment, prefetch.
-
-    Args:
-        data: Loaded :class:`ImageData`.
-        batch_size: Global batch size.
-        seed: Seed of the shuffle and of the augmentation.
-        augment: Apply :func:`augment_batch`.
-        repeat: Repeat forever (training then uses ``steps_per_epoch``).
-        drop_remainder: Drop the last incomplete batch of each pass.
-
-    Returns:
-        A ``tf.data.Dataset`` of ``(images float32 (B,H,W,C), labels int32 (B,))``.
-    """
-    import tensorflow as tf
-
-    n = len(data.y_train)
-    ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.enumerate()
-
-    def prepare(step, batch):
-        images, labels = batch
-        x = _normalize(images, data)
-        if augment:
-            x = augment_batch(x, tf.stack([tf.cast(seed, tf.int64), step]))
-        return x, labels
-
-    ds = ds.map(_plain(prepare), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_eval_dataset(data: ImageData, x: np.ndarray, y: np.ndarray, batch_size: int):
-    """A finite, normalised, cached evaluation pipeline over ``(x, y)``."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    ds = ds.map(_plain(lambda a, b: (_normalize(a, data), b)),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.cache().prefetch(tf.data.AUTOTUNE)
-
-
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Batches per pass over ``num_examples`` (the last one may be partial)."""
-    return max(1, math.ceil(num_examples / batch_size))

@@ -25,156 +25,24 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
 from typing import Any
 
-from cnn_space.data import DATASETS, ImageData, load_image_data, steps_per_epoch
-from cnn_space.space import PRESETS, CnnSpace, CnnSpec
+from cnn_space.config import (  # noqa: F401 - re-exported: the config's public home was here
+    BN_RECALIBRATION,
+    BN_RECALIBRATION_AUTO_STEPS,
+    FEW_STEPS,
+    LR_SCHEDULES,
+    CnnSearchConfig,
+)
+from cnn_space.data import ImageData, load_image_data, steps_per_epoch
+from cnn_space.space import CnnSpace, CnnSpec
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
 
 logger = logging.getLogger(__name__)
-
-LR_SCHEDULES = ("cosine", "step", "constant")
-
-
-@dataclasses.dataclass(frozen=True)
-class CnnSearchConfig:
-    """Settings of a CNN search: space, data and child training.
-
-    Defaults follow the paper (Zoph & Le 2017, arXiv:1611.01578, §4.1) where it
-    gives a value; the section is cited per field.
-
-    Attributes:
-        dataset: ``"cifar10"`` (TFDS) or ``"imagefolder"`` (class-per-folder).
-        data_dir: TFDS data dir (cifar10) or folder root (imagefolder).
-        download: cifar10: download when missing (needs network; off by default).
-        train_subset: Use only the first N training images (deterministic
-            shuffle) — for CPU-scale runs; None uses all.
-        validation_fraction: Held-out share of the training images for the
-            reward (§4.1: 5,000 of 50,000 = 0.1).
-        image_size: Resize images to this square size on load (None: keep).
-        preset: ``"v1"``, ``"v2"`` or ``"v3"`` (§4.1's three CIFAR variants).
-        num_layers: Depth of the space (None: the preset's 15 / 20 / 39).
-        curriculum: Grow the depth during the search (§4.1: start at 6, +2
-            every 1,600 samples); off by default for small budgets.
-        curriculum_start, curriculum_step, curriculum_every: The curriculum.
-        curriculum_count: What ``curriculum_every`` counts: ``"samples"``
-            (architectures proposed, duplicates and failures included; the
-            paper's) or ``"children"`` (unique finished children).
-        width_multiplier: The "more filters" variant (§4.1).
-        epochs: Epochs per child (§4.1: 50).
-        steps_per_epoch: Cap on training steps per epoch (None: one pass).
-        batch_size: Per-replica batch size (not given in the paper).
-        learning_rate: Initial SGD learning rate (§4.1: 0.1).
-        momentum: Nesterov momentum (§4.1: 0.9).
-        weight_decay: L2 weight decay (§4.1: 1e-4).
-        lr_schedule: ``"cosine"`` (decay to 0 over training), ``"step"``
-            (/10 at 50% and 75%) or ``"constant"``.
-        augment: Pad-4 random crop and horizontal flip (§4.1).
-        reward_last_k: The reward uses the last k epochs' validation
-            accuracies (§4.1: 5).
-        reward_power: ... raised to this power (§4.1: cubed, 3).
-        jit_compile: XLA-compile the train step. Off by default: measured on
-            CPU it does not pay for its per-architecture compile on short
-            children (``experiments/results/cnn_throughput.md``); Keras turns
-            it off under a distribution strategy anyway.
-        steps_per_execution: Train steps per ``tf.function`` call (fewer
-            Python round trips).
-        eval_batch_size: Batch size of the validation pass.
-        split_seed: Seed of the train/validation split (the same for every
-            child, so rewards are comparable).
-    """
-
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    download: bool = False
-    train_subset: int | None = None
-    validation_fraction: float = 0.1
-    image_size: int | None = None
-    preset: str = "v1"
-    num_layers: int | None = None
-    curriculum: bool = False
-    curriculum_start: int = 6
-    curriculum_step: int = 2
-    curriculum_every: int = 1600
-    curriculum_count: str = "samples"
-    width_multiplier: float = 1.0
-    epochs: int = 50
-    steps_per_epoch: int | None = None
-    batch_size: int = 128
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"
-    augment: bool = True
-    reward_last_k: int = 5
-    reward_power: float = 3.0
-    jit_compile: bool = False
-    steps_per_execution: int = 1
-    eval_batch_size: int = 500
-    split_seed: int = 0
-
-    def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ConfigError(
-                f"Unknown dataset for the cnn space; use one of {', '.join(DATASETS)}. "
-                f"Received: dataset={self.dataset!r}"
-            )
-        if self.dataset == "imagefolder" and not self.data_dir:
-            raise ConfigError(
-                "dataset=imagefolder needs data_dir (a folder with train/<class>/*.jpg). "
-                "Received: data_dir=None"
-            )
-        if self.preset not in PRESETS:
-            raise ConfigError(
-                f"Unknown CNN preset; use one of {', '.join(sorted(PRESETS))}. "
-                f"Received: preset={self.preset!r}"
-            )
-        if self.curriculum_count not in ("samples", "children"):
-            raise ConfigError("curriculum_count must be 'samples' (the paper's) or 'children'. "
-                              f"Received: curriculum_count={self.curriculum_count!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"Unknown lr_schedule; use one of {', '.join(LR_SCHEDULES)}. "
-                f"Received: lr_schedule={self.lr_schedule!r}"
-            )
-        for name in ("epochs", "batch_size", "reward_last_k", "eval_batch_size",
-                     "steps_per_execution", "curriculum_start", "curriculum_step",
-                     "curriculum_every"):
-            _check_int(name, getattr(self, name))
-        for name in ("num_layers", "train_subset", "steps_per_epoch", "image_size"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name))
-        for name in ("learning_rate", "reward_power", "width_multiplier"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be > 0. Received: {name}={value}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(
-                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
-            )
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(
-                "validation_fraction must be in (0, 1). "
-                f"Received: validation_fraction={self.validation_fraction}"
-            )
-        if self.reward_last_k > self.epochs:
-            logger.debug("reward_last_k=%d > epochs=%d: all epochs count.", self.reward_last_k,
-                         self.epochs)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _check_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be an integer > 0. Received: {name}={value!r}")
 
 
 def make_space(cfg: CnnSearchConfig) -> CnnSpace:
@@ -366,14 +234,19 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     strategy = make_strategy(devices)
     replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.batch_size * replicas
+    global_batch = cfg.global_batch_size(len(data.y_train), replicas)
     steps = steps_per_epoch(len(data.y_train), global_batch)
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
+    if total_steps < FEW_STEPS:
+        logger.warning(
+            "A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
+            "accuracy is a noisy reward. Use more epochs or images.", total_steps, cfg.epochs,
+            steps, global_batch)
 
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
-    train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augment)
+    train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augmentation)
     val_ds = make_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size)
 
     t_build = time.perf_counter()
@@ -399,6 +272,10 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         from nas_tf.evaluator import keras_progress_callback
 
         callbacks.append(keras_progress_callback(progress, cfg.epochs, steps))
+    calibrator = None
+    if cfg.recalibrates(total_steps):
+        calibrator = _calibrator(model, data, cfg, global_batch, seed)
+        callbacks.append(_RecalibrateBeforeValidation(calibrator))
     if log_dir:
         callbacks.append(
             keras.callbacks.TensorBoard(
@@ -437,6 +314,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         "global_batch_size": global_batch,
         "replicas": replicas,
         "train_images": len(data.y_train),
+        "augment": cfg.augmentation,
+        "bn_recalibrated": calibrator is not None,
         "build_seconds": build_seconds,
         "train_seconds": fit_seconds,
         "train_step_seconds": monitor.train_seconds,
@@ -448,6 +327,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         later = monitor.epoch_train_seconds[1:]
         metrics["images_per_second_steady"] = steps * len(later) * global_batch / sum(later)
     if evaluate_test:
+        if calibrator is not None and calibrator.calls == 0:
+            calibrator()
         if data.x_test is None:
             raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
         test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
@@ -455,6 +336,41 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         metrics["test_accuracy"] = float(result["accuracy"])
         metrics["test_loss"] = float(result["loss"])
     return (metrics, model) if return_model else metrics
+
+
+def _calibrator(model, data, cfg, batch, seed):
+    """A BatchNormCalibrator over a fixed random subset of unaugmented training images."""
+    import numpy as np
+
+    from cnn_space.calibrate import BatchNormCalibrator
+    from cnn_space.data import make_eval_dataset
+
+    n = min(len(data.y_train), cfg.bn_recalibration_images)
+    batch = min(batch, n)
+    n -= n % batch  # equal batches: one trace
+    idx = np.random.default_rng(seed).permutation(len(data.y_train))[:n]
+    batches = make_eval_dataset(data, data.x_train[idx], data.y_train[idx], batch)
+    return BatchNormCalibrator(model, batches)
+
+
+def _recalibrate_callback():
+    import keras
+
+    class RecalibrateBeforeValidation(keras.callbacks.Callback):
+        """Recomputes the batch-norm statistics before every validation pass of fit()."""
+
+        def __init__(self, calibrator):
+            super().__init__()
+            self.calibrator = calibrator
+
+        def on_test_begin(self, logs=None):
+            self.calibrator()
+
+    return RecalibrateBeforeValidation
+
+
+def _RecalibrateBeforeValidation(calibrator):  # noqa: N802 - builds the Keras callback lazily
+    return _recalibrate_callback()(calibrator)
 
 
 # ----------------------------------------------------------------------------

@@ -109,6 +109,8 @@ def main():
     parser.add_argument("--retrain_subset", type=int, default=None,
                         help="training images for the retraining (default: --train_subset)")
     parser.add_argument("--test_subset", type=int, default=None)
+    parser.add_argument("--bn_recalibration", default="auto", choices=["auto", "on", "off"],
+                        help="batch-norm recalibration of the children (off: the old recipe)")
     parser.add_argument("--run_root", default=None, help="keep the run directories here")
     parser.add_argument("--out", default=None, help="append the markdown report to this file")
     args = parser.parse_args()
@@ -118,7 +120,8 @@ def main():
         num_layers=args.num_layers, width_multiplier=args.width_multiplier, epochs=args.epochs,
         image_size=args.image_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
-        reward_last_k=min(5, args.epochs),
+        reward_last_k=min(5, args.epochs), augment="crop_flip",
+        bn_recalibration=args.bn_recalibration,
     )
     t_start = time.time()
     data = load_data(cfg)
@@ -158,7 +161,8 @@ def main():
         f"{data.image_shape[0]}x{data.image_shape[1]}."),
         (f"Children: v1 space, {args.num_layers} layers, filters x{args.width_multiplier} "
         f"({list(make_space(cfg).filter_choices)}), {args.epochs} epoch(s), batch "
-        f"{args.batch_size}, SGD Nesterov lr {args.learning_rate} cosine, wd 1e-4, augmentation."),
+        f"{args.batch_size}, SGD Nesterov lr {args.learning_rate} cosine, wd 1e-4, "
+        f"augmentation crop_flip, batch-norm recalibration {args.bn_recalibration}."),
         (f"Reward: max validation accuracy of the last {cfg.reward_last_k} epoch(s), cubed. "
         f"Controller: small_budget preset, m={first['config'].children_per_update}."),
         f"Machine: {os.cpu_count()} CPU cores (shared with other jobs while this ran).",

@@ -174,6 +174,16 @@ CNN_IMAGE_SIZE = flags.DEFINE_integer(
     "cnn_image_size", None, "Resize images to this square size on load (demo: 16).")
 CNN_DOWNLOAD = flags.DEFINE_boolean(
     "cnn_download", False, "--dataset=cifar10: download it into --data_dir when missing.")
+CNN_AUGMENT = flags.DEFINE_enum(
+    "cnn_augment", "auto", ["auto", "none", "crop", "crop_flip"],
+    "Child training augmentation: crop_flip (pad-4 random crop + horizontal flip, paper "
+    "§4.1), crop (no flip), none. auto: crop_flip for --dataset=cifar10 and the CIFAR-10 "
+    "demo, crop for --dataset=imagefolder (no flips: wrong for digits, text, arrows).")
+CNN_BN_RECAL = flags.DEFINE_enum(
+    "cnn_bn_recalibration", "auto", ["auto", "on", "off"],
+    "Recompute the children's batch-norm statistics on training images before each "
+    "validation pass. auto: when a child trains < 2,000 steps (short children's moving "
+    "averages are stale; see experiments/results/cnn_reward.md).")
 CNN_LR = flags.DEFINE_float(
     "cnn_learning_rate", None, "cnn: child SGD learning rate (default and paper: 0.1).")
 CNN_LR_SCHEDULE = flags.DEFINE_enum(
@@ -227,8 +237,8 @@ def _cnn_parts():
     dataset, data_dir = DATASET.value or "imagefolder", DATA_DIR.value
     # The demo (no --dataset): a small, quick search on the CIFAR-10 image folders
     # of ../shared/data; every value can still be set by its flag.
-    d = ({"num_layers": 3, "width": 0.5, "subset": 1000, "epochs": 1, "image_size": 16}
-         if demo else {})
+    d = ({"num_layers": 3, "width": 0.5, "subset": 1000, "epochs": 1, "image_size": 16,
+          "augment": "crop_flip"} if demo else {})
     if demo and not data_dir:
         shared = os.environ.get("NAS_TF_SHARED_DATA")
         candidates = ([Path(shared) / "cifar10"] if shared else []) + [
@@ -279,6 +289,9 @@ def _cnn_parts():
         reward_last_k=CNN_REWARD_LAST_K.value,
         reward_power=CNN_REWARD_POWER.value,
         jit_compile=CNN_JIT.value,
+        augment=(CNN_AUGMENT.value if CNN_AUGMENT.value != "auto"
+                 else d.get("augment", "auto")),
+        bn_recalibration=CNN_BN_RECAL.value,
     )
     space, evaluator = make_space(cfg), make_evaluator(cfg)
     evaluator.data()  # load and check the data now: one clear error before a run dir is written
