@@ -24,6 +24,7 @@ setup(
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "ray": ["ray[default]>=2.9"],
+        "optuna": ["optuna>=3.4"],  # --algorithm=tpe
         "test": ["pytest>=7", "ruff>=0.4", "pillow"],
     },
     entry_points={"console_scripts": ["nas_tf=nas_tf.run:entry_point"]},

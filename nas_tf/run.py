@@ -22,7 +22,9 @@ from absl import app, flags
 # ----------------------------------------------------------------------------
 SPACE = flags.DEFINE_enum("space", "rnn", ["nb201", "rnn", "cnn"], "Search space.")
 ALGORITHM = flags.DEFINE_enum(
-    "algorithm", "reinforce", ["reinforce", "random", "evolution"], "Search algorithm."
+    "algorithm", "reinforce", ["reinforce", "random", "evolution", "tpe"],
+    "Search algorithm: the paper's REINFORCE controller, random search, aging evolution, or "
+    "Optuna's TPE (needs pip install \"nas_tf[optuna]\"; one child per update by default)."
 )
 RUN_DIR = flags.DEFINE_string("run_dir", None, "Run directory (created, or resumed).")
 MAX_CHILDREN = flags.DEFINE_integer("max_children", None, "Budget of unique children.")
@@ -268,8 +270,11 @@ def _stored_preset(run_dir: str | None) -> str | None:
     except Exception:  # noqa: BLE001 - a broken run dir is reported later, by the loop
         return None
     for name in ("small_budget", "paper"):
+        ms = {cfgmod.children_per_update_preset(name)}
+        if search.get("algorithm") == "tpe":
+            ms.add(1)  # TPE's default m (see _search_config)
         if search.get("reinforce") == dataclasses.asdict(cfgmod.reinforce_preset(name)) and \
-                search.get("children_per_update") == cfgmod.children_per_update_preset(name):
+                search.get("children_per_update") in ms:
             return name
     return None
 
@@ -291,6 +296,7 @@ def _search_config(max_children: int):
                                    ("entropy_weight", ENTROPY_WEIGHT.value),
                                    ("max_grad_norm", MAX_GRAD_NORM.value)) if v is not None}
     m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
+         else 1 if ALGORITHM.value == "tpe"  # TPE refits at every reward (nas_tf/tpe.py)
          else cfgmod.children_per_update_preset(preset))
     return cfgmod.SearchConfig(
         algorithm=ALGORITHM.value,
@@ -317,6 +323,10 @@ def _run() -> dict:
     if max_children is None:
         max_children = _DEFAULT_MAX_CHILDREN[SPACE.value]
     config = _search_config(max_children)  # validates budgets first
+    if config.algorithm == "tpe":  # an optional extra: one clear error before anything is written
+        from nas_tf.tpe import require_optuna
+
+        require_optuna()
     parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
     space, evaluator = parts()
     console = ConsoleLogger(sys.stderr)
