@@ -126,6 +126,21 @@ class TpeSearch(Algorithm):
             return self._optuna.samplers.TPESampler(seed=int(seed), multivariate=True,
                                                     constant_liar=True)
 
+    def _reseed(self, seed: int) -> None:
+        """Seeds the study's sampler as ``TPESampler(seed=seed)`` would be.
+
+        The sampler is kept (it caches the intersection search space, which
+        otherwise costs O(trials) distribution comparisons per proposal) and
+        its two random states are reseeded; where an Optuna version lays them
+        out differently, a new sampler gives the same proposals, only slower.
+        """
+        sampler = self._study.sampler
+        try:
+            sampler._rng.rng.seed(seed)
+            sampler._random_sampler._rng.rng.seed(seed)
+        except AttributeError:
+            self._study.sampler = self._sampler(seed)
+
     def _space_of(self, width: int, decisions=None):
         """(token parameters, Optuna distributions) of the stage with ``width`` tokens."""
         if width not in self._params:
@@ -157,7 +172,7 @@ class TpeSearch(Algorithm):
         width = sum(d.width for d in decisions)
         params, dists = self._space_of(width, decisions)
         seed = np.random.SeedSequence([self.config.seed, self.num_proposed]).generate_state(1)[0]
-        self._study.sampler = self._sampler(seed)
+        self._reseed(int(seed))
         self.num_proposed += n
         out = []
         for _ in range(n):
