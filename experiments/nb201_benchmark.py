@@ -1,4 +1,4 @@
-r"""NAS-Bench-201 benchmark: REINFORCE vs random search vs regularized evolution.
+r"""NAS-Bench-201 benchmark: REINFORCE vs random search vs regularized evolution vs TPE.
 
 Every search runs through the real search loop (trial store, dedup,
 checkpoints at the end) on the NAS-Bench-201 table, for ``--seeds`` seeds.
@@ -29,7 +29,10 @@ from absl import app, flags, logging
 TABLE = flags.DEFINE_string("table", "../shared/data/nb201/cifar10.csv", "NAS-Bench-201 CSV.")
 BUDGETS = flags.DEFINE_list("budgets", ["100", "200", "500"], "Budgets of unique children.")
 SEEDS = flags.DEFINE_integer("seeds", 20, "Number of seeds per algorithm.")
-ALGORITHMS = flags.DEFINE_list("algorithms", ["reinforce", "random", "evolution"], "Algorithms.")
+ALGORITHMS = flags.DEFINE_list("algorithms", ["reinforce", "random", "evolution", "tpe"],
+                               "Algorithms (tpe needs Optuna: pip install \"nas_tf[optuna]\").")
+TPE_M = flags.DEFINE_integer("tpe_children_per_update", 1,
+                             "m for tpe (its default is 1: TPE refits at every reward).")
 PRESET = flags.DEFINE_enum("controller_preset", "small_budget", ["paper", "small_budget"],
                            "REINFORCE settings (see nas_tf/config.py).")
 OUT = flags.DEFINE_string("out", None, "Write the table as JSON here.")
@@ -82,7 +85,8 @@ def main(argv):
         extra = {} if PATIENCE.value is None else {"patience_rounds": PATIENCE.value}
         cfg = cfgmod.SearchConfig(**extra,
             algorithm=algo, max_children=budgets[-1],
-            children_per_update=cfgmod.children_per_update_preset(PRESET.value),
+            children_per_update=(TPE_M.value if algo == "tpe"
+                                 else cfgmod.children_per_update_preset(PRESET.value)),
             controller=cfgmod.controller_preset(PRESET.value),
             reinforce=cfgmod.reinforce_preset(PRESET.value),
         )
@@ -112,6 +116,10 @@ def main(argv):
             unique.append(len(rewards))
             proposals.append(summary["proposals"])
             cost_ms.append(1000.0 * timed.seconds / max(1, summary["proposals"]))
+            print(f"{algo} seed {seed}: best " + " ".join(
+                f"@{b}={best[b][-1]:.2f}" for b in budgets) + f", {len(rewards)} children, "
+                f"{summary['proposals']} proposals, {cost_ms[-1]:.2f} ctrl ms/child",
+                file=sys.stderr, flush=True)  # progress: a long run can be read as it goes
         for b in budgets:
             rows.append({
                 "algorithm": algo, "budget": b,

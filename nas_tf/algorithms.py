@@ -341,5 +341,13 @@ ALGORITHM_CLASSES = {c.name: c for c in (Reinforce, RandomSearch, AgingEvolution
 
 
 def make_algorithm(space: SearchSpace, config: SearchConfig) -> Algorithm:
-    """The algorithm named by ``config.algorithm``."""
+    """The algorithm named by ``config.algorithm``.
+
+    Raises:
+        ConfigError: ``tpe`` without Optuna installed.
+    """
+    if config.algorithm == "tpe":  # an optional extra (Optuna), imported only when used
+        from nas_tf.tpe import TpeSearch
+
+        return TpeSearch(space, config)
     return ALGORITHM_CLASSES[config.algorithm](space, config)

@@ -130,7 +130,8 @@ def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: i
 
     ``preset="auto"`` takes ``small_budget`` up to 2,000 children and the
     paper's settings (§4.1) above, as the CLI does; ``overrides`` replace
-    top-level fields (e.g. ``children_per_update=8``).
+    top-level fields (e.g. ``children_per_update=8``). ``algorithm="tpe"``
+    takes one child per update unless overridden.
     """
     from nas_tf import config as cfgmod
 
@@ -138,7 +139,9 @@ def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: i
         preset = "small_budget" if max_children <= 2000 else "paper"
     values = {
         "algorithm": algorithm, "max_children": max_children, "seed": seed,
-        "children_per_update": cfgmod.children_per_update_preset(preset),
+        # TPE refits at every reward: one child per update (as the CLI).
+        "children_per_update": 1 if algorithm == "tpe" else cfgmod.children_per_update_preset(
+            preset),
         "controller": cfgmod.controller_preset(preset),
         "reinforce": cfgmod.reinforce_preset(preset),
     }
@@ -161,8 +164,9 @@ class Search:
         evaluator: The :class:`nas_tf.evaluator.Evaluator` (with a space
             instance); None with a space name.
         run_dir: The run directory (new, or a search to resume).
-        algorithm: ``"reinforce"`` (paper §3.2), ``"random"`` or
-            ``"evolution"``.
+        algorithm: ``"reinforce"`` (paper §3.2), ``"random"``,
+            ``"evolution"`` or ``"tpe"`` (Optuna's TPE sampler, an optional
+            extra: ``pip install "nas_tf[optuna]"``; see :mod:`nas_tf.tpe`).
         max_children: Budget of unique children.
         seed: Seed of the search.
         config: A full :class:`nas_tf.config.SearchConfig` (then
@@ -201,13 +205,18 @@ class Search:
         """Runs (or resumes) the search until its budget; returns its summary.
 
         Raises:
-            ConfigError: no evaluator (a run opened with :func:`open_run`).
+            ConfigError: no evaluator (a run opened with :func:`open_run`), or
+                ``tpe`` without Optuna installed.
         """
         from nas_tf.loop import run_search
 
         if self.evaluator is None:
             raise ConfigError(f"This Search has no evaluator (opened from {self.run_dir}); make "
                               "it with Search(space, ...) to run it.")
+        if self.config.algorithm == "tpe":  # optional extra: fail before the run dir is made
+            from nas_tf.tpe import require_optuna
+
+            require_optuna()
         return run_search(self.space, self.evaluator, run_dir=self.run_dir, config=self.config,
                           executor=self.executor, logger=self.logger)
 

@@ -12,7 +12,7 @@ import math
 
 from nas_tf.errors import ConfigError
 
-ALGORITHMS = ("reinforce", "random", "evolution")
+ALGORITHMS = ("reinforce", "random", "evolution", "tpe")
 
 
 def check_positive(name: str, value, allow_zero: bool = False, flag: bool = False) -> None:
@@ -153,7 +153,8 @@ class SearchConfig:
     """One search.
 
     Attributes:
-        algorithm: One of ``reinforce``, ``random``, ``evolution``.
+        algorithm: One of ``reinforce``, ``random``, ``evolution``, ``tpe``
+            (Optuna's TPE, an optional extra: :mod:`nas_tf.tpe`).
         max_children: Budget of unique children trained (duplicates are not
             counted; the paper trains 12,800 on CIFAR-10, §4.1).
         children_per_update: m, children per controller update (§3.3 uses

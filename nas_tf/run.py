@@ -24,7 +24,9 @@ from absl import app, flags
 # ----------------------------------------------------------------------------
 SPACE = flags.DEFINE_enum("space", "rnn", ["nb201", "rnn", "cnn"], "Search space.")
 ALGORITHM = flags.DEFINE_enum(
-    "algorithm", "reinforce", ["reinforce", "random", "evolution"], "Search algorithm."
+    "algorithm", "reinforce", ["reinforce", "random", "evolution", "tpe"],
+    "Search algorithm: the paper's REINFORCE controller, random search, aging evolution, or "
+    "Optuna's TPE (needs pip install \"nas_tf[optuna]\"; one child per update by default)."
 )
 RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run directory (created, or resumed). Default: runs/<space>.")
@@ -329,8 +331,11 @@ def _stored_preset(run_dir: str | None) -> str | None:
     except Exception:  # noqa: BLE001 - a broken run dir is reported later, by the loop
         return None
     for name in ("small_budget", "paper"):
+        ms = {cfgmod.children_per_update_preset(name)}
+        if search.get("algorithm") == "tpe":
+            ms.add(1)  # TPE's default m (see _search_config)
         if search.get("reinforce") == dataclasses.asdict(cfgmod.reinforce_preset(name)) and \
-                search.get("children_per_update") == cfgmod.children_per_update_preset(name):
+                search.get("children_per_update") in ms:
             return name
     return None
 
@@ -354,6 +359,7 @@ def _search_config(max_children: int):
                                    ("normalize_advantage", NORMALIZE_ADVANTAGE.value),
                                    ("reward_scale", REWARD_SCALE.value)) if v is not None}
     m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
+         else 1 if ALGORITHM.value == "tpe"  # TPE refits at every reward (nas_tf/tpe.py)
          else cfgmod.children_per_update_preset(preset))
     return cfgmod.SearchConfig(
         algorithm=ALGORITHM.value,
@@ -403,6 +409,10 @@ def _run() -> dict:
     given = {name for name, fl in flags.FLAGS.__flags.items() if fl.present}
     for line in irrelevant_flags(given, SPACE.value, EXECUTOR.value, ALGORITHM.value):
         print(line, file=sys.stderr)
+    if config.algorithm == "tpe":  # an optional extra: one clear error before anything is written
+        from nas_tf.tpe import require_optuna
+
+        require_optuna()
     parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
     space, evaluator = parts()
     console = ConsoleLogger(sys.stderr, total=max_children)
