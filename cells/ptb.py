@@ -378,8 +378,16 @@ def load_corpus(
     *,
     seed: int = 0,
     download: bool = True,
+    train_tokens: int | None = None,
+    valid_tokens: int | None = None,
+    load_test: bool = True,
 ) -> Corpus:
-    """Loads a dataset by name (``synthetic``, ``ptb`` or ``ptb_char``).
+    """Loads a dataset by name (``synthetic``, ``ptb``, ``ptb_char``, or a TFDS text
+    corpus ``tfds:NAME`` / ``tfds_char:NAME``, see :mod:`cells.tfds_text`).
+
+    ``train_tokens``, ``valid_tokens`` and ``load_test`` bound what a TFDS
+    corpus reads (its vocabulary comes from the training tokens read); the
+    other datasets are read whole.
 
     Raises:
         ConfigError: unknown dataset name.
@@ -389,6 +397,13 @@ def load_corpus(
         return make_synthetic(seed)
     if dataset in ("ptb", "ptb_char"):
         return load_ptb(data_dir, char_level=dataset == "ptb_char", download=download)
+    from cells.tfds_text import load_tfds_corpus, parse_dataset
+
+    if parse_dataset(dataset) is not None:
+        return load_tfds_corpus(dataset, None if data_dir is None else str(data_dir),
+                                download=download, train_tokens=train_tokens,
+                                valid_tokens=valid_tokens, load_test=load_test)
     raise ConfigError(
-        f"Unknown rnn dataset; use one of {', '.join(DATASETS)}. Received: dataset={dataset!r}"
+        f"Unknown rnn dataset; use one of {', '.join(DATASETS)}, or a TFDS text corpus "
+        f"tfds:NAME (words) / tfds_char:NAME (characters). Received: dataset={dataset!r}"
     )

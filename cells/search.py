@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 from cells.ptb import DATASETS
+from cells.tfds_text import parse_dataset
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
 
@@ -43,9 +44,13 @@ class RnnSearchConfig:
     model, trained ~35 epochs with SGD, reward c / ppl^2 with c = 80).
 
     Attributes:
-        dataset: ``synthetic`` (no file), ``ptb`` or ``ptb_char``.
-        data_dir: Directory of the PTB files (``ptb`` / ``ptb_char``).
-        download: Try to download PTB into the cache when the files are absent.
+        dataset: ``synthetic`` (no file), ``ptb``, ``ptb_char``, or a TFDS text
+            corpus ``tfds:NAME`` (words) / ``tfds_char:NAME`` (characters), see
+            :mod:`cells.tfds_text`.
+        data_dir: Directory of the PTB files (``ptb`` / ``ptb_char``), or the
+            TFDS data directory (``tfds:``).
+        download: Try to download PTB into the cache when the files are absent;
+            download and prepare a TFDS corpus when it is not prepared.
         data_seed: Seed of the synthetic corpus (the same for every child).
         cell_base: Leaves of the cell tree: 2, or 8 (the paper's, §4.2).
         units: Hidden units of each recurrent layer (and the embedding size).
@@ -58,7 +63,7 @@ class RnnSearchConfig:
         optimizer: ``adam`` (short budgets) or ``sgd`` (Zaremba et al., paper).
         learning_rate: Initial learning rate; None picks the measured
             short-budget default of the dataset (:data:`DEFAULT_LEARNING_RATES`:
-            Adam 2e-2 on ``synthetic``, 3e-3 on ``ptb`` / ``ptb_char``).
+            Adam 2e-2 on ``synthetic``, 3e-3 on ``ptb`` / ``ptb_char`` and TFDS corpora).
         lr_decay, decay_after: Multiply the rate by ``lr_decay`` each epoch
             after ``decay_after`` epochs.
         max_grad_norm: Global gradient-norm clip (5 as Zaremba et al.).
@@ -97,9 +102,10 @@ class RnnSearchConfig:
     valid_tokens: int | None = None
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
+        if self.dataset not in DATASETS and parse_dataset(self.dataset) is None:
             raise ConfigError(
-                f"Unknown rnn dataset; use one of {', '.join(DATASETS)}. "
+                f"Unknown rnn dataset; use one of {', '.join(DATASETS)}, or a TFDS text corpus "
+                f"tfds:NAME (words) / tfds_char:NAME (characters). "
                 f"Received: dataset={self.dataset!r}"
             )
         if self.cell_base not in CELL_BASES:
@@ -138,7 +144,7 @@ class RnnSearchConfig:
         """``learning_rate``, or the dataset's default when it is None."""
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        return DEFAULT_LEARNING_RATES[self.dataset]
+        return DEFAULT_LEARNING_RATES.get(self.dataset, DEFAULT_LEARNING_RATES["ptb"])
 
     @classmethod
     def paper(cls, data_dir: str | None = None) -> RnnSearchConfig:
@@ -199,7 +205,8 @@ class RnnEvaluator(Evaluator):
 
             cfg = self.config
             corpus = load_corpus(cfg.dataset, cfg.data_dir, seed=cfg.data_seed,
-                                 download=cfg.download)
+                                 download=cfg.download, train_tokens=cfg.train_tokens,
+                                 valid_tokens=cfg.valid_tokens, load_test=False)
             train = corpus.train[: cfg.train_tokens] if cfg.train_tokens else corpus.train
             valid = corpus.valid[: cfg.valid_tokens] if cfg.valid_tokens else corpus.valid
             self._data = (train, valid, corpus.vocab_size)

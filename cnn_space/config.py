@@ -36,7 +36,8 @@ class CnnSearchConfig:
     gives a value; the section is cited per field.
 
     Attributes:
-        dataset: ``"cifar10"`` (TFDS) or ``"imagefolder"`` (class-per-folder).
+        dataset: ``"cifar10"`` (TFDS), ``"imagefolder"`` (class-per-folder), or any
+            TFDS image dataset by name (``"mnist"``, ``"tfds:NAME"``).
         data_dir: TFDS data dir (cifar10) or folder root (imagefolder).
         download: cifar10: download when missing (needs network; off by default).
         train_subset: Use only the first N training images (deterministic
@@ -134,10 +135,9 @@ class CnnSearchConfig:
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
-            raise ConfigError(
-                f"Unknown dataset for the cnn space; use one of {', '.join(DATASETS)}. "
-                f"Received: dataset={self.dataset!r}"
-            )
+            from cnn_space.tfds_images import tfds_name
+
+            tfds_name(self.dataset)  # any TFDS image dataset by name; raises if misspelled
         if self.dataset == "imagefolder" and not self.data_dir:
             raise ConfigError(
                 "dataset=imagefolder needs data_dir (a folder with train/<class>/*.jpg). "

@@ -13,6 +13,8 @@ Two sources are supported, both through tensorflow-datasets:
   unless asked).
 * ``imagefolder`` — any class-per-folder dataset ``DIR/train/<class>/*.jpg``
   (optional ``DIR/test/<class>/...``) read with ``tfds.ImageFolder``.
+* any other TFDS image-classification dataset by name (``mnist``,
+  ``cifar100``, ``tfds:NAME``): :mod:`cnn_space.tfds_images`.
 
 Decoded images are held in memory as ``uint8`` arrays (a cache: the files are
 read once per process), so a search decodes its data once and every child
@@ -103,10 +105,11 @@ def load_image_data(
     """Loads, decodes and splits an image classification dataset.
 
     Args:
-        dataset: ``"cifar10"`` (TFDS) or ``"imagefolder"`` (class-per-folder).
-        data_dir: TFDS data directory for cifar10 (None: the TFDS default,
+        dataset: ``"cifar10"`` (TFDS), ``"imagefolder"`` (class-per-folder), or
+            any TFDS image dataset by name (``"mnist"``, ``"tfds:NAME"``).
+        data_dir: TFDS data directory for cifar10 / TFDS names (None: the TFDS default,
             ``~/tensorflow_datasets``), or the folder root for imagefolder.
-        download: cifar10 only: download and prepare it when missing (needs
+        download: cifar10 / TFDS names: download and prepare when missing (needs
             network). False never touches the network.
         train_subset: Keep only the first N training images of a
             deterministic shuffle (None: all).
@@ -127,10 +130,6 @@ def load_image_data(
         ConfigError: Unknown dataset or invalid numbers.
         DataError: Missing or malformed data (with what to do about it).
     """
-    if dataset not in DATASETS:
-        raise ConfigError(
-            f"Unknown dataset; use one of {', '.join(DATASETS)}. Received: dataset={dataset!r}"
-        )
     check_positive("train_subset", train_subset)
     check_positive("test_subset", test_subset)
     if not 0.0 < validation_fraction < 1.0:
@@ -139,6 +138,13 @@ def load_image_data(
             f"Received: validation_fraction={validation_fraction}"
         )
     check_positive("image_size", image_size)
+    if dataset not in DATASETS:  # any TFDS image dataset by name: cnn_space/tfds_images.py
+        from cnn_space.tfds_images import load_tfds_images
+
+        return load_tfds_images(
+            dataset, data_dir, download=download, train_subset=train_subset,
+            validation_fraction=validation_fraction, image_size=image_size,
+            load_test=load_test, test_subset=test_subset, split_seed=split_seed)
 
     if dataset == "imagefolder":
         builder, class_names, splits = _image_folder_builder(data_dir)

@@ -203,7 +203,8 @@ class RnnExporter:
     def _corpus(cfg):
         from cells.ptb import load_corpus
 
-        return load_corpus(cfg.dataset, cfg.data_dir, seed=cfg.data_seed, download=cfg.download)
+        return load_corpus(cfg.dataset, cfg.data_dir, seed=cfg.data_seed, download=cfg.download,
+                           train_tokens=cfg.train_tokens, valid_tokens=cfg.valid_tokens)
 
     @staticmethod
     def functional_model(spec, vocab_size: int, lm_config):

@@ -81,8 +81,10 @@ CHECKPOINT_EVERY_S = flags.DEFINE_float(
 # Flags shared by the trained spaces (rnn, cnn); None means the space's default.
 DATASET = flags.DEFINE_string(
     "dataset", None, "Dataset of the children. rnn: synthetic (default, built in), ptb, "
-    "ptb_char; cnn: imagefolder, cifar10 (default: a demo on a slice of "
-    "../shared/data/cifar10); nb201: not used (see --nb201_table).")
+    "ptb_char, tfds:NAME (TFDS text, words), tfds_char:NAME (characters); cnn: imagefolder, "
+    "cifar10, or any TFDS image dataset: mnist, fashion_mnist, cifar100, svhn_cropped, "
+    "tfds:NAME (default: a demo on a slice of ../shared/data/cifar10); nb201: not used (see "
+    "--nb201_table).")
 DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Directory of the dataset files (rnn ptb: ptb.{train,valid,test}.txt; "
     "cnn imagefolder: train/<class>/*.jpg).")
@@ -125,7 +127,11 @@ NB201_TABLE = flags.DEFINE_string(
 )
 
 # --- rnn flags begin (owned by cells/) ---
-# --dataset for rnn: synthetic (default, no file), ptb, ptb_char.
+# --dataset for rnn: synthetic (default, no file), ptb, ptb_char, or a TFDS text corpus
+# tfds:NAME (word level) / tfds_char:NAME (character level), see cells/tfds_text.py.
+RNN_DOWNLOAD = flags.DEFINE_boolean(
+    "rnn_download", False, "rnn, --dataset=tfds:NAME: download and prepare the TFDS corpus "
+    "into --data_dir when it is not prepared (needs network).")
 CELL_BASE = flags.DEFINE_integer("cell_base", None, "rnn: leaves of the cell tree, 2 or 8 "
                                  "(paper §4.2: 8). Default 8.")
 CHILD_UNITS = flags.DEFINE_integer(
@@ -150,8 +156,10 @@ VALID_TOKENS = flags.DEFINE_integer(
 # --- rnn flags end ---
 
 # --- cnn flags begin (owned by cnn_space/) ---
-# --dataset for --space=cnn: cifar10 (TFDS) or imagefolder (class-per-folder). Without
-# --dataset, a quick demo on a slice of the CIFAR-10 image folders of ../shared/data.
+# --dataset for --space=cnn: cifar10 (TFDS), imagefolder (class-per-folder), or any TFDS
+# image-classification dataset by name: mnist, cifar100, ..., tfds:NAME (cnn_space/
+# tfds_images.py). Without --dataset, a quick demo on a slice of the CIFAR-10 image folders
+# of ../shared/data.
 CNN_PRESET = flags.DEFINE_enum(
     "cnn_preset", "v1", ["v1", "v2", "v3"],
     "CNN space (paper §4.1): v1 15 layers; v2 20 layers predicting strides; v3 39 layers "
@@ -175,7 +183,8 @@ CNN_TRAIN_SUBSET = flags.DEFINE_integer(
 CNN_IMAGE_SIZE = flags.DEFINE_integer(
     "cnn_image_size", None, "Resize images to this square size on load (demo: 16).")
 CNN_DOWNLOAD = flags.DEFINE_boolean(
-    "cnn_download", False, "--dataset=cifar10: download it into --data_dir when missing.")
+    "cnn_download", False, "--dataset=cifar10 or a TFDS name (mnist, tfds:NAME): download "
+    "and prepare it into --data_dir when it is not prepared (needs network).")
 CNN_AUGMENT = flags.DEFINE_enum(
     "cnn_augment", "auto", ["auto", "none", "crop", "crop_flip"],
     "Child training augmentation: crop_flip (pad-4 random crop + horizontal flip, paper "
@@ -217,10 +226,15 @@ def _rnn_parts():
         "reward_c": REWARD_C.value, "train_tokens": TRAIN_TOKENS.value,
         "valid_tokens": VALID_TOKENS.value,
     }
+    from cells.tfds_text import parse_dataset
+
+    tfds_corpus = parse_dataset(DATASET.value) is not None
+    if tfds_corpus:  # a TFDS corpus is downloaded only when asked (PTB keeps its own rule)
+        given["download"] = RNN_DOWNLOAD.value
     cfg = RnnSearchConfig(**{k: v for k, v in given.items() if v is not None})
     evaluator = make_evaluator(cfg)
     if cfg.dataset != "synthetic":
-        evaluator.data()  # load and check the files now, before a run dir is written
+        evaluator.data()  # load and check the data now, before a run dir is written
     return make_space(cfg), evaluator
     # --- rnn parts end ---
 

@@ -85,7 +85,7 @@ def test_jpeg_and_uppercase_extension(tmp_path):
 @pytest.mark.parametrize(
     "case, error, words",
     [
-        ("unknown_dataset", ConfigError, "Unknown dataset"),
+        ("unknown_dataset", ConfigError, "did you mean mnist"),
         ("no_data_dir", DataError, "needs data_dir"),
         ("missing_dir", DataError, "not found"),
         ("no_train", DataError, "No train/ folder"),
@@ -105,7 +105,7 @@ def test_bad_input_raises_one_clear_error(tmp_path, case, error, words):
     kwargs = {}
     dataset = "imagefolder"
     if case == "unknown_dataset":
-        dataset = "mnist"
+        dataset = "mnsit"  # any other name is a TFDS name (cnn_space/tfds_images.py)
     elif case == "no_data_dir":
         root = None
     elif case == "missing_dir":

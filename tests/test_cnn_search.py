@@ -103,7 +103,8 @@ def test_cli_cnn_search(tmp_path):
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--dataset=mnist"], "Unknown dataset"),
+        (["--dataset=mnsit"], "did you mean mnist"),
+        (["--dataset=mnist", "--data_dir={tmp}/tfds"], "--cnn_download"),
         (["--dataset=imagefolder", "--data_dir=/nonexistent/imgs"], "not found"),
         (["--dataset=imagefolder", "--data_dir={cifar}", "--cnn_num_layers=0"], "num_layers"),
         (["--dataset=cifar10", "--data_dir={tmp}/tfds"], "not prepared"),

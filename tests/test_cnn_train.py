@@ -75,7 +75,7 @@ def _cfg(data_dir, **kw):
         ("validation_fraction", 0.0),
         ("lr_schedule", "linear"),
         ("preset", "v9"),
-        ("dataset", "mnist"),
+        ("dataset", "mn ist"),
         ("width_multiplier", 0.0),
         ("steps_per_epoch", 0),
         ("epochs", 1.5),
