@@ -266,10 +266,18 @@ def test_non_run_directory_is_refused_and_kept(tmp_path, table):
     assert _snapshot(d) == before
 
 
-@pytest.mark.parametrize("flag", ["--space=imagenet", "--algorithm=bayes"])
+@pytest.mark.parametrize("flag", ["--algorithm=bayes"])
 def test_unknown_enum_flag_is_an_absl_error(tmp_path, table, flag):
     run = tmp_path / "run"
     proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}", flag)
     assert proc.returncode != 0
     assert flag.split("=")[1] in proc.stderr and "value should be one of" in proc.stderr
+    assert not run.exists()
+
+
+def test_unknown_space_names_the_registered_ones(tmp_path, table):
+    run = tmp_path / "run"
+    proc = _cli(f"--nb201_table={table}", f"--run_dir={run}", "--space=imagenet")
+    _one_line_error(proc, "Unknown search space; use one of cnn, nb201, rnn")
+    assert "Received: space='imagenet'" in proc.stderr
     assert not run.exists()
