@@ -29,5 +29,14 @@ setup(
         # Pictures of a search (nas_tf.report, the end of nas_tf.run): matplotlib.
         "report": ["matplotlib>=3.7"],
     },
-    entry_points={"console_scripts": ["nas_tf=nas_tf.run:entry_point"]},
+    entry_points={
+        "console_scripts": ["nas_tf=nas_tf.run:entry_point"],
+        # Search spaces plug into the spine through this group (nas_tf.plugins); a
+        # separately installed package adds a space the same way.
+        "nas_tf.spaces": [
+            "nb201 = nas_tf.nb201_plugin:PLUGIN",
+            "rnn = cells.plugin:PLUGIN",
+            "cnn = cnn_space.plugin:PLUGIN",
+        ],
+    },
 )

@@ -46,8 +46,6 @@ from typing import Any
 
 from nas_tf.errors import ConfigError, InvalidArchitectureError, RunDirError
 
-SPACES = ("nb201", "rnn", "cnn")
-
 
 @dataclasses.dataclass(frozen=True)
 class Result:
@@ -71,12 +69,14 @@ class Result:
 
 
 def make_space(name: str, **settings):
-    """A search space and its evaluator, by name.
+    """A search space and its evaluator, by name (through the space's plug-in,
+    see :mod:`nas_tf.plugins`).
 
     Args:
-        name: ``"nb201"`` (needs ``table=``, a NAS-Bench-201 CSV), ``"rnn"``
-            (settings of :class:`cells.search.RnnSearchConfig`) or ``"cnn"``
-            (settings of :class:`cnn_space.train.CnnSearchConfig`).
+        name: A registered space: ``"nb201"`` (needs ``table=``, a
+            NAS-Bench-201 CSV), ``"rnn"`` (settings of
+            :class:`cells.search.RnnSearchConfig`), ``"cnn"`` (settings of
+            :class:`cnn_space.train.CnnSearchConfig`), or any installed plug-in.
         **settings: The settings of the space and its children.
 
     Returns:
@@ -91,37 +91,9 @@ def make_space(name: str, **settings):
     >>> space.name, len(space.decisions())
     ('rnn', 10)
     """
-    if name == "nb201":
-        from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator, load_table
+    from nas_tf import plugins
 
-        unknown = sorted(set(settings) - {"table"})
-        if unknown:
-            raise ConfigError(f"nb201 takes only table=PATH. Received: {unknown}")
-        table = settings.get("table")
-        load_table(table)  # one clear error now if it is missing or malformed
-        return Nb201Space(), Nb201TableEvaluator(table)
-    if name == "rnn":
-        from cells.search import RnnSearchConfig, make_evaluator
-        from cells.search import make_space as rnn_space
-
-        cfg = _dataclass_from(RnnSearchConfig, settings, "rnn")
-        return rnn_space(cfg), make_evaluator(cfg)
-    if name == "cnn":
-        from cnn_space.train import CnnSearchConfig, make_evaluator
-        from cnn_space.train import make_space as cnn_space
-
-        cfg = _dataclass_from(CnnSearchConfig, settings, "cnn")
-        return cnn_space(cfg), make_evaluator(cfg)
-    raise ConfigError(f"Unknown space; use one of {', '.join(SPACES)}. Received: space={name!r}")
-
-
-def _dataclass_from(cls, settings: dict, what: str):
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise ConfigError(f"Unknown {what} setting(s) {unknown}; use some of {sorted(fields)}. "
-                          f"Received: {unknown}")
-    return cls(**settings)
+    return plugins.get(name).make(**settings)
 
 
 def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: int = 0,
@@ -334,18 +306,17 @@ def open_run(run_dir: str) -> Search:
     return s
 
 
-#: Modules whose import registers nas_tf's custom Keras objects.
-LAYER_MODULES = ("cells", "cnn_space.builder")
-
-
 def register_layers() -> None:
-    """Imports the modules that register nas_tf's custom Keras layers (the
-    recurrent cells ``TreeCell`` / ``NASCell`` and the CNN builder's layers)
-    so that ``keras.saving.load_model`` can rebuild saved models."""
+    """Imports the modules that register the custom Keras layers of every
+    registered space (e.g. ``TreeCell`` / ``NASCell`` of ``rnn``, ``CnnBody``
+    of ``cnn``) so that ``keras.saving.load_model`` can rebuild saved models."""
     import importlib
 
-    for name in LAYER_MODULES:
-        importlib.import_module(name)
+    from nas_tf import plugins
+
+    for name in plugins.names():
+        for module in plugins.get(name).layer_modules:
+            importlib.import_module(module)
 
 
 def load_model(path: str, **kwargs):

@@ -29,11 +29,10 @@ Saved models load in a fresh process with ``nas_tf.load_model(path)``, or
 with ``keras.saving.load_model(path)`` after ``nas_tf.register_layers()``
 (which imports the modules that register nas_tf's custom Keras layers).
 
-Each space plugs in through an *exporter* (:class:`SpaceExporter`), found by
-:func:`get_exporter`; the adapters for ``rnn`` (:mod:`cells`) and ``cnn``
-(:mod:`cnn_space`) are below and import those packages lazily. ``nb201`` is
-a table benchmark with no model builder: its export writes the spec and the
-metrics only.
+Each space plugs in through an *exporter* (:class:`SpaceExporter`) that its
+plug-in supplies (:mod:`nas_tf.plugins`), found by :func:`get_exporter`; this
+module names no space. A table benchmark such as ``nb201`` has no model
+builder: its export writes the spec and the metrics only.
 """
 
 from __future__ import annotations
@@ -76,29 +75,18 @@ class NoModelBuilderError(ConfigError):
 
 
 def space_from_config(config: dict):
-    """Rebuilds a search space from the ``space.config()`` a run recorded.
+    """Rebuilds a search space from the ``space.config()`` a run recorded,
+    through the space's plug-in (see :func:`nas_tf.plugins.space_from_config`).
 
     Raises:
-        RunDirError: an unknown space name (a run of a newer nas_tf?).
+        RunDirError: no installed plug-in provides that space.
     """
-    name = (config or {}).get("name")
-    if name == "nb201":
-        from nas_tf.nb201 import Nb201Space
+    from nas_tf import plugins
 
-        return Nb201Space()
-    if name == "rnn":
-        from cells.tree_space import TreeSpace
-
-        return TreeSpace(config.get("base", 8))
-    if name == "cnn":
-        from cnn_space.space import CnnSpace
-
-        return CnnSpace.from_config(config)  # any recorded version
-    raise RunDirError(f"The run records an unknown search space {name!r}; use the nas_tf "
-                      f"version that made it. Received: space={config!r:.200}")
+    return plugins.space_from_config(config)
 
 
-def _config_from(cls, base: dict, overrides: dict, what: str):
+def config_from(cls, base: dict, overrides: dict, what: str):
     """``cls(**{**base, **overrides})`` keeping only known fields."""
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - fields)
@@ -144,9 +132,13 @@ class SpaceExporter(Protocol):
     ``child_config`` reads the recorded evaluator config (plus overrides);
     ``build`` builds the exportable model with fresh weights; ``retrain``
     trains it from scratch on the full training set and evaluates on test.
+    A space with no model (a table benchmark) sets ``has_model = False`` and
+    ``message`` (what its export holds instead). ``readme_lines(retrain_epochs)``
+    (optional) adds the space's lines to the export's README.
     """
 
     space_name: str
+    has_model: bool
 
     def child_config(self, recorded: dict | None, overrides: dict, retrain_epochs: int | None): ...
 
@@ -156,252 +148,24 @@ class SpaceExporter(Protocol):
                 test_limit: int | None) -> Retrained: ...
 
 
-class Nb201Exporter:
-    """NAS-Bench-201 is a table of results: there is no model to build."""
-
-    space_name = "nb201"
-    message = ("nb201 is a table benchmark (NAS-Bench-201 results looked up by cell): it has no "
-               "model builder, so no Keras model can be built or retrained.")
-
-    def child_config(self, recorded, overrides, retrain_epochs):
-        if retrain_epochs:
-            raise NoModelBuilderError(
-                "nb201 has no model builder (its rewards come from a table), so it cannot be "
-                f"retrained; leave out --retrain_epochs. Received: retrain_epochs={retrain_epochs}")
-
-    def build(self, space, spec, child_config):
-        raise NoModelBuilderError(self.message)
-
-    def retrain(self, space, spec, child_config, *, seed, test_limit):
-        raise NoModelBuilderError(self.message)
-
-
-class RnnExporter:
-    """The recurrent-cell space (:mod:`cells`): a language model around the cell.
-
-    The exported model maps tokens ``(batch, time)`` int32 to next-token
-    logits ``(batch, time, vocab)``: embedding, the recurrent layers of the
-    cell (``keras.layers.RNN(TreeCell)``, zero initial state at each call),
-    softmax layer (tied embeddings are written out as a plain dense layer
-    with the same values). Test perplexity is measured as in training, with
-    the state carried from window to window.
-    """
-
-    space_name = "rnn"
-
-    def child_config(self, recorded, overrides, retrain_epochs):
-        from cells.search import RnnSearchConfig
-
-        base = dict((recorded or {}).get("config") or {})
-        if retrain_epochs:
-            # Retraining uses the whole training split unless overridden.
-            base.update(epochs=int(retrain_epochs), steps_per_epoch=None, train_tokens=None,
-                        valid_tokens=None)
-        return _config_from(RnnSearchConfig, base, overrides, "rnn child")
-
-    @staticmethod
-    def _corpus(cfg):
-        from cells.ptb import load_corpus
-
-        return load_corpus(cfg.dataset, cfg.data_dir, seed=cfg.data_seed, download=cfg.download,
-                           train_tokens=cfg.train_tokens, valid_tokens=cfg.valid_tokens)
-
-    @staticmethod
-    def functional_model(spec, vocab_size: int, lm_config):
-        """The exportable functional language model (fresh weights)."""
-        import keras
-
-        from cells.tree_cell import TreeCell
-
-        tokens = keras.Input((None,), dtype="int32", name="tokens")
-        x = keras.layers.Embedding(vocab_size, lm_config.units, name="embedding")(tokens)
-        for i in range(lm_config.num_layers):
-            x = keras.layers.RNN(TreeCell(spec, lm_config.units), return_sequences=True,
-                                 name=f"rnn_{i}")(x)
-        logits = keras.layers.Dense(vocab_size, name="softmax")(x)
-        return keras.Model(tokens, logits, name="rnn_child")
-
-    @staticmethod
-    def cell_model(spec, units: int, input_dim: int):
-        """The cell alone in an RNN layer: ``(batch, time, input_dim) -> (batch, time, units)``."""
-        import keras
-
-        from cells.tree_cell import TreeCell
-
-        x = keras.Input((None, input_dim), name="inputs")
-        y = keras.layers.RNN(TreeCell(spec, units), return_sequences=True, name="rnn")(x)
-        return keras.Model(x, y, name="tree_cell")
-
-    def _pack(self, spec, lm_model, vocab_size, lm_config) -> Retrained:
-        model = self.functional_model(spec, vocab_size, lm_config)
-        model.get_layer("embedding").set_weights([lm_model.embedding.embeddings.numpy()])
-        for i, rnn in enumerate(lm_model.rnns):
-            model.get_layer(f"rnn_{i}").set_weights(rnn.get_weights())
-        if lm_model.softmax is None:  # tied: softmax = embedding^T
-            emb = lm_model.embedding.embeddings.numpy()
-            model.get_layer("softmax").set_weights([emb.T, lm_model.out_bias.numpy()])
-        else:
-            model.get_layer("softmax").set_weights(lm_model.softmax.get_weights())
-        cell = self.cell_model(spec, lm_config.units, lm_config.units)
-        cell.get_layer("rnn").set_weights(lm_model.rnns[0].get_weights())
-        return Retrained(
-            model=model, metrics={}, extras={CELL_FILE: cell},
-            extra_json={CELL_SPEC_FILE: {"spec": spec.to_json(), "units": lm_config.units,
-                                         "input_dim": lm_config.units}})
-
-    def build(self, space, spec, child_config):
-        import numpy as np
-
-        from cells.lm import LanguageModel
-        from cells.tree_cell import TreeCell
-
-        cfg = child_config
-        lm_config = cfg.lm_config()
-        vocab = self._corpus(cfg).vocab_size
-        lm = LanguageModel(lambda: TreeCell(spec, lm_config.units), vocab, lm_config)
-        lm(np.zeros((1, 1), np.int32), lm.zero_states(1))
-        return self._pack(spec, lm, vocab, lm_config)
-
-    def retrain(self, space, spec, child_config, *, seed, test_limit):
-        import numpy as np
-
-        from cells.lm import evaluate_perplexity, train_lm
-        from cells.tree_cell import TreeCell
-
-        cfg = child_config
-        lm_config = cfg.lm_config()
-        corpus = self._corpus(cfg)
-        units = lm_config.units
-        res = train_lm(lambda: TreeCell(spec, units), corpus.train, corpus.valid,
-                       corpus.vocab_size, lm_config, seed=seed)
-        test = corpus.test[:test_limit] if test_limit else corpus.test
-        test_ppl = evaluate_perplexity(res.model, test, bptt=lm_config.bptt,
-                                       batch_size=lm_config.eval_batch_size)
-        out = self._pack(spec, res.model, corpus.vocab_size, lm_config)
-        # The functional copy must compute what the trained model computes.
-        x = np.asarray(corpus.test[: min(len(corpus.test), 2 * lm_config.bptt)],
-                       np.int32).reshape(1, -1)
-        ref, _ = res.model(x, res.model.zero_states(1), training=False)
-        got = out.model(x, training=False)
-        diff = float(np.max(np.abs(np.asarray(ref) - np.asarray(got))))
-        if not diff < 1e-3:
-            raise RuntimeError(f"The exported rnn model differs from the trained one by {diff}.")
-        out.metrics = {
-            "test_perplexity": test_ppl,
-            "val_perplexity": res.val_perplexity,
-            "train_perplexity": res.train_perplexity,
-            "params": res.params,
-            "train_seconds": res.train_seconds,
-            "steps": res.steps,
-            "epochs": len(res.history),
-            "train_tokens": len(corpus.train),
-            "test_tokens": len(test),
-            "dataset": cfg.dataset,
-        }
-        return out
-
-
-class CnnExporter:
-    """The convolutional space (:mod:`cnn_space`): an image classifier.
-
-    The exported model takes raw images ``(batch, H, W, C)`` in [0, 255]
-    (float), normalises them with the training set's per-channel mean and
-    standard deviation (a ``keras.layers.Normalization`` layer) and returns
-    class probabilities. Retraining uses the training and validation images
-    of the search together (the full training set). The model is made of
-    built-in Keras layers only (:func:`cnn_space.portable.portable_model`),
-    so it loads with plain ``keras.saving.load_model`` where nas_tf is not
-    installed, and is also written as a TensorFlow SavedModel for serving.
-    """
-
-    space_name = "cnn"
-
-    def child_config(self, recorded, overrides, retrain_epochs):
-        from cnn_space.train import CnnSearchConfig
-
-        base = dict((recorded or {}).get("config") or {})
-        if retrain_epochs:
-            base.update(epochs=int(retrain_epochs), steps_per_epoch=None, train_subset=None)
-        return _config_from(CnnSearchConfig, base, overrides, "cnn child")
-
-    @staticmethod
-    def wrap(child, mean, std, image_shape):
-        """``raw image -> Normalization(mean, std**2) -> child``."""
-        import keras
-        import numpy as np
-
-        image = keras.Input(tuple(image_shape), name="image")
-        norm = keras.layers.Normalization(mean=np.asarray(mean, np.float32),
-                                          variance=np.square(np.asarray(std, np.float32)),
-                                          name="normalize")
-        return keras.Model(image, child(norm(image)), name="cnn_child_raw")
-
-    def build(self, space, spec, child_config):
-        from cnn_space.builder import build_model
-        from cnn_space.train import load_data
-
-        # The search's own images, so the model normalises as its children did.
-        cfg = child_config
-        data = load_data(cfg)
-        from cnn_space.portable import portable_model
-
-        child = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
-        model = portable_model(self.wrap(child, data.mean, data.std, data.image_shape))
-        return Retrained(model=model, metrics={}, saved_model=True)
-
-    def retrain(self, space, spec, child_config, *, seed, test_limit):
-        import numpy as np
-
-        from cnn_space.builder import count_flops
-        from cnn_space.train import load_data, train_child
-
-        cfg = child_config
-        data = load_data(cfg, load_test=True, test_subset=test_limit)
-        x = np.concatenate([data.x_train, data.x_val])
-        y = np.concatenate([data.y_train, data.y_val])
-        pixels = x.reshape(-1, x.shape[-1]).astype(np.float64)
-        full = dataclasses.replace(
-            data, x_train=x, y_train=y, mean=pixels.mean(axis=0).astype(np.float32),
-            std=np.maximum(pixels.std(axis=0), 1.0).astype(np.float32))
-        metrics, child = train_child(spec, full, cfg, seed=seed, evaluate_test=True,
-                                     return_model=True)
-        model = self.wrap(child, full.mean, full.std, full.image_shape)
-        raw = data.x_test[:8].astype(np.float32)
-        ref = child((raw - full.mean) / full.std, training=False)
-        got = model(raw, training=False)
-        diff = float(np.max(np.abs(np.asarray(ref) - np.asarray(got))))
-        if not diff < 1e-4:
-            raise RuntimeError(f"The exported cnn model differs from the trained one by {diff}.")
-        from cnn_space.portable import portable_model
-
-        model = portable_model(model, check_on=raw)
-        keep = ("test_accuracy", "test_loss", "train_loss_last", "train_accuracy_last", "params",
-                "epochs", "steps_per_epoch", "train_seconds")
-        out = {k: metrics[k] for k in keep if k in metrics}
-        out.update(flops=count_flops(spec, full.image_shape, full.num_classes),
-                   train_images=len(y), test_images=len(data.y_test),
-                   dataset=cfg.dataset)
-        return Retrained(model=model, metrics=out, saved_model=True)
-
-
-_EXPORTERS = {"nb201": Nb201Exporter, "rnn": RnnExporter, "cnn": CnnExporter}
-
-
 def get_exporter(space_name: str) -> SpaceExporter:
-    """The exporter of a space, by name.
+    """The exporter of a space, by name (from the space's plug-in).
 
     Raises:
-        ConfigError: no exporter for that space.
+        ConfigError: no such space, or it has no exporter.
 
     Example:
 
     >>> get_exporter("rnn").space_name
     'rnn'
     """
-    if space_name not in _EXPORTERS:
-        raise ConfigError(f"No exporter for space {space_name!r}; known: {sorted(_EXPORTERS)}. "
+    from nas_tf import plugins
+
+    exporter = plugins.get(space_name).exporter()
+    if exporter is None:
+        raise ConfigError(f"The space {space_name!r} has no exporter. "
                           f"Received: space={space_name!r}")
-    return _EXPORTERS[space_name]()
+    return exporter
 
 
 # ----------------------------------------------------------------------------
@@ -504,11 +268,11 @@ def _json_default(v):
     return str(v)
 
 
-def _readme(space_name: str, has_model: bool, has_cell: bool,
-            retrain_epochs: int = 0) -> str:
+def _readme(has_model: bool, retrain_epochs: int = 0, message: str = "",
+            space_lines: Sequence[str] = ()) -> str:
     lines = ["# nas_tf export", ""]
     if not has_model:
-        lines += [Nb201Exporter.message + " spec.json and metrics.json hold the architecture "
+        lines += [message + " spec.json and metrics.json hold the architecture "
                   "and its search metrics.", ""]
         return "\n".join(lines)
     if retrain_epochs:
@@ -528,28 +292,7 @@ def _readme(space_name: str, has_model: bool, has_cell: bool,
         "```",
         "",
     ]
-    if space_name == "rnn":
-        lines += ["`model` maps tokens (batch, time) int32 to next-token logits.", ""]
-    if space_name == "cnn":
-        lines += ["`model` maps raw images (batch, H, W, C) in [0, 255] to class probabilities.",
-                  "It is made of built-in Keras layers only: `keras.saving.load_model("
-                  f"'{MODEL_FILE}')` loads it without nas_tf. `{SAVED_MODEL_DIR}/` is the same "
-                  "model as a TensorFlow SavedModel for serving "
-                  f"(`tf.saved_model.load('{SAVED_MODEL_DIR}').serve(images)`).", ""]
-    if has_cell:
-        lines += [
-            "The cell alone:",
-            "",
-            "```python",
-            "import json, keras, cells",
-            f"c = json.load(open('{CELL_SPEC_FILE}'))",
-            "layer = keras.layers.RNN(cells.TreeCell.from_spec(c['spec'], c['units']))",
-            f"saved = keras.saving.load_model('{CELL_FILE}')  # "
-            + ("with the retrained weights" if retrain_epochs else "fresh weights, as exported"),
-            "```",
-            "",
-        ]
-    return "\n".join(lines)
+    return "\n".join(lines + list(space_lines))
 
 
 def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: int | None = 1,
@@ -629,8 +372,9 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
     result = None
     message = ""
     t0 = time.time()
-    if space.name == "nb201":
-        message = Nb201Exporter.message + " spec.json and metrics.json were written."
+    exporter_message = getattr(exporter, "message", "")
+    if not getattr(exporter, "has_model", True):
+        message = exporter.message
     elif retrain_epochs:
         result = exporter.retrain(space, spec_obj, cfg, seed=seed, test_limit=test_limit)
         message = (f"retrained {retrain_epochs} epoch{'s' if retrain_epochs != 1 else ''} and "
@@ -667,9 +411,11 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
         "model": MODEL_FILE if result is not None else None,
     }
     _write_json(out_dir / METRICS_FILE, metrics)
-    (out_dir / README_FILE).write_text(_readme(space.name, result is not None,
-                                               CELL_FILE in files,
-                                               retrain_epochs if result is not None else 0))
+    retrained_epochs = retrain_epochs if result is not None else 0
+    space_lines = (exporter.readme_lines(retrained_epochs)
+                   if result is not None and hasattr(exporter, "readme_lines") else [])
+    (out_dir / README_FILE).write_text(_readme(result is not None, retrained_epochs,
+                                               exporter_message, space_lines))
     files += [SPEC_FILE, METRICS_FILE, README_FILE]
     return {"out": str(out_dir), "files": files, "space": space.name, "spec": spec_json,
             "metrics": metrics, "message": message,

@@ -6,13 +6,6 @@ read here.
 
 from __future__ import annotations
 
-_RNN_ONLY = ("cell_base", "child_units", "child_layers", "bptt", "child_optimizer",
-             "child_learning_rate", "child_dropout", "child_grad_clip", "tie_embeddings",
-             "reward_c", "train_tokens", "valid_tokens")
-_CNN_ONLY = ("cnn_preset", "cnn_num_layers", "cnn_width_multiplier", "cnn_curriculum",
-             "cnn_curriculum_every", "cnn_train_subset", "cnn_image_size", "cnn_download",
-             "cnn_learning_rate", "cnn_lr_schedule", "cnn_weight_decay", "cnn_reward_last_k",
-             "cnn_reward_power", "cnn_jit_compile")
 _TRAINED = ("dataset", "data_dir", "child_epochs", "child_steps", "child_batch_size")
 _WORKERS = ("num_workers", "gpus_per_child", "cpus_per_child")
 _REINFORCE = ("controller_preset", "learning_rate", "baseline_decay", "entropy_weight",
@@ -20,27 +13,34 @@ _REINFORCE = ("controller_preset", "learning_rate", "baseline_decay", "entropy_w
 _EVOLUTION = ("population_size", "tournament_size")
 
 
-def irrelevant_flags(given: set[str], space: str, executor: str, algorithm: str) -> list[str]:
+def irrelevant_flags(given: set[str], space: str, executor: str, algorithm: str,
+                     space_flags: dict[str, tuple[str, ...]] | None = None,
+                     trains_children: bool = True) -> list[str]:
     """One warning line per flag in ``given`` that the other settings ignore.
+
+    Args:
+        given: The flags set on the command line.
+        space, executor, algorithm: The values of those flags.
+        space_flags: Each registered space's own flags (a space's flags do
+            nothing for another space).
+        trains_children: Whether the space trains children (the shared
+            ``--dataset``, ``--child_*`` flags do nothing for a table look-up).
 
     Example:
 
     >>> irrelevant_flags({"num_workers"}, "nb201", "inline", "reinforce")
     ['warning: --num_workers has no effect with --executor=inline (ignored).']
     """
+    owner = {f: name for name, names in (space_flags or {}).items() for f in names}
     ignored: dict[str, str] = {}
     for name in given:
         if name in _WORKERS and executor == "inline":
             ignored[name] = "--executor=inline"
         elif name == "ray_address" and executor != "ray":
             ignored[name] = f"--executor={executor}"
-        elif name in _TRAINED and space == "nb201":
-            ignored[name] = "--space=nb201 (a table look-up trains nothing)"
-        elif name in _RNN_ONLY and space != "rnn":
-            ignored[name] = f"--space={space}"
-        elif name in _CNN_ONLY and space != "cnn":
-            ignored[name] = f"--space={space}"
-        elif name == "nb201_table" and space != "nb201":
+        elif name in _TRAINED and not trains_children:
+            ignored[name] = f"--space={space} (a table look-up trains nothing)"
+        elif owner.get(name, space) != space:
             ignored[name] = f"--space={space}"
         elif name in _REINFORCE and algorithm not in ("reinforce",):
             ignored[name] = f"--algorithm={algorithm}"

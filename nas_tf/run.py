@@ -19,10 +19,37 @@ import sys
 
 from absl import app, flags
 
+from nas_tf import cli
+
+# Registering the spaces' flags imports their packages (and so TensorFlow):
+# keep its C++ start-up lines out of the output first.
+cli.quiet_tensorflow()
+
+
+def _define_space_flags() -> tuple[dict[str, tuple[str, ...]], str | None]:
+    """Defines the flags of every registered space (each in its plug-in's CLI
+    module). Returns each space's flag names, and the error (one line) of a
+    plug-in that could not be loaded, reported when the command runs."""
+    from nas_tf import plugins
+    from nas_tf.errors import NasTfError
+
+    owned: dict[str, tuple[str, ...]] = {}
+    try:
+        for name in plugins.names():
+            before = set(flags.FLAGS)
+            plugins.get(name).define_flags()
+            owned[name] = tuple(sorted(set(flags.FLAGS) - before))
+    except NasTfError as e:
+        return owned, str(e)
+    return owned, None
+
+
 # ----------------------------------------------------------------------------
 # Common flags (the spine).
 # ----------------------------------------------------------------------------
-SPACE = flags.DEFINE_enum("space", "rnn", ["nb201", "rnn", "cnn"], "Search space.")
+SPACE = flags.DEFINE_string(
+    "space", "rnn", "Search space: one of the registered spaces (nb201, rnn, cnn and any "
+    "installed plug-in; see README 'Add your own search space').")
 ALGORITHM = flags.DEFINE_enum(
     "algorithm", "reinforce", ["reinforce", "random", "evolution", "tpe"],
     "Search algorithm: the paper's REINFORCE controller, random search, aging evolution, or "
@@ -78,7 +105,7 @@ CHECKPOINT_EVERY_S = flags.DEFINE_float(
     "Seconds between controller checkpoints (0: after every update). A resumed search replays "
     "from the last one without retraining stored children.")
 
-# Flags shared by the trained spaces (rnn, cnn); None means the space's default.
+# Flags shared by the spaces that train children; None means the space's default.
 DATASET = flags.DEFINE_string(
     "dataset", None, "Dataset of the children. rnn: synthetic (default, built in), ptb, "
     "ptb_char, tfds:NAME (TFDS text, words), tfds_char:NAME (characters); cnn: imagefolder, "
@@ -97,7 +124,7 @@ CHILD_STEPS = flags.DEFINE_integer(
 CHILD_BATCH_SIZE = flags.DEFINE_integer(
     "child_batch_size", None, "Child batch size. Default depends on --space: rnn 20, cnn 128.")
 
-# --- executor flags (owned by H5) ---
+# Executors.
 EXECUTOR = flags.DEFINE_enum(
     "executor", "inline", ["inline", "local", "ray"],
     "Where children train: in this process, a pool of local worker processes, or Ray tasks.")
@@ -119,216 +146,9 @@ RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "ray: cluster to join ('auto', 'ray://host:10001'); none starts a "
     "local Ray instance.")
 
-# ----------------------------------------------------------------------------
-# nb201 flags.
-# ----------------------------------------------------------------------------
-NB201_TABLE = flags.DEFINE_string(
-    "nb201_table", None, "CSV with columns arch,test_accuracy (NAS-Bench-201 table)."
-)
+# Each space defines its own flags (in its plug-in's CLI module).
+SPACE_FLAGS, _PLUGIN_ERROR = _define_space_flags()
 
-# --- rnn flags begin (owned by cells/) ---
-# --dataset for rnn: synthetic (default, no file), ptb, ptb_char, or a TFDS text corpus
-# tfds:NAME (word level) / tfds_char:NAME (character level), see cells/tfds_text.py.
-RNN_DOWNLOAD = flags.DEFINE_boolean(
-    "rnn_download", False, "rnn, --dataset=tfds:NAME: download and prepare the TFDS corpus "
-    "into --data_dir when it is not prepared (needs network).")
-CELL_BASE = flags.DEFINE_integer("cell_base", None, "rnn: leaves of the cell tree, 2 or 8 "
-                                 "(paper §4.2: 8). Default 8.")
-CHILD_UNITS = flags.DEFINE_integer(
-    "child_units", None, "rnn: hidden units of each child layer (default 32).")
-CHILD_LAYERS = flags.DEFINE_integer("child_layers", None, "rnn: recurrent layers of a child (2).")
-BPTT = flags.DEFINE_integer("bptt", None, "rnn: truncated-BPTT window (35).")
-CHILD_OPTIMIZER = flags.DEFINE_enum("child_optimizer", None, ["adam", "sgd"],
-                                    "rnn: child optimizer (default adam; the paper's: sgd).")
-CHILD_LR = flags.DEFINE_float(
-    "child_learning_rate", None, "rnn: child learning rate (default depends on --dataset: "
-    "synthetic 2e-2, ptb/ptb_char 3e-3).")
-CHILD_DROPOUT = flags.DEFINE_float("child_dropout", None, "rnn: child dropout (default 0).")
-CHILD_GRAD_CLIP = flags.DEFINE_float("child_grad_clip", None, "rnn: child gradient-norm clip (5).")
-TIE_EMBEDDINGS = flags.DEFINE_bool(
-    "tie_embeddings", None, "rnn: tie embedding and softmax (default false).")
-REWARD_C = flags.DEFINE_float(
-    "reward_c", None, "rnn: c of the reward c / ppl^2 (default and paper: 80).")
-TRAIN_TOKENS = flags.DEFINE_integer(
-    "train_tokens", None, "rnn: train on the first N tokens (default: all).")
-VALID_TOKENS = flags.DEFINE_integer(
-    "valid_tokens", None, "rnn: validate on the first N tokens (default: all).")
-# --- rnn flags end ---
-
-# --- cnn flags begin (owned by cnn_space/) ---
-# --dataset for --space=cnn: cifar10 (TFDS), imagefolder (class-per-folder), or any TFDS
-# image-classification dataset by name: mnist, cifar100, ..., tfds:NAME (cnn_space/
-# tfds_images.py). Without --dataset, a quick demo on a slice of the CIFAR-10 image folders
-# of ../shared/data.
-CNN_PRESET = flags.DEFINE_enum(
-    "cnn_preset", "v1", ["v1", "v2", "v3"],
-    "CNN space (paper §4.1): v1 15 layers; v2 20 layers predicting strides; v3 39 layers "
-    "with max pooling.")
-CNN_NUM_LAYERS = flags.DEFINE_integer(
-    "cnn_num_layers", None, "Layers of the CNN children (default: the preset's; demo: 3).")
-CNN_WIDTH = flags.DEFINE_float(
-    "cnn_width_multiplier", None, "Multiplies the filter choices {24,36,48,64} (demo: 0.5).")
-CNN_CURRICULUM = flags.DEFINE_boolean(
-    "cnn_curriculum", False, "Grow the depth during the search (paper §4.1: from 6, +2 layers "
-    "every 1,600 samples; see --cnn_curriculum_every).")
-CNN_CURRICULUM_EVERY = flags.DEFINE_integer(
-    "cnn_curriculum_every", 1600, "Samples (or children) per curriculum stage.")
-CNN_CURRICULUM_COUNT = flags.DEFINE_enum(
-    "cnn_curriculum_count", "samples", ["samples", "children"],
-    "What --cnn_curriculum_every counts: samples (every proposed architecture, duplicates and "
-    "failures included; the paper's §4.1) or unique finished children.")
-CNN_TRAIN_SUBSET = flags.DEFINE_integer(
-    "cnn_train_subset", None, "Use the first N training images (deterministic shuffle; "
-    "10% of them validate). Default: all; demo: 1000.")
-CNN_IMAGE_SIZE = flags.DEFINE_integer(
-    "cnn_image_size", None, "Resize images to this square size on load (demo: 16).")
-CNN_DOWNLOAD = flags.DEFINE_boolean(
-    "cnn_download", False, "--dataset=cifar10 or a TFDS name (mnist, tfds:NAME): download "
-    "and prepare it into --data_dir when it is not prepared (needs network).")
-CNN_AUGMENT = flags.DEFINE_enum(
-    "cnn_augment", "auto", ["auto", "none", "crop", "crop_flip"],
-    "Child training augmentation: crop_flip (pad-4 random crop + horizontal flip, paper "
-    "§4.1), crop (no flip), none. auto: crop_flip for --dataset=cifar10 and the CIFAR-10 "
-    "demo, crop for --dataset=imagefolder (no flips: wrong for digits, text, arrows).")
-CNN_BN_RECAL = flags.DEFINE_enum(
-    "cnn_bn_recalibration", "auto", ["auto", "on", "off"],
-    "Recompute the children's batch-norm statistics on training images before each "
-    "validation pass. auto: when a child trains < 2,000 steps (short children's moving "
-    "averages are stale; see experiments/results/cnn_reward.md).")
-CNN_LR = flags.DEFINE_float(
-    "cnn_learning_rate", None, "cnn: child SGD learning rate (default and paper: 0.1).")
-CNN_LR_SCHEDULE = flags.DEFINE_enum(
-    "cnn_lr_schedule", "cosine", ["cosine", "step", "constant"], "Child learning-rate decay.")
-CNN_WEIGHT_DECAY = flags.DEFINE_float(
-    "cnn_weight_decay", None, "cnn: child L2 weight decay (default and paper: 1e-4).")
-CNN_REWARD_LAST_K = flags.DEFINE_integer(
-    "cnn_reward_last_k", 5, "Reward: max validation accuracy of the last k epochs (paper: 5)...")
-CNN_REWARD_POWER = flags.DEFINE_float(
-    "cnn_reward_power", 3.0, "... raised to this power (paper: 3, cubed).")
-CNN_JIT = flags.DEFINE_boolean(
-    "cnn_jit_compile", False, "XLA-compile child training (see experiments/results/"
-    "cnn_throughput.md; off under a multi-device strategy).")
-# --- cnn flags end ---
-
-
-def _rnn_parts():
-    """(space, evaluator) for --space=rnn."""
-    # --- rnn parts begin (owned by cells/) ---
-    from cells.search import RnnSearchConfig, make_evaluator, make_space
-
-    given = {
-        "dataset": DATASET.value, "data_dir": DATA_DIR.value, "cell_base": CELL_BASE.value,
-        "units": CHILD_UNITS.value, "num_layers": CHILD_LAYERS.value, "bptt": BPTT.value,
-        "batch_size": CHILD_BATCH_SIZE.value, "epochs": CHILD_EPOCHS.value,
-        "steps_per_epoch": CHILD_STEPS.value, "optimizer": CHILD_OPTIMIZER.value,
-        "learning_rate": CHILD_LR.value, "dropout": CHILD_DROPOUT.value,
-        "max_grad_norm": CHILD_GRAD_CLIP.value, "tie_embeddings": TIE_EMBEDDINGS.value,
-        "reward_c": REWARD_C.value, "train_tokens": TRAIN_TOKENS.value,
-        "valid_tokens": VALID_TOKENS.value,
-    }
-    from cells.tfds_text import parse_dataset
-
-    tfds_corpus = parse_dataset(DATASET.value) is not None
-    if tfds_corpus:  # a TFDS corpus is downloaded only when asked (PTB keeps its own rule)
-        given["download"] = RNN_DOWNLOAD.value
-    cfg = RnnSearchConfig(**{k: v for k, v in given.items() if v is not None})
-    evaluator = make_evaluator(cfg)
-    if cfg.dataset != "synthetic":
-        evaluator.data()  # load and check the data now, before a run dir is written
-    return make_space(cfg), evaluator
-    # --- rnn parts end ---
-
-
-def _cnn_parts():
-    """(space, evaluator) for --space=cnn."""
-    # --- cnn parts begin (owned by cnn_space/) ---
-    from pathlib import Path
-
-    from absl import logging as absl_logging
-
-    from cnn_space.train import CnnSearchConfig, make_evaluator, make_space
-    from nas_tf.errors import DataError
-
-    demo = DATASET.value is None
-    dataset, data_dir = DATASET.value or "imagefolder", DATA_DIR.value
-    # The demo (no --dataset): a small, quick search on the CIFAR-10 image folders
-    # of ../shared/data; every value can still be set by its flag.
-    d = ({"num_layers": 3, "width": 0.5, "subset": 1000, "epochs": 1, "image_size": 16,
-          "augment": "crop_flip"} if demo else {})
-    if demo and not data_dir:
-        shared = os.environ.get("NAS_TF_SHARED_DATA")
-        candidates = ([Path(shared) / "cifar10"] if shared else []) + [
-            Path("..", "shared", "data", "cifar10"),
-            Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10",
-        ]
-        found = [p for p in candidates if (p / "train").is_dir()]
-        if not found:
-            raise DataError(
-                "--space=cnn without --dataset runs a demo on the CIFAR-10 image folders in "
-                "../shared/data/cifar10 (or $NAS_TF_SHARED_DATA/cifar10), which are not there. "
-                "Pass --dataset=imagefolder --data_dir=DIR (DIR/train/<class>/*.jpg) or "
-                "--dataset=cifar10 --data_dir=TFDS_DIR [--cnn_download]. "
-                f"Received: looked in {', '.join(str(p) for p in candidates)}")
-        data_dir = str(found[0])
-    if demo:
-        absl_logging.warning(
-            "No --dataset: demo search on %s (imagefolder, %s training images resized to "
-            "%spx, %s-layer children, width x%s, %s epoch(s) each). Set --dataset for a real "
-            "search.", data_dir, CNN_TRAIN_SUBSET.value or d["subset"],
-            CNN_IMAGE_SIZE.value or d["image_size"], CNN_NUM_LAYERS.value or d["num_layers"],
-            CNN_WIDTH.value or d["width"], CHILD_EPOCHS.value or d["epochs"])
-
-    def pick(flag_value, key, default):
-        if flag_value is not None:
-            return flag_value
-        return d.get(key, default)
-
-    defaults = CnnSearchConfig()
-    cfg = CnnSearchConfig(
-        dataset=dataset,
-        data_dir=data_dir,
-        download=CNN_DOWNLOAD.value,
-        train_subset=pick(CNN_TRAIN_SUBSET.value, "subset", None),
-        image_size=pick(CNN_IMAGE_SIZE.value, "image_size", None),
-        preset=CNN_PRESET.value,
-        num_layers=pick(CNN_NUM_LAYERS.value, "num_layers", None),
-        width_multiplier=pick(CNN_WIDTH.value, "width", defaults.width_multiplier),
-        curriculum=CNN_CURRICULUM.value,
-        curriculum_every=CNN_CURRICULUM_EVERY.value,
-        curriculum_count=CNN_CURRICULUM_COUNT.value,
-        epochs=pick(CHILD_EPOCHS.value, "epochs", defaults.epochs),
-        steps_per_epoch=CHILD_STEPS.value,
-        batch_size=pick(CHILD_BATCH_SIZE.value, "batch", defaults.batch_size),
-        learning_rate=pick(CNN_LR.value, "lr", defaults.learning_rate),
-        lr_schedule=CNN_LR_SCHEDULE.value,
-        weight_decay=pick(CNN_WEIGHT_DECAY.value, "wd", defaults.weight_decay),
-        reward_last_k=CNN_REWARD_LAST_K.value,
-        reward_power=CNN_REWARD_POWER.value,
-        jit_compile=CNN_JIT.value,
-        augment=(CNN_AUGMENT.value if CNN_AUGMENT.value != "auto"
-                 else d.get("augment", "auto")),
-        bn_recalibration=CNN_BN_RECAL.value,
-    )
-    space, evaluator = make_space(cfg), make_evaluator(cfg)
-    evaluator.data()  # load and check the data now: one clear error before a run dir is written
-    return space, evaluator
-    # --- cnn parts end ---
-
-
-# Default budget of each space when --max_children is not given: nb201 is a
-# table look-up; rnn and cnn default to a short demonstration search (the
-# paper trains 12,800 CIFAR-10 children, §4.1).
-_DEFAULT_MAX_CHILDREN = {"nb201": 500, "rnn": 10, "cnn": 10}
-
-
-def _nb201_parts():
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator, check_table_covers
-
-    evaluator = Nb201TableEvaluator(NB201_TABLE.value)
-    # Validate now (rows, duplicates, every cell of the space): one clear error
-    # before anything is written.
-    check_table_covers(evaluator.table, NB201_TABLE.value)
-    return Nb201Space(), evaluator
 
 
 def _stored_preset(run_dir: str | None) -> str | None:
@@ -408,27 +228,32 @@ def _run_dir() -> str:
 
 
 def _run() -> dict:
-    from nas_tf import cli
+    from nas_tf import cli, plugins
+    from nas_tf.errors import ConfigError
     from nas_tf.logger import ConsoleLogger
     from nas_tf.loop import run_search
 
     _check_float_flags()
     run_dir = _run_dir()
+    if _PLUGIN_ERROR:
+        raise ConfigError(_PLUGIN_ERROR)
+    plugin = plugins.get(SPACE.value)
     max_children = MAX_CHILDREN.value
     if max_children is None:
-        max_children = _DEFAULT_MAX_CHILDREN[SPACE.value]
+        max_children = plugin.default_max_children
     config = _search_config(max_children)  # validates budgets first
     from nas_tf.flag_checks import irrelevant_flags
 
     given = {name for name, fl in flags.FLAGS.__flags.items() if fl.present}
-    for line in irrelevant_flags(given, SPACE.value, EXECUTOR.value, ALGORITHM.value):
+    for line in irrelevant_flags(given, plugin.name, EXECUTOR.value, ALGORITHM.value,
+                                 SPACE_FLAGS, plugin.trains_children):
         print(line, file=sys.stderr)
     if config.algorithm == "tpe":  # an optional extra: one clear error before anything is written
         from nas_tf.tpe import require_optuna
 
         require_optuna()
-    parts = {"nb201": _nb201_parts, "rnn": _rnn_parts, "cnn": _cnn_parts}[SPACE.value]
-    space, evaluator = parts()
+    space, evaluator = plugin.make(**plugin.settings_from_flags(flags.FLAGS))
+    plugin.check_data(space, evaluator)  # one clear error before a run dir is written
     console = ConsoleLogger(sys.stderr, total=max_children)
     from nas_tf.executors import make_executor
 

@@ -122,7 +122,7 @@ def test_build_model_of_an_rnn_spec(tmp_path):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda d: nas_tf.Search("transformer", run_dir=d), ConfigError, "Unknown space"),
+    (lambda d: nas_tf.Search("transformer", run_dir=d), ConfigError, "Unknown search space"),
     (lambda d: nas_tf.Search("rnn", run_dir=d, unitz=3), ConfigError, r"\['unitz'\]"),
     (lambda d: nas_tf.Search("nb201", run_dir=d, table="/no/such.csv"), nas_tf.DataError,
      "table not found"),

@@ -270,7 +270,6 @@ def test_non_run_directory_is_refused_and_kept(tmp_path, table):
 
 
 @pytest.mark.parametrize("flag, words", [
-    ("--space=transformer", "value should be one of"),
     ("--algorithm=bayes", "value should be one of"),
     ("--max_children=abc", "abc"),
     ("--no_such_flag=1", "no_such_flag"),
@@ -280,4 +279,12 @@ def test_flag_parsing_errors_are_one_error_line(tmp_path, table, flag, words):
     proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}", flag)
     line = _one_line_error(proc, words)  # not absl's "FATAL Flags parsing error", exit 1
     assert "FATAL" not in line
+    assert not run.exists()
+
+
+def test_unknown_space_names_the_registered_ones(tmp_path, table):
+    run = tmp_path / "run"
+    proc = _cli(f"--nb201_table={table}", f"--run_dir={run}", "--space=imagenet")
+    _one_line_error(proc, "Unknown search space; use one of cnn, nb201, rnn")
+    assert "Received: space='imagenet'" in proc.stderr
     assert not run.exists()

@@ -443,7 +443,13 @@ def test_environment_errors_are_told_from_architecture_errors():
 def test_irrelevant_flag_lines():
     from nas_tf.flag_checks import irrelevant_flags
 
+    owned = {"rnn": ("child_units",), "cnn": ("cnn_preset",), "nb201": ("nb201_table",)}
     lines = irrelevant_flags({"num_workers", "dataset", "population_size", "seed"}, "nb201",
-                             "inline", "reinforce")
+                             "inline", "reinforce", owned, trains_children=False)
     assert len(lines) == 3 and all(x.startswith("warning: --") for x in lines)
-    assert irrelevant_flags({"num_workers", "child_units"}, "rnn", "local", "reinforce") == []
+    assert irrelevant_flags({"num_workers", "child_units"}, "rnn", "local", "reinforce",
+                            owned) == []
+    assert irrelevant_flags({"cnn_preset", "nb201_table"}, "rnn", "inline", "reinforce",
+                            owned) == [
+        "warning: --cnn_preset has no effect with --space=rnn (ignored).",
+        "warning: --nb201_table has no effect with --space=rnn (ignored)."]

@@ -1,0 +1,59 @@
+"""The recurrent-cell space as a plug-in of nas_tf (see :mod:`nas_tf.plugins`).
+
+Registered through the entry-point group ``nas_tf.spaces`` as ``rnn``
+(``setup.py``). Everything here is imported lazily, so finding the plug-in
+loads no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nas_tf.errors import ConfigError
+from nas_tf.plugins import SpacePlugin
+
+
+class RnnPlugin(SpacePlugin):
+    """``--space=rnn``: recurrent cells of the paper's tree space (§3.4, §4.2),
+    children are language models."""
+
+    name = "rnn"
+    summary = "recurrent cells (paper §3.4); children are language models"
+    default_max_children = 10
+    layer_modules = ("cells",)
+
+    def make(self, **settings):
+        from cells.search import RnnSearchConfig, make_evaluator, make_space
+
+        fields = {f.name for f in dataclasses.fields(RnnSearchConfig)}
+        unknown = sorted(set(settings) - fields)
+        if unknown:
+            raise ConfigError(f"Unknown rnn setting(s) {unknown}; use some of {sorted(fields)}. "
+                              f"Received: {unknown}")
+        cfg = RnnSearchConfig(**settings)
+        return make_space(cfg), make_evaluator(cfg)
+
+    def check_data(self, space, evaluator):
+        if evaluator.config.dataset != "synthetic":
+            evaluator.data()  # load and check the corpus files now
+
+    def space_from_config(self, config):
+        from cells.tree_space import TreeSpace
+
+        return TreeSpace(config.get("base", 8))
+
+    def define_flags(self):
+        import cells.cli  # noqa: F401 - defines the flags
+
+    def settings_from_flags(self, flag_values):
+        from cells.cli import settings_from_flags
+
+        return settings_from_flags(flag_values)
+
+    def exporter(self):
+        from cells.export import RnnExporter
+
+        return RnnExporter()
+
+
+PLUGIN = RnnPlugin()
