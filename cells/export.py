@@ -9,7 +9,7 @@ this project: ``import cells`` (or ``nas_tf.register_layers()``) first.
 
 from __future__ import annotations
 
-from nas_tf.export import CELL_FILE, CELL_SPEC_FILE, Retrained, config_from
+from nas_tf.exporters import CELL_FILE, CELL_SPEC_FILE, Retrained, config_from
 
 
 class RnnExporter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from nas_tf.export import MODEL_FILE, SAVED_MODEL_DIR, Retrained, config_from
+from nas_tf.exporters import MODEL_FILE, SAVED_MODEL_DIR, Retrained, config_from
 
 
 class CnnExporter:

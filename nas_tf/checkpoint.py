@@ -86,12 +86,10 @@ class Checkpointer:
                 state = json.loads(self.state.numpy().decode("utf-8"))
                 if not isinstance(state, dict):
                     raise ValueError("its JSON state is not an object")
-                if "loop" in state and "algorithm" in state:
-                    self.algorithm.set_state(state["algorithm"])
-                    loop = state["loop"]
-                else:
-                    self.algorithm.set_state(state)  # written by version 1 (synchronous loop)
-                    loop = {}
+                if "loop" not in state or "algorithm" not in state:
+                    raise ValueError("its JSON state has no 'loop' and 'algorithm'")
+                self.algorithm.set_state(state["algorithm"])
+                loop = state["loop"]
             except Exception as e:  # noqa: BLE001 - any damage: try the previous checkpoint
                 damaged.append(f"{os.path.basename(path)} ({_first_line(e)})")
                 continue

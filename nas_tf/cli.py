@@ -78,7 +78,7 @@ def quiet_tensorflow() -> None:
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    os.environ[QUIET_MARK] = "1"  # local worker processes do the same (nas_tf.worker)
+    os.environ[QUIET_MARK] = "1"  # local worker processes do the same (nas_tf.executors.worker)
     import_tensorflow_quietly()
 
 

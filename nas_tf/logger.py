@@ -2,7 +2,7 @@
 
 The loop never prints; it calls a :class:`Logger`. ``TensorBoardLogger``
 writes TensorBoard event files into the run directory; the CLI adds a
-``ConsoleLogger`` for its progress bar. Several loggers combine with
+``ConsoleLogger`` (:mod:`nas_tf.console`) for its progress bar. Several loggers combine with
 :class:`MultiLogger`.
 """
 
@@ -13,10 +13,9 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 _log = logging.getLogger(__name__)
 
@@ -65,27 +64,44 @@ class Logger:
         pass
 
 
-def _ignore(*args, **kwargs):
-    return None
-
-
 class MultiLogger(Logger):
     """Sends every report to each of several loggers."""
 
     def __init__(self, loggers):
         self.loggers = [lg for lg in loggers if lg is not None]
 
-    def __getattribute__(self, name):
-        if name in ("scalars", "text", "image", "child", "child_progress", "progress",
-                    "message", "flush", "close"):
-            loggers = object.__getattribute__(self, "loggers")
+    def _each(self, name: str, *args, **kwargs) -> None:
+        for lg in self.loggers:  # a duck-typed logger may leave a method out
+            method = getattr(lg, name, None)
+            if method is not None:
+                method(*args, **kwargs)
 
-            def call(*args, **kwargs):
-                for lg in loggers:
-                    getattr(lg, name, _ignore)(*args, **kwargs)
+    def scalars(self, step, values):
+        self._each("scalars", step, values)
 
-            return call
-        return object.__getattribute__(self, name)
+    def text(self, step, tag, text):
+        self._each("text", step, tag, text)
+
+    def child(self, trial, space):
+        self._each("child", trial, space)
+
+    def image(self, step, tag, image):
+        self._each("image", step, tag, image)
+
+    def child_progress(self, child_id, info):
+        self._each("child_progress", child_id, info)
+
+    def progress(self, done, total, best, note=""):
+        self._each("progress", done, total, best, note)
+
+    def message(self, text):
+        self._each("message", text)
+
+    def flush(self):
+        self._each("flush")
+
+    def close(self):
+        self._each("close")
 
 
 class TensorBoardLogger(Logger):
@@ -377,82 +393,3 @@ def _domain(values):
     if len(types) != 1 or next(iter(types)) not in (bool, int, float, str):
         return None
     return hp.Discrete(sorted(set(values)))
-
-
-class ConsoleLogger(Logger):
-    """A one-line progress bar and messages on a text stream (the CLI's stderr).
-
-    The bar shows children done of the budget, the best child's natural
-    metric (validation perplexity for rnn, validation accuracy for cnn, test
-    accuracy for nb201; the reward when a child has none), the elapsed time
-    and, while a child trains, its epoch and step, so that it keeps moving.
-    On a terminal the line is redrawn in place; otherwise (a log file) a line
-    is written at most every ``interval_s`` seconds.
-    """
-
-    def __init__(self, stream: TextIO | None = None, width: int = 30,
-                 interval_s: float = 5.0, total: int = 0):
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.interval_s = interval_s
-        self._start = time.time()
-        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._done, self._total, self._best_reward = 0, int(total), None
-        self._best_text = ""
-        self._child = ""
-        self._dirty_line = False
-
-    def child(self, trial, space):
-        from nas_tf.findings import format_metric, natural_metric
-
-        if trial.status != "done" or trial.reward is None:
-            return
-        if self._best_reward is None or trial.reward > self._best_reward:
-            self._best_reward = float(trial.reward)
-            m = natural_metric(trial.metrics)
-            self._best_text = (format_metric(m[0], m[1]) if m else
-                               f"reward {self._best_reward:.4g}")
-
-    def child_progress(self, child_id, info):
-        parts = [f"child {child_id}"]
-        if info.get("epochs"):
-            parts.append(f"epoch {info.get('epoch', '?')}/{info['epochs']}")
-        if info.get("steps"):
-            parts.append(f"step {info.get('step', '?')}/{info['steps']}")
-        elif info.get("step") is not None:
-            parts.append(f"step {info['step']}")
-        self._child = " ".join(parts)
-        self._draw(final=False, min_interval=0.25 if self._tty else 6 * self.interval_s)
-
-    def progress(self, done, total, best, note=""):
-        self._done, self._total = done, total
-        if not self._best_text and best is not None:
-            self._best_text = f"reward {best:.4g}"
-        self._child = note
-        self._draw(final=done >= total and not note,
-                   min_interval=0.0 if self._tty else self.interval_s)
-
-    def _draw(self, final: bool, min_interval: float) -> None:
-        now = time.time()
-        if not final and now - self._last < min_interval:
-            return
-        self._last = now
-        frac = min(1.0, self._done / max(self._total, 1))
-        bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))
-        best = f"best {self._best_text}" if self._best_text else "best -"
-        line = (f"[{bar}] {self._done}/{self._total} children  {best}  "
-                f"{now - self._start:.0f}s  {self._child}").rstrip()
-        if self._tty:
-            self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
-            self._dirty_line = not final
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def message(self, text):
-        if self._tty and self._dirty_line:
-            self.stream.write("\n")
-            self._dirty_line = False
-        self.stream.write(text + "\n")
-        self.stream.flush()

@@ -9,7 +9,7 @@ as every other space.
 from __future__ import annotations
 
 from nas_tf.errors import ConfigError
-from nas_tf.export import NoModelBuilderError
+from nas_tf.exporters import NoModelBuilderError
 from nas_tf.plugins import SpacePlugin
 
 

@@ -229,8 +229,8 @@ def _run_dir() -> str:
 
 def _run() -> dict:
     from nas_tf import cli, plugins
+    from nas_tf.console import ConsoleLogger
     from nas_tf.errors import ConfigError
-    from nas_tf.logger import ConsoleLogger
     from nas_tf.loop import run_search
 
     _check_float_flags()

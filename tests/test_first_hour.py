@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from nas_tf.console import ConsoleLogger
 from nas_tf.evaluator import ChildContext
 from nas_tf.findings import error_kind, failure_kinds, failure_line
-from nas_tf.logger import ConsoleLogger
 from nas_tf.store import Trial
 
 _NOISE = ("I0000", "E0000", "W0000", "oneDNN", "absl::InitializeLog", "cpu_feature_guard",

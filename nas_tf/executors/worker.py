@@ -45,7 +45,7 @@ def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
         from nas_tf.cli import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from nas_tf.executors import Outcome, _error_text, evaluate_job, is_out_of_memory
+    from nas_tf.executors.base import Outcome, _error_text, evaluate_job, is_out_of_memory
 
     evaluator = pickle.loads(evaluator_blob)
     done = 0

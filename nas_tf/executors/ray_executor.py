@@ -1,0 +1,264 @@
+"""The Ray executor: each child a Ray task, on a local instance or a cluster."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from nas_tf.errors import ConfigError
+from nas_tf.executors.base import (
+    Executor,
+    Outcome,
+    _check_positive,
+    _error_text,
+    _retry_or_give_up,
+    _Task,
+    _wait_seconds,
+    evaluate_job,
+)
+
+_log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------
+# Ray.
+# --------------------------------------------------------------------------
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--executor=ray needs Ray, which is not installed. Install it with "
+            "pip install 'nas_tf[ray]' (or pip install 'ray[default]'), or use "
+            "--executor=local. Received: executor='ray'") from None
+    return ray
+
+
+def _ray_evaluate(evaluator, job):
+    """The body of one Ray task (runs in a Ray worker)."""
+    import ray
+
+    gpu_ids = ray.get_gpu_ids()
+    if gpu_ids:
+        job = dataclasses.replace(job, context=dataclasses.replace(
+            job.context, devices=tuple(f"/gpu:{i}" for i in range(len(gpu_ids)))))
+    outcome = evaluate_job(evaluator, job)
+    outcome.worker = f"ray(pid {os.getpid()})"
+    return outcome
+
+
+def _ray_warm_up(evaluator) -> int:
+    """A no-op Ray task: starts a worker process and unpickles the evaluator."""
+    del evaluator
+    return os.getpid()
+
+
+def _code_paths(objs) -> list[str]:
+    """Directories that make the modules of ``objs``' classes importable."""
+    paths = []
+    for obj in objs:
+        mod = sys.modules.get(type(obj).__module__)
+        f = getattr(mod, "__file__", None)
+        if not f:
+            continue
+        d = Path(f).resolve().parent
+        while (d / "__init__.py").is_file():
+            d = d.parent
+        s = str(d)
+        if "site-packages" in s or "dist-packages" in s:
+            continue
+        if s not in paths:
+            paths.append(s)
+    return paths
+
+
+class RayExecutor(Executor):
+    """Each child is a Ray task with its own resources.
+
+    Args:
+        address: A Ray cluster to join (``auto``: the one started on this
+            machine by ``ray start --head``; ``ray://host:10001``: a remote
+            one); None starts a local Ray instance (or uses the one this
+            process already started with ``ray.init``).
+        num_workers: Children in flight (default: as many as the cluster's
+            CPUs, or GPUs, can hold at once).
+        gpus_per_child: GPUs of each child task (Ray sets its
+            ``CUDA_VISIBLE_DEVICES``).
+        cpus_per_child: CPUs of each child task.
+        child_timeout: Seconds after which a child's task is cancelled (its
+            worker killed) and the child recorded as failed.
+        max_retries: Times a child whose worker or node died is tried again.
+        recycle_after: Children per Ray worker process before it is replaced
+            (Ray's ``max_calls``).
+
+    Raises:
+        ConfigError: Ray is not installed, or a bad setting.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_workers: int | None = None,
+                 gpus_per_child: float = 0, cpus_per_child: float = 1,
+                 child_timeout: float | None = None, max_retries: int = 2,
+                 recycle_after: int = 50):
+        _check_positive("num_workers", num_workers)
+        _check_positive("gpus_per_child", gpus_per_child, allow_zero=True)
+        _check_positive("cpus_per_child", cpus_per_child, allow_zero=True)
+        _check_positive("child_timeout", child_timeout)
+        _check_positive("max_retries", max_retries, allow_zero=True)
+        _check_positive("recycle_after", recycle_after)
+        self._ray = _import_ray()
+        self.address = address
+        self._num_workers = num_workers
+        self.capacity = num_workers or 1
+        self.gpus_per_child = gpus_per_child or 0
+        self.cpus_per_child = cpus_per_child if cpus_per_child is not None else 1
+        self.child_timeout = child_timeout
+        self.max_retries = max_retries
+        self.recycle_after = recycle_after
+        self._owns_ray = False
+        self._refs: dict = {}  # ObjectRef -> _Task
+        # Jobs beyond `capacity` wait here, not in Ray's queue, so that a
+        # child's timeout counts from when it can start.
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._ready: list[Outcome] = []
+        self._fn = None
+        self.workers_died = 0
+
+    def start(self, evaluator):
+        ray = self._ray
+        super().start(evaluator)
+        if not ray.is_initialized():
+            try:
+                local = {} if self.address else {"_node_ip_address": "127.0.0.1"}
+                # A local instance listens on the loopback interface only (its GCS,
+                # raylet, object manager and workers); see README "Ray" for clusters.
+                ray.init(address=self.address, include_dashboard=False,
+                         ignore_reinit_error=True, log_to_driver=False, **local)
+            except ConnectionError as e:
+                raise ConfigError(
+                    f"Cannot join the Ray cluster at --ray_address={self.address} ({e}). Start "
+                    "one with `ray start --head`, or leave --ray_address empty for a local one. "
+                    f"Received: ray_address={self.address!r}") from None
+            self._owns_ray = True
+        if self._num_workers is None:
+            res = ray.cluster_resources()
+            if self.gpus_per_child:
+                n = res.get("GPU", 0) // self.gpus_per_child
+            else:
+                n = res.get("CPU", 1) // max(self.cpus_per_child, 1e-9)
+            self.capacity = max(1, int(n))
+        options = dict(num_cpus=self.cpus_per_child, num_gpus=self.gpus_per_child,
+                       max_retries=0)
+        paths = _code_paths([evaluator])
+        if paths:
+            pp = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
+            options["runtime_env"] = {"env_vars": {"PYTHONPATH": pp}}
+        # max_calls can only be given to ray.remote, not to .options().
+        self._fn = ray.remote(max_calls=self.recycle_after)(_ray_evaluate).options(**options)
+        self._evaluator_ref = ray.put(evaluator)
+        # Start the worker processes now (with the evaluator's module importable),
+        # so the first children's timeouts do not count Ray's worker start-up.
+        warm = ray.remote(_ray_warm_up).options(**options)
+        try:
+            ray.get([warm.remote(self._evaluator_ref) for _ in range(self.capacity)],
+                    timeout=300)
+        except Exception as e:  # noqa: BLE001 - e.g. the evaluator's module is not importable
+            raise ConfigError(
+                f"Ray workers cannot load the evaluator {type(evaluator).__name__} "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:300]}). Make its module "
+                "importable on every node (install the package, or put it on PYTHONPATH). "
+                f"Received: ray_address={self.address!r}") from None
+
+    def submit(self, job):
+        self._queue.append(_Task(job))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._queue and len(self._refs) < self.capacity:
+            task = self._queue.popleft()
+            task.attempts += 1
+            task.started = time.time()
+            self._refs[self._fn.remote(self._evaluator_ref, task.job)] = task
+
+    def num_in_flight(self):
+        return len(self._refs) + len(self._queue) + len(self._ready)
+
+    def _collect(self, ref) -> None:
+        ray = self._ray
+        task = self._refs.pop(ref)
+        try:
+            outcome = ray.get(ref)
+            outcome.job = task.job
+            outcome.attempts = task.attempts
+            self._ready.append(outcome)
+            return
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError) as e:
+            why = (f"WorkerDied: {type(e).__name__}: {str(e).splitlines()[0][:300]} "
+                   f"while training child {task.job.trial_id}")
+        except ray.exceptions.TaskCancelledError:
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. the task could not unpickle its job
+            self._ready.append(Outcome(task.job, error=_error_text(e),
+                                       duration=time.time() - task.started,
+                                       attempts=task.attempts))
+            return
+        _retry_or_give_up(self, task, why)
+
+    def _check_timeouts(self) -> None:
+        if not self.child_timeout:
+            return
+        now = time.time()
+        for ref, task in list(self._refs.items()):
+            if now - task.started > self.child_timeout:
+                self._ray.cancel(ref, force=True)
+                del self._refs[ref]
+                self._ready.append(Outcome(
+                    task.job, error=f"ChildTimeout: child {task.job.trial_id} ran past "
+                    f"--child_timeout={self.child_timeout:g}s (its Ray task was cancelled)",
+                    duration=now - task.started, attempts=task.attempts))
+
+    def poll(self, timeout=None):
+        ray = self._ray
+        deadline = None if timeout is None else time.time() + timeout
+        self._dispatch()
+        while not self._ready and self._refs:
+            wait_s = _wait_seconds(deadline, (t.started for t in self._refs.values()),
+                                   self.child_timeout)
+            refs = list(self._refs)
+            done, rest = ray.wait(refs, num_returns=1, timeout=wait_s)
+            if done and rest:
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                done += more
+            for ref in done:
+                self._collect(ref)
+            self._check_timeouts()
+            self._dispatch()
+            if deadline is not None and time.time() >= deadline:
+                break
+        out, self._ready = self._ready, []
+        return out
+
+    def cancel(self):
+        jobs = []
+        for ref, task in list(self._refs.items()):
+            self._ray.cancel(ref, force=True)
+            jobs.append(task.job)
+        self._refs.clear()
+        jobs.extend(t.job for t in self._queue)
+        self._queue.clear()
+        jobs.extend(o.job for o in self._ready)
+        self._ready = []
+        return jobs
+
+    def close(self):
+        self.cancel()
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._owns_ray = False
