@@ -97,23 +97,23 @@ def make_space(name: str, **settings):
 
 
 def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: int = 0,
-                  preset: str = "auto", **overrides):
+                  preset: str = "auto", run_dir: str | None = None, **overrides):
     """A :class:`nas_tf.config.SearchConfig` with a controller preset.
 
-    ``preset="auto"`` takes ``small_budget`` up to 2,000 children and the
-    paper's settings (§4.1) above, as the CLI does; ``overrides`` replace
+    ``preset="auto"`` keeps the preset of the search in ``run_dir`` when
+    one is resumed, else takes ``small_budget`` up to 2,000 children and the
+    paper's settings (§4.1) above — the CLI's rule
+    (:func:`nas_tf.config.resolve_preset`); ``overrides`` replace
     top-level fields (e.g. ``children_per_update=8``). ``algorithm="tpe"``
     takes one child per update unless overridden.
     """
     from nas_tf import config as cfgmod
+    from nas_tf.rundir import recorded_search
 
-    if preset == "auto":
-        preset = "small_budget" if max_children <= 2000 else "paper"
+    preset = cfgmod.resolve_preset(preset, max_children, recorded_search(run_dir))
     values = {
         "algorithm": algorithm, "max_children": max_children, "seed": seed,
-        # TPE refits at every reward: one child per update (as the CLI).
-        "children_per_update": 1 if algorithm == "tpe" else cfgmod.children_per_update_preset(
-            preset),
+        "children_per_update": cfgmod.default_children_per_update(preset, algorithm),
         "controller": cfgmod.controller_preset(preset),
         "reinforce": cfgmod.reinforce_preset(preset),
     }
@@ -168,7 +168,7 @@ class Search:
         self.space = space
         self.evaluator = evaluator
         self.run_dir = str(run_dir)
-        self.config = config or search_config(algorithm, max_children, seed)
+        self.config = config or search_config(algorithm, max_children, seed, run_dir=run_dir)
         self.executor = executor
         self.logger = logger
 

@@ -255,3 +255,41 @@ def children_per_update_preset(name: str) -> int:
     """m of a preset: 8 in the paper (§3.3), fewer for small budgets."""
     _check_preset(name)
     return 8 if name == "paper" else _SMALL_BUDGET_CHILDREN_PER_UPDATE
+
+
+# ----------------------------------------------------------------------------
+# The one preset rule, used by the CLI and the API alike.
+# ----------------------------------------------------------------------------
+AUTO_PRESET_MAX_CHILDREN = 2000
+
+
+def default_children_per_update(preset: str, algorithm: str) -> int:
+    """m when not given: the preset's, but 1 for TPE (it refits at every
+    reward, see :mod:`nas_tf.tpe`)."""
+    return 1 if algorithm == "tpe" else children_per_update_preset(preset)
+
+
+def recorded_preset(search: dict | None) -> str | None:
+    """The preset a recorded search identity (a run directory's ``search``
+    meta) was made with, or None (settings of its own, or no record)."""
+    import dataclasses as _dc
+
+    search = search or {}
+    for name in ("small_budget", "paper"):
+        ms = {children_per_update_preset(name),
+              default_children_per_update(name, search.get("algorithm", ""))}
+        if search.get("reinforce") == _dc.asdict(reinforce_preset(name)) and \
+                search.get("children_per_update") in ms:
+            return name
+    return None
+
+
+def resolve_preset(preset: str, max_children: int, recorded_search: dict | None = None) -> str:
+    """The preset to use: ``auto`` keeps the preset of the run being resumed
+    (whatever its new budget), else takes ``small_budget`` up to
+    2,000 children and the paper's settings (§4.1) above."""
+    if preset != "auto":
+        _check_preset(preset)
+        return preset
+    return recorded_preset(recorded_search) or (
+        "small_budget" if max_children <= AUTO_PRESET_MAX_CHILDREN else "paper")

@@ -151,37 +151,12 @@ SPACE_FLAGS, _PLUGIN_ERROR = _define_space_flags()
 
 
 
-def _stored_preset(run_dir: str | None) -> str | None:
-    """The controller preset an existing run directory was started with, if any."""
-    from nas_tf import config as cfgmod
-    from nas_tf.rundir import STORE_FILE, is_run_dir
-    from nas_tf.store import TrialStore
-
-    if not run_dir or not is_run_dir(run_dir):
-        return None
-    try:
-        with TrialStore(os.path.join(run_dir, STORE_FILE), readonly=True) as store:
-            search = store.get_meta("search") or {}
-    except Exception:  # noqa: BLE001 - a broken run dir is reported later, by the loop
-        return None
-    for name in ("small_budget", "paper"):
-        ms = {cfgmod.children_per_update_preset(name)}
-        if search.get("algorithm") == "tpe":
-            ms.add(1)  # TPE's default m (see _search_config)
-        if search.get("reinforce") == dataclasses.asdict(cfgmod.reinforce_preset(name)) and \
-                search.get("children_per_update") in ms:
-            return name
-    return None
-
-
 def _search_config(max_children: int):
     from nas_tf import config as cfgmod
+    from nas_tf.rundir import recorded_search
 
-    preset = PRESET.value
-    if preset == "auto":
-        # A resumed search keeps the preset it started with, whatever its new budget.
-        preset = _stored_preset(_run_dir()) or (
-            "small_budget" if max_children <= 2000 else "paper")
+    # auto: a resumed search keeps the preset it started with, whatever its new budget.
+    preset = cfgmod.resolve_preset(PRESET.value, max_children, recorded_search(_run_dir()))
     ctrl = cfgmod.controller_preset(preset)
     rein = cfgmod.reinforce_preset(preset)
     ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),
@@ -193,8 +168,7 @@ def _search_config(max_children: int):
                                    ("normalize_advantage", NORMALIZE_ADVANTAGE.value),
                                    ("reward_scale", REWARD_SCALE.value)) if v is not None}
     m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
-         else 1 if ALGORITHM.value == "tpe"  # TPE refits at every reward (nas_tf/tpe.py)
-         else cfgmod.children_per_update_preset(preset))
+         else cfgmod.default_children_per_update(preset, ALGORITHM.value))
     return cfgmod.SearchConfig(
         algorithm=ALGORITHM.value,
         max_children=max_children,

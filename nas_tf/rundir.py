@@ -192,6 +192,18 @@ def read_trials(run_dir: str | os.PathLike) -> list[Trial]:
         return store.trials()
 
 
+def recorded_search(run_dir: str | os.PathLike | None) -> dict | None:
+    """The search identity a run directory recorded (meta ``search``), or None
+    (no run there, or it cannot be read: the loop reports that later)."""
+    if not run_dir or not is_run_dir(run_dir):
+        return None
+    try:
+        with TrialStore(str(Path(run_dir) / STORE_FILE), readonly=True) as store:
+            return store.get_meta("search")
+    except Exception:  # noqa: BLE001 - a broken run dir is reported by the loop, in one line
+        return None
+
+
 def read_summary(run_dir: str | os.PathLike) -> dict:
     """``summary.json`` ({} when absent, unreadable or not a JSON object)."""
     try:

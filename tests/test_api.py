@@ -150,3 +150,27 @@ def test_open_run_cannot_search_without_evaluator(tmp_path):
         run.best(0)
     with pytest.raises(ConfigError, match="status must be one of"):
         run.trials("finished")
+
+
+def test_one_preset_rule_for_cli_and_api(tmp_path):
+    """auto keeps the preset of the run being resumed, in the API as in the CLI."""
+    from nas_tf import config as cfgmod
+
+    assert cfgmod.resolve_preset("auto", 500) == "small_budget"
+    assert cfgmod.resolve_preset("auto", 2001) == "paper"
+    assert cfgmod.resolve_preset("paper", 10) == "paper"
+    with pytest.raises(ConfigError, match="Unknown controller preset"):
+        cfgmod.resolve_preset("fast", 10)
+    run = tmp_path / "r"
+    first = nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(run), algorithm="reinforce",
+                          max_children=4, seed=0)
+    assert first.config.reinforce == cfgmod.reinforce_preset("small_budget")
+    first.search()
+    # Resumed with a budget past 2,000: the recorded preset is kept (not the paper's), so
+    # the identity matches and the search goes on.
+    again = nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(run), algorithm="reinforce",
+                          max_children=2500, seed=0)
+    assert again.config.reinforce == cfgmod.reinforce_preset("small_budget")
+    assert again.config.children_per_update == cfgmod.children_per_update_preset("small_budget")
+    fresh = nas_tf.search_config("reinforce", 2500, 0, run_dir=str(tmp_path / "new"))
+    assert fresh.reinforce == cfgmod.reinforce_preset("paper")
