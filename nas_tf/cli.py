@@ -72,12 +72,18 @@ def quiet_tensorflow() -> None:
     warning that does not concern a user (``shuffle=True`` with a
     ``tf.data.Dataset``, which the children shuffle themselves).
 
-    A user who set ``TF_CPP_MIN_LOG_LEVEL`` gets exactly what they set.
+    A user who set ``TF_CPP_MIN_LOG_LEVEL`` gets the level they set; the
+    start-up notices (informational lines that ignore the variable) are
+    dropped unless that level is 0, which asks for every line.
     """
     _ignore_keras_shuffle_warning()
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if level is None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    elif level.strip() in ("", "0"):
+        return
     os.environ[QUIET_MARK] = "1"  # local worker processes do the same (nas_tf.executors.worker)
     import_tensorflow_quietly()
 

@@ -102,7 +102,11 @@ def test_help_defaults_match_the_configs():
     assert f"rnn {rnn.batch_size}, cnn {cnn.batch_size}" in help_of("child_batch_size")
     assert f"rnn {rnn.steps_per_epoch}," in help_of("child_steps")
     assert f"default {rnn.units}" in help_of("child_units")
-    assert run._DEFAULT_MAX_CHILDREN == {"nb201": 500, "rnn": 10, "cnn": 10}
+    from nas_tf import plugins
+
+    assert {n: plugins.get(n).default_max_children for n in ("nb201", "rnn", "cnn")} == {
+        "nb201": 500, "rnn": 10, "cnn": 10}
+    assert "nb201 500, rnn 10, cnn 10" in help_of("max_children")
 
 
 def test_quiet_tensorflow_drops_start_up_lines_and_respects_the_user():
