@@ -91,7 +91,6 @@ def test_help_defaults_match_the_configs():
 
     from cells.search import RnnSearchConfig
     from cnn_space.train import CnnSearchConfig
-    from nas_tf import run
 
     rnn, cnn = RnnSearchConfig(), CnnSearchConfig()
 
