@@ -30,7 +30,7 @@ from pathlib import Path
 DASHBOARDS = {
     "scalars": "scalars",
     "scalars_search": "scalars&tagFilter=reward%7Ccontroller&regexInput=%5E%5C.%24"
-                      "&_smoothingWeight=0&_ignoreYOutliers=false",
+                      "&_smoothingWeight=0",
     "text": "text",
     "images": "images",
     "hparams": "hparams",
