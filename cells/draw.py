@@ -36,7 +36,9 @@ def draw_cell(spec: CellSpec, title: str | None = None):
         for j, node in enumerate(level):
             pos[node] = ((j + 0.5) * width / len(level), float(y))
     top = len(levels) - 1
-    fig = Figure(figsize=(max(6.0, 1.35 * width + 2.5), 1.5 * (top + 3)), dpi=100,
+    # Compact (about 9 x 6 inches for 8 leaves), so that the labels stay readable when
+    # TensorBoard shows the picture as a thumbnail.
+    fig = Figure(figsize=(max(5.0, 0.9 * width + 1.8), 1.15 * (top + 3)), dpi=100,
                  layout="constrained")
     ax = fig.add_subplot()
     ax.set_xlim(-1.6, width + 1.6)
@@ -52,7 +54,7 @@ def draw_cell(spec: CellSpec, title: str | None = None):
             _arrow(ax, (x, inputs[1] + 0.1), (x, y), color="#b8860b")
         label = f"n{k}\n{_SYMBOL.get(spec.combinations[k], spec.combinations[k])}  " \
                 f"{spec.activations[k]}"
-        ax.text(x, y, label, ha="center", va="center", fontsize=8, bbox=_NODE)
+        ax.text(x, y, label, ha="center", va="center", fontsize=9, bbox=_NODE)
     for node, (left, right) in children.items():
         for c in (left, right):
             _arrow(ax, pos[c], pos[node])

@@ -24,7 +24,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-DASHBOARDS = ("scalars", "text", "images", "hparams")
+#: Screenshot name -> TensorBoard URL fragment. ``scalars_search`` shows only the
+#: search's own curves (reward, controller, search/*) of the run directory itself,
+#: which the per-child HParams sessions otherwise push below the fold.
+DASHBOARDS = {
+    "scalars": "scalars",
+    "scalars_search": "scalars&tagFilter=reward%7Ccontroller&regexInput=%5E%5C.%24"
+                      "&_smoothingWeight=0",
+    "text": "text",
+    "images": "images",
+    "hparams": "hparams",
+}
 MAX_BYTES = 300_000
 
 
@@ -77,6 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     p.add_argument("--width", type=int, default=1400)
     p.add_argument("--height", type=int, default=1000)
+    p.add_argument("--only", nargs="*", default=list(DASHBOARDS), choices=list(DASHBOARDS),
+                   help="Dashboards to capture (default: all).")
     p.add_argument("--wait_ms", type=int, default=20000,
                    help="Virtual time Chromium lets the page load (default: %(default)s).")
     args = p.parse_args(argv)
@@ -98,10 +110,10 @@ def main(argv=None) -> int:
         base = f"http://127.0.0.1:{port}/"
         wait_http(base, 120)
         time.sleep(5)  # let it load the event files
-        for name in DASHBOARDS:
+        for name in args.only:
             path = Path(f"{args.out}_{name}.png")
             path.parent.mkdir(parents=True, exist_ok=True)
-            screenshot(args.chromium, f"{base}#{name}", path, (args.width, args.height),
+            screenshot(args.chromium, f"{base}#{DASHBOARDS[name]}", path, (args.width, args.height),
                        args.wait_ms)
             shrink(path)
             written.append(path)
@@ -109,7 +121,7 @@ def main(argv=None) -> int:
     finally:
         os.killpg(tb.pid, signal.SIGTERM)
         tb.wait(timeout=30)
-    return 0 if len(written) == len(DASHBOARDS) else 1
+    return 0 if len(written) == len(args.only) else 1
 
 
 if __name__ == "__main__":

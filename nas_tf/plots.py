@@ -110,7 +110,7 @@ def search_curves(runs: Mapping[str, Sequence[float | None]],
 
     with_metric = bool(metric_label and metrics and any(
         v is not None for order in metrics.values() for v in order))
-    fig = Figure(figsize=(8, 6.5 if with_metric else 4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(7, 5.5 if with_metric else 3.5), dpi=100, layout="constrained")
     axes = fig.subplots(2 if with_metric else 1, 1, sharex=True, squeeze=False)[:, 0]
     several = len(runs) > 1
     _panel(axes[0], runs, "reward", False, window, several)

@@ -193,20 +193,22 @@ def format_report(report: Report, markdown: bool = False, spec_width: int = 80) 
     for r in report.top:
         metric = "-" if r.metric is None else f"{r.metric}={_fmt(r.metric_value)}"
         spec = json.dumps(r.spec, separators=(",", ":"), sort_keys=True)
-        width = min(spec_width, 60) if markdown else spec_width  # a TensorBoard text table
-        if len(spec) > width:
-            spec = spec[: width - 3] + "..."
+        if len(spec) > spec_width:
+            spec = spec[: spec_width - 3] + "..."
         rows.append([str(r.rank), str(r.child_id), _fmt(r.reward, 6), metric, _fmt(r.params),
                      _fmt(r.seconds, 3), spec])
     lines.append("")
     if not rows:
         lines.append("no finished children yet")
-    elif markdown:
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
+    elif markdown:  # specs below the table: a long cell squeezes the other columns
+        lines.append("| " + " | ".join(header[:-1]) + " |")
+        lines.append("|" + "---|" * (len(header) - 1))
         for row in rows:
-            row[-1] = f"`{row[-1]}`"
-            lines.append("| " + " | ".join(row) + " |")
+            lines.append("| " + " | ".join(row[:-1]) + " |")
+        lines.append("")
+        for r in report.top:
+            lines.append(f"- child {r.child_id}: "
+                         f"`{json.dumps(r.spec, separators=(',', ':'), sort_keys=True)}`")
     else:
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
