@@ -35,16 +35,15 @@ import numpy as np
 import tensorflow as tf
 
 from nas_tf.config import check_positive
-from nas_tf.errors import ConfigError
+from nas_tf.errors import (
+    ChildTrainingError,  # noqa: F401 - also cells.lm.ChildTrainingError
+    ConfigError,
+)
 from nas_tf.evaluator import seed_child
 
 _log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adam")
-
-
-class ChildTrainingError(RuntimeError):
-    """A child's training diverged (non-finite loss): the child failed."""
 
 
 @dataclasses.dataclass(frozen=True)

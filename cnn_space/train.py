@@ -39,7 +39,7 @@ from cnn_space.config import (  # noqa: F401 - re-exported: the config's public 
 )
 from cnn_space.data import ImageData, load_image_data, steps_per_epoch
 from cnn_space.space import CnnSpace, CnnSpec
-from nas_tf.errors import ConfigError
+from nas_tf.errors import ChildTrainingError, ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class _Monitor:
             def _check(self, logs, where):
                 loss = (logs or {}).get("loss")
                 if loss is not None and not math.isfinite(float(loss)):
-                    raise FloatingPointError(
+                    raise ChildTrainingError(
                         f"The child's training loss became {float(loss)} at {where}; the "
                         "architecture does not train at these settings (learning_rate="
                         f"{cfg.learning_rate}). It is recorded as failed."
@@ -214,7 +214,7 @@ def train_child(
         ``(metrics, model)`` when ``return_model``.
 
     Raises:
-        FloatingPointError: the training loss became NaN or infinite.
+        ChildTrainingError: the training loss became NaN or infinite.
         cnn_space errors: the spec cannot be built.
     """
     import tensorflow as tf
@@ -295,7 +295,7 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
     hist = history.history
     losses = hist.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
-        raise FloatingPointError(
+        raise ChildTrainingError(
             f"The child's training loss is not finite ({losses[-1:]}); recorded as failed."
         )
     val_acc = hist.get("val_accuracy", [])

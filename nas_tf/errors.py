@@ -23,5 +23,14 @@ class InvalidArchitectureError(NasTfError, ValueError):
     """A spec does not describe a valid architecture of its space."""
 
 
+class ChildTrainingError(RuntimeError):
+    """A child's training diverged (its loss became NaN or infinite).
+
+    Not a :class:`NasTfError`: it is the architecture's failure, recorded with
+    the child (reward ``failure_reward``), and the search goes on. Every space
+    raises this one type for that condition.
+    """
+
+
 class RunDirError(NasTfError):
     """A run directory cannot be used (other space or config, not a run, ...)."""

@@ -23,7 +23,7 @@ from cnn_space.train import (
     make_space,
     train_child,
 )
-from nas_tf.errors import ConfigError
+from nas_tf.errors import ChildTrainingError, ConfigError
 from nas_tf.evaluator import ChildContext
 
 tf = pytest.importorskip("tensorflow")
@@ -155,7 +155,7 @@ def test_tiny_child_trains_logs_and_pinning_keeps_results(toy_dir, tmp_path):
 
 def test_nan_loss_raises(toy_dir):
     cfg = _cfg(toy_dir, learning_rate=1e30, lr_schedule="constant", epochs=1)
-    with pytest.raises(FloatingPointError, match="loss became"):
+    with pytest.raises(ChildTrainingError, match="loss became"):
         make_evaluator(cfg).evaluate(SPEC, ChildContext(child_id=1))
 
 
