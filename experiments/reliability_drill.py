@@ -22,6 +22,7 @@ otherwise). Writes ``experiments/results/reliability.md``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -49,9 +50,19 @@ def cli(*args, module="nas_tf.run", timeout=600):
     return p.returncode, p.stderr
 
 
-def one_line(rc, err) -> tuple[bool, str]:
+#: TensorFlow's C++ start-up lines (absl / oneDNN), printed when TensorFlow is imported
+#: whatever TF_CPP_MIN_LOG_LEVEL says; silencing them is issue 12's part.
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
+NOISY: set[str] = set()  # cases whose one error line came with TensorFlow's start-up lines
+
+
+def one_line(rc, err, name="") -> tuple[bool, str]:
     lines = [x for x in err.splitlines() if x.strip() and not x.startswith("warning:")]
+    noise = [x for x in lines if _TF_NOISE.match(x)]
+    lines = [x for x in lines if not _TF_NOISE.match(x)]
     ok = rc == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    if ok and noise and name:
+        NOISY.add(name)
     return ok, (lines[-1] if lines else "")[:160]
 
 
@@ -71,7 +82,7 @@ class Drill:
     def bad_input(self, name, args, module="nas_tf.run", run=None, keep=None):
         before = snapshot(keep) if keep else None
         rc, err = cli(*args, module=module)
-        ok, line = one_line(rc, err)
+        ok, line = one_line(rc, err, name)
         if run is not None and Path(run).exists() and keep is None:
             ok, line = False, f"run dir created: {line}"
             shutil.rmtree(run)
@@ -115,9 +126,11 @@ class Drill:
             ("--max_children=0", [*nb, f"--run_dir={r}", "--max_children=0"]),
             ("--children_per_update=-1", [*nb, f"--run_dir={r}", "--children_per_update=-1"]),
             ("--learning_rate=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--learning_rate=nan"]),
+                                                          "--learning_rate=nan",
+                                                          "--max_children=6"]),
             ("--child_timeout=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--child_timeout=nan"]),
+                                                          "--child_timeout=nan",
+                                                          "--max_children=6"]),
             ("no --run_dir", nb),
             ("extra positional argument", [*nb, f"--run_dir={r}", "extra"]),
             ("table missing", ["--space=nb201", f"--nb201_table={t / 'no.csv'}",
@@ -171,7 +184,7 @@ class Drill:
         before = read_summary(base)
         damage(run)
         rc, err = self.nb201(run, "--max_children=70")
-        ok_line, line = one_line(rc, err)
+        ok_line, line = one_line(rc, err, name)
         if rc == 0 and "Traceback" not in err:
             after = read_summary(run)
             ok = (after.get("children_trained", 0) >= before["children_trained"]
@@ -250,7 +263,7 @@ class Drill:
         before = read_summary(copy)["children_trained"]
         rc, err = cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={copy}",
                       "--algorithm=reinforce", "--max_children=3000")
-        ok_line, line = one_line(rc, err)
+        ok_line, line = one_line(rc, err, "trials.sqlite copied without -wal after a SIGKILL")
         after = read_summary(copy).get("children_trained", 0)
         ok = (rc == 0 and after >= before and "Traceback" not in err) or ok_line
         self.corrupt.append((
@@ -270,7 +283,7 @@ class Drill:
             rc, err = cli("--space=nb201", f"--nb201_table={self.table}",
                           f"--run_dir={mnt / 'run'}", "--algorithm=reinforce",
                           "--max_children=3000")
-            ok, line = one_line(rc, err)
+            ok, line = one_line(rc, err, "disk full mid-run (600 KiB tmpfs)")
             ok = ok and "full" in line and "damaged" not in line
             self.corrupt.append(("disk full mid-run (600 KiB tmpfs)", "refused", ok, line))
             print(("ok  " if ok else "BAD ") + "disk full: " + line, flush=True)
@@ -284,7 +297,7 @@ class Drill:
             self.corrupt.append(("report and export of a run on a read-only mount",
                                  f"report rc {rc1}, export rc {rc2}", ok, ""))
             rc3, err3 = self.nb201(mnt / "ro", "--max_children=70")
-            ok3, line3 = one_line(rc3, err3)
+            ok3, line3 = one_line(rc3, err3, "resume on a read-only mount")
             ok3 = ok3 and "damaged" not in line3 and "move" not in line3
             self.corrupt.append(("resume on a read-only mount", "refused", ok3, line3))
             print(("ok  " if ok3 else "BAD ") + "read-only resume: " + line3, flush=True)
@@ -326,14 +339,19 @@ def main() -> None:
     base = tmp / "base"
     rc, err = d.nb201(base)
     assert rc == 0, err[-2000:]
+    fault_table, fault_rc = ["(not run: --no_fault_drill)"], 0
     d.bad_inputs(base)
+    write_results(d, [], fault_table, fault_rc, t0, load0)
     d.corruption(base)
-    conc = d.concurrent()
-    fault = subprocess.run([sys.executable, str(REPO / "experiments" / "fault_drill.py"),
-                            "--children=40", "--kills=5", "--sleep_s=0.1"], env=env(),
-                           cwd=str(REPO), capture_output=True, text=True, timeout=1800)
-    fault_table = [x for x in fault.stdout.splitlines() if x.startswith("|")]
-    write_results(d, conc, fault_table, fault.returncode, t0, load0)
+    write_results(d, [], fault_table, fault_rc, t0, load0)
+    conc = d.concurrent(2)
+    write_results(d, conc, fault_table, fault_rc, t0, load0)
+    if "--no_fault_drill" not in sys.argv:
+        fault = subprocess.run([sys.executable, str(REPO / "experiments" / "fault_drill.py"),
+                                "--children=30", "--kills=4", "--sleep_s=0.1"], env=env(),
+                               cwd=str(REPO), capture_output=True, text=True, timeout=1800)
+        fault_table = [x for x in fault.stdout.splitlines() if x.startswith("|")]
+        write_results(d, conc, fault_table, fault.returncode, t0, load0)
 
 
 def write_results(d, conc, fault_table, fault_rc, t0, load0):
@@ -350,6 +368,11 @@ def write_results(d, conc, fault_table, fault_rc, t0, load0):
         f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (2 shared CPU "
         "cores; several other jobs ran at the same time).",
         "",
+        f"`yes*`: the one `error:` line came after TensorFlow's C++ start-up lines (`WARNING: All "
+        f"log messages before absl::InitializeLog() ...`, oneDNN `I0000 ...`), which TensorFlow "
+        f"prints when imported whatever `TF_CPP_MIN_LOG_LEVEL` says; silencing them is issue "
+        f"12's part. {len(NOISY)} rows are marked so.",
+        "",
         "| drill | result |",
         "|---|---|",
         f"| bad inputs ending in one `error:` line, exit 2, nothing written | "
@@ -359,22 +382,26 @@ def write_results(d, conc, fault_table, fault_rc, t0, load0):
         f"| concurrent runs: second refused at once | {refused} / {len(conc)}; children "
         f"trained twice: {twice} |",
         f"| SIGKILLs (experiments/fault_drill.py, exit {fault_rc}) | see below |",
+        f"| bad inputs / corruption with TensorFlow start-up lines before the error | "
+        f"{len(NOISY)} |",
         "",
         "## Bad inputs",
         "",
         "| input | one line | what the user sees |",
         "|---|---|---|",
     ]
-    lines += [f"| {n} | {'yes' if ok else '**no**'} | `{ln.replace('|', '/')}` |"
-              for n, ok, ln in d.bad]
+    def mark(name, ok):
+        return ("yes*" if name in NOISY else "yes") if ok else "**no**"
+
+    lines += [f"| {n} | {mark(n, ok)} | `{ln.replace('|', '/')}` |" for n, ok, ln in d.bad]
     lines += ["", "## Corruption", "", "| scenario | outcome | ok | line |", "|---|---|---|---|"]
-    lines += [f"| {n} | {o} | {'yes' if ok else '**no**'} | `{ln.replace('|', '/')}` |"
+    lines += [f"| {n} | {o} | {mark(n, ok)} | `{ln.replace('|', '/')}` |"
               for n, o, ok, ln in d.corrupt]
     lines += ["", "## Concurrent runs (two `nas_tf.run` started together, 300 children)", "",
               "| exit codes | refused | trained twice | rows | tracebacks |",
               "|---|---|---|---|---|"]
     lines += [f"| {c} | {r} | {t} | {n} | {b} |" for c, r, t, n, b in conc]
-    lines += ["", "## SIGKILLs (`experiments/fault_drill.py --children=40 --kills=5 "
+    lines += ["", "## SIGKILLs (`experiments/fault_drill.py --children=30 --kills=4 "
               "--sleep_s=0.1`)", ""] + fault_table + [""]
     out = REPO / "experiments" / "results" / "reliability.md"
     out.write_text("\n".join(lines) + "\n")
