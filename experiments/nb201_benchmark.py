@@ -7,7 +7,7 @@ the best accuracy found within each smaller budget too (children are stored
 in the order they were trained, and no algorithm looks at its budget).
 
   python experiments/nb201_benchmark.py --table=../shared/data/nb201/cifar10.csv \
-      --budgets=100,200,500 --seeds=20 --out=experiments/results/nb201.json
+      --budgets=50,100,200,500 --seeds=20 --out=experiments/results/nb201.json
 
 Prints, per algorithm and budget: mean ± std of the best test accuracy found,
 the fraction of seeds that found the table's global optimum, and the
@@ -27,7 +27,7 @@ import time
 from absl import app, flags, logging
 
 TABLE = flags.DEFINE_string("table", "../shared/data/nb201/cifar10.csv", "NAS-Bench-201 CSV.")
-BUDGETS = flags.DEFINE_list("budgets", ["100", "200", "500"], "Budgets of unique children.")
+BUDGETS = flags.DEFINE_list("budgets", ["50", "100", "200", "500"], "Budgets of unique children.")
 SEEDS = flags.DEFINE_integer("seeds", 20, "Number of seeds per algorithm.")
 ALGORITHMS = flags.DEFINE_list("algorithms", ["reinforce", "random", "evolution", "tpe"],
                                "Algorithms (tpe needs Optuna: pip install \"nas_tf[optuna]\").")

@@ -428,11 +428,15 @@ def _tracing_counts(alg):
 
 def test_children_changing_global_state_do_not_retrace_the_controller(tmp_path):
     space = ToySpace(num_layers=2, num_values=4)
-    cfg = dataclasses.replace(reinforce_config(seed=3, max_children=12), children_per_update=3)
+    # Few children: each one clears the process's kernel cache, and the
+    # controller's functions, though not traced again, are re-instantiated
+    # (seconds each on a loaded machine). Our own children no longer do it
+    # (test_lm_child_leaves_tensorflow_global_seed_alone).
+    cfg = dataclasses.replace(reinforce_config(seed=3, max_children=6), children_per_update=3)
     alg = Reinforce(space, cfg)
     summary = run_search(space, GlobalStateChild(space), run_dir=str(tmp_path / "r"),
                          config=cfg, algorithm=alg, child_logs=False)
-    assert summary["children_trained"] == 12 and summary["updates"] >= 4
+    assert summary["children_trained"] == 6 and summary["updates"] >= 2
     # One sample function and one log-prob function in the controller, one
     # training step: each traced exactly once over the whole search.
     assert _tracing_counts(alg) == [1, 1, 1]

@@ -152,6 +152,27 @@ def test_auto_preset_is_kept_on_resume(tmp_path, parse_flags, first, preset):
     open_run_dir(run_dir, Nb201Space(), resumed).close()  # accepted as the same search
 
 
+def test_advantage_flags(parse_flags):
+    run = parse_flags("--normalize_advantage=false", "--reward_scale=0.01")
+    cfg = run._search_config(100)
+    assert (cfg.reinforce.normalize_advantage, cfg.reinforce.reward_scale) == (False, 0.01)
+    cfg = parse_flags("--controller_preset=paper", "--normalize_advantage")._search_config(100)
+    assert cfg.reinforce.normalize_advantage and cfg.reinforce.reward_scale == 1.0
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--child_timeout=inf", "--child_timeout must be a finite number"),
+    ("--cpus_per_child=nan", "--cpus_per_child must be a finite number"),
+    ("--max_in_flight=2", "--max_in_flight must be >= --children_per_update"),
+])
+def test_non_finite_float_flags_and_small_w_from_the_command_line(tmp_path, table, flag, words):
+    run = tmp_path / "run"
+    proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}",
+                "--children_per_update=8", "--max_children=20", flag)
+    _one_line_error(proc, words)
+    assert not run.exists()
+
+
 def test_flags_override_the_preset(parse_flags):
     from nas_tf import config as cfgmod
 
@@ -202,6 +223,10 @@ BAD_SETTINGS = [
     (["--seed=-1"], "seed must be >= 0"),
     (["--learning_rate=0"], "learning_rate must be > 0"),
     (["--baseline_decay=1.0"], "baseline_decay must be in [0, 1)"),
+    (["--learning_rate=nan"], "learning_rate must be a finite number"),
+    (["--reward_scale=inf"], "reward_scale must be a finite number"),
+    (["--entropy_weight=-inf"], "entropy_weight must be a finite number"),
+    (["--baseline_decay=nan"], "baseline_decay must be in [0, 1)"),
     (["--algorithm=evolution", "--population_size=3", "--tournament_size=5"],
      "tournament_size must be <= population_size"),
 ]
