@@ -44,6 +44,8 @@ from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
 
 logger = logging.getLogger(__name__)
 
+_FEW_STEPS_WARNED: set = set()  # settings already warned about (see _train_child)
+
 
 def make_space(cfg: CnnSearchConfig) -> CnnSpace:
     """The :class:`CnnSpace` of a config (preset, depth, curriculum, width)."""
@@ -234,8 +236,11 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
     if total_steps < FEW_STEPS:
-        logger.warning(
-            "A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
+        # Once per process and setting (a search would repeat it for every child).
+        key = (total_steps, cfg.epochs, steps, global_batch)
+        log = logger.debug if key in _FEW_STEPS_WARNED else logger.warning
+        _FEW_STEPS_WARNED.add(key)
+        log("A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
             "accuracy is a noisy reward. Use more epochs or images.", total_steps, cfg.epochs,
             steps, global_batch)
 
