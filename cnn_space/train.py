@@ -4,7 +4,10 @@ A child is trained as in Zoph & Le 2017 (arXiv:1611.01578, §4.1) unless
 configured otherwise: SGD with Nesterov momentum 0.9, learning rate 0.1 with a
 (cosine) decay schedule, weight decay 1e-4 (an L2 term added by the builder),
 standard CIFAR augmentation, N epochs; the reward is the maximum validation
-accuracy of the last 5 epochs, cubed.
+accuracy of the last 5 epochs, cubed. Short children (< 2,000 steps) get their
+batch-norm statistics recomputed before each validation pass
+(:mod:`cnn_space.calibrate`), image folders are not flipped, and small datasets
+get a smaller batch (see :class:`cnn_space.config.CnnSearchConfig`).
 
 A child given several devices (``ChildContext.devices``) trains under a
 ``tf.distribute.MirroredStrategy`` over them, with global batch = per-replica
