@@ -7,8 +7,8 @@ seen while the weights were still changing fast. A child trained for a few
 dozen steps (one epoch on a few thousand images) is therefore validated in
 inference mode with statistics that do not describe its own activations, and
 its validation accuracy measures the staleness of those averages more than its
-architecture (``experiments/results/cnn_reward.md``: a 0.3 / 0.9 validation /
-training gap on an easy task).
+architecture (``experiments/results/cnn_reward.md``: on an easy generated task,
+validation 0.25 against training 0.40 after 22 steps, 0.41 once recalibrated).
 
 :func:`recalibrate_batchnorm` replaces the moving statistics by the exact mean
 and variance of every batch-norm input over a set of training images, computed

@@ -4,7 +4,10 @@ A child is trained as in Zoph & Le 2017 (arXiv:1611.01578, §4.1) unless
 configured otherwise: SGD with Nesterov momentum 0.9, learning rate 0.1 with a
 (cosine) decay schedule, weight decay 1e-4 (an L2 term added by the builder),
 standard CIFAR augmentation, N epochs; the reward is the maximum validation
-accuracy of the last 5 epochs, cubed.
+accuracy of the last 5 epochs, cubed. Short children (< 2,000 steps) get their
+batch-norm statistics recomputed before each validation pass
+(:mod:`cnn_space.calibrate`), image folders are not flipped, and small datasets
+get a smaller batch (see :class:`cnn_space.config.CnnSearchConfig`).
 
 A child given several devices (``ChildContext.devices``) trains under a
 ``tf.distribute.MirroredStrategy`` over them, with global batch = per-replica
@@ -43,6 +46,8 @@ from nas_tf.errors import ChildTrainingError, ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
 
 logger = logging.getLogger(__name__)
+
+_FEW_STEPS_WARNED: set = set()  # settings already warned about (see _train_child)
 
 
 def make_space(cfg: CnnSearchConfig) -> CnnSpace:
@@ -240,8 +245,11 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
     if total_steps < FEW_STEPS:
-        logger.warning(
-            "A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
+        # Once per process and setting (a search would repeat it for every child).
+        key = (total_steps, cfg.epochs, steps, global_batch)
+        log = logger.debug if key in _FEW_STEPS_WARNED else logger.warning
+        _FEW_STEPS_WARNED.add(key)
+        log("A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
             "accuracy is a noisy reward. Use more epochs or images.", total_steps, cfg.epochs,
             steps, global_batch)
 

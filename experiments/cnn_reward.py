@@ -220,6 +220,19 @@ def summarize(rows_path, ref_epochs=10):
         vals = [r[name] for r in rows]
         out.append(f"| {name} | {spearman(vals, ref):.3f} | {np.mean(vals):.3f} | "
                    f"{np.mean([r[name + '_train'] for r in rows]):.3f} |")
+    # Paired bootstrap over children: how sure is the difference of the two correlations?
+    rng = np.random.default_rng(0)
+    before, after = [r["before_1ep"] for r in rows], [r["after_1ep"] for r in rows]
+    diffs = []
+    for _ in range(2000):
+        k = rng.integers(0, len(rows), len(rows))
+        refk, bk, ak = ([v[j] for j in k] for v in (ref, before, after))
+        if min(len(set(refk)), len(set(bk)), len(set(ak))) < 2:
+            continue
+        diffs.append(spearman(ak, refk) - spearman(bk, refk))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    out.append(f"\nrho(after) - rho(before): {spearman(after, ref) - spearman(before, ref):+.3f}, "
+               f"paired bootstrap 95% interval [{lo:+.3f}, {hi:+.3f}] ({len(diffs)} resamples).")
     out.append(f"\nMean {ref_epochs}-epoch val acc {np.mean(ref):.3f} "
                f"(min {min(ref):.3f}, max {max(ref):.3f}).")
     print("\n".join(out), flush=True)

@@ -17,6 +17,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from cnn_space import data as D  # noqa: E402
+from cnn_space import train as T  # noqa: E402
 from cnn_space.builder import build_model  # noqa: E402
 from cnn_space.calibrate import batchnorm_statistics, recalibrate_batchnorm  # noqa: E402
 
@@ -123,6 +124,9 @@ def test_few_steps_warns(glyphs, caplog):
     cfg = CnnSearchConfig(dataset="imagefolder", data_dir=root, validation_fraction=0.25,
                           epochs=1, reward_last_k=1, num_layers=1)
     spec = CnnSpec(layers=((1, 1, 4, 1, ()),))
+    T._FEW_STEPS_WARNED.clear()
     with caplog.at_level(logging.WARNING, logger="cnn_space.train"):
         train_child(spec, data, cfg, seed=0)
-    assert any("trains for only 19 steps" in r.getMessage() for r in caplog.records)
+        train_child(spec, data, cfg, seed=1)
+    warned = [r for r in caplog.records if "trains for only 19 steps" in r.getMessage()]
+    assert len(warned) == 1  # once, not once per child
