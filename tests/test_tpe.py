@@ -320,6 +320,29 @@ def test_cli_resume_after_sigkill_trains_nothing_again_and_continues(tmp_path, t
     assert straight["proposals"] == summary["proposals"]
 
 
+@pytest.mark.parametrize("first", [10, 2500])
+def test_cli_flags_tpe_defaults_and_resume_across_the_preset_threshold(tmp_path, first):
+    """--algorithm=tpe takes m = 1; raising (or lowering) the budget across the
+    auto preset's threshold on resume still matches the run dir's settings."""
+    from absl import flags
+
+    from nas_tf import run
+    from nas_tf.loop import open_run_dir
+
+    run_dir = str(tmp_path / "run")
+    try:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["nas_tf.run", "--algorithm=tpe", f"--run_dir={run_dir}"])
+        cfg = run._search_config(first)
+        assert (cfg.algorithm, cfg.children_per_update) == ("tpe", 1)
+        open_run_dir(run_dir, Nb201Space(), cfg).close()
+        resumed = run._search_config(12_800 if first < 2000 else 10)
+        assert dataclasses.replace(resumed, max_children=first) == cfg
+        open_run_dir(run_dir, Nb201Space(), resumed).close()  # accepted as the same search
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
 def test_tiny_rnn_search(tmp_path):
     from cells.search import RnnSearchConfig, make_evaluator
     from cells.search import make_space as rnn_space
