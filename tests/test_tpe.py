@@ -370,6 +370,22 @@ def test_tiny_rnn_search(tmp_path):
     assert (summary["space"], summary["algorithm"], summary["children_done"]) == ("rnn", "tpe", 2)
 
 
+@needs_optuna
+def test_cli_tiny_cnn_search(tmp_path, shared_data):
+    cifar = shared_data / "cifar10"
+    if not (cifar / "train").is_dir():
+        pytest.skip(f"CIFAR-10 image folders {cifar} are absent")
+    run = tmp_path / "cnn"
+    proc = _cli("--space=cnn", "--algorithm=tpe", f"--run_dir={run}", "--dataset=imagefolder",
+                f"--data_dir={cifar}", "--cnn_train_subset=100", "--cnn_num_layers=3",
+                "--cnn_width_multiplier=0.5", "--cnn_image_size=8", "--child_epochs=1",
+                "--child_batch_size=32", "--max_children=2", "--max_in_flight=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["space"], summary["algorithm"], summary["children_done"]) == ("cnn", "tpe", 2)
+    assert len(summary["best_spec"]["layers"]) == 3
+
+
 # ---------------------------------------------------------------------------
 # Without Optuna.
 # ---------------------------------------------------------------------------
