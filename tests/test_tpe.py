@@ -24,10 +24,14 @@ from nas_tf.errors import ConfigError
 from nas_tf.loop import run_search
 from nas_tf.nb201 import Nb201Space, Nb201Spec, Nb201TableEvaluator
 from nas_tf.space import split_tokens, token_width
+from nas_tf.tpe import TpeSearch, parameters  # imports no Optuna
 
-optuna = pytest.importorskip("optuna")  # an optional extra; the missing case is tested below
-
-from nas_tf.tpe import TpeSearch, parameters  # noqa: E402
+try:  # an optional extra ("nas_tf[optuna]"); the missing case is tested below either way
+    import optuna
+except ImportError:
+    optuna = None
+needs_optuna = pytest.mark.skipif(
+    optuna is None, reason='Optuna is not installed (pip install "nas_tf[optuna]")')
 
 
 def _tpe(space, seed=0, **kw) -> TpeSearch:
@@ -61,6 +65,7 @@ def _nb201_reward(accs):
 # ---------------------------------------------------------------------------
 # Decisions -> Optuna parameters, on the toy space and the real spaces.
 # ---------------------------------------------------------------------------
+@needs_optuna
 def test_each_categorical_and_each_anchor_bit_is_a_parameter():
     space = ToySpace(num_layers=3, num_values=4)
     params = parameters(space.decisions())
@@ -75,6 +80,7 @@ def test_each_categorical_and_each_anchor_bit_is_a_parameter():
         space.tokens_to_spec(t)
 
 
+@needs_optuna
 def test_real_spaces_rnn_and_cnn_with_anchors_strides_and_curriculum():
     from cells.tree_space import TreeSpace
     from cnn_space.space import CnnSpace
@@ -109,6 +115,7 @@ def test_real_spaces_rnn_and_cnn_with_anchors_strides_and_curriculum():
         assert names[0] <= names[-1]
 
 
+@needs_optuna
 def test_tpe_learns_on_the_toy_space():
     """After the random start-up trials TPE proposes better architectures than
     random search does, on a hidden target (fraction of matching decisions)."""
@@ -129,6 +136,7 @@ def test_tpe_learns_on_the_toy_space():
 # ---------------------------------------------------------------------------
 # Pending proposals, duplicates, state, determinism.
 # ---------------------------------------------------------------------------
+@needs_optuna
 def test_pending_duplicates_and_unknown_feedback():
     space = ToySpace(num_layers=3, num_values=4, anchors=False)  # 64 architectures
     algo = _tpe(space)
@@ -150,6 +158,7 @@ def test_pending_duplicates_and_unknown_feedback():
     assert all(t.state.name == "COMPLETE" for t in trials)
 
 
+@needs_optuna
 def test_a_tiny_space_gives_duplicates_and_they_are_told():
     space = ToySpace(num_layers=2, num_values=2, anchors=False)  # 4 architectures
     algo = _tpe(space)
@@ -160,6 +169,7 @@ def test_a_tiny_space_gives_duplicates_and_they_are_told():
     assert tokens[10:].count((1, 1)) >= 4
 
 
+@needs_optuna
 def test_state_round_trip_continues_identically(table):
     _, accs = table
     reward = _nb201_reward(accs)
@@ -194,14 +204,16 @@ def _first_specs(seed, accs, n=20):
             for t in _drive(algo, _nb201_reward(accs), n)]
 
 
+@needs_optuna
 def test_same_seed_same_sequence_other_seed_another(table):
     _, accs = table
     assert _first_specs(0, accs, 25) == _first_specs(0, accs, 25)
     assert _first_specs(0, accs, 25) != _first_specs(1, accs, 25)
 
 
-@pytest.mark.skipif(not optuna.__version__.startswith("5."),
-                    reason=f"the pinned sequence is Optuna 5's TPE; found {optuna.__version__}")
+@pytest.mark.skipif(optuna is None or not optuna.__version__.startswith("5."),
+                    reason="the pinned sequence is Optuna 5's TPE")
+@needs_optuna
 def test_first_twenty_specs_of_seed_0_are_pinned(table):
     """Permanence: the first 20 NB201 specs of seed 0 (rewards from the
     synthetic table of conftest). A change here changes every tpe search;
@@ -237,6 +249,7 @@ def _rows(run_dir):
         db.close()
 
 
+@needs_optuna
 def test_loop_in_flight_uses_the_constant_liar(tmp_path, table):
     """W = 6 proposals outstanding, m = 2: TPE is asked while others are
     pending, and every proposal is told exactly once."""
@@ -264,6 +277,7 @@ def test_loop_in_flight_uses_the_constant_liar(tmp_path, table):
 _RESUME_ARGS = ("--space=nb201", "--algorithm=tpe", "--seed=5", "--max_in_flight=3")
 
 
+@needs_optuna
 def test_cli_resume_after_sigkill_trains_nothing_again_and_continues(tmp_path, table):
     """A CLI search with 3 proposals in flight (m = 1) is SIGKILLed; the same
     command resumes it: no child trained again, and the children are those of
@@ -320,6 +334,30 @@ def test_cli_resume_after_sigkill_trains_nothing_again_and_continues(tmp_path, t
     assert straight["proposals"] == summary["proposals"]
 
 
+@pytest.mark.parametrize("first", [10, 2500])
+def test_cli_flags_tpe_defaults_and_resume_across_the_preset_threshold(tmp_path, first):
+    """--algorithm=tpe takes m = 1; raising (or lowering) the budget across the
+    auto preset's threshold on resume still matches the run dir's settings."""
+    from absl import flags
+
+    from nas_tf import run
+    from nas_tf.loop import open_run_dir
+
+    run_dir = str(tmp_path / "run")
+    try:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["nas_tf.run", "--algorithm=tpe", f"--run_dir={run_dir}"])
+        cfg = run._search_config(first)
+        assert (cfg.algorithm, cfg.children_per_update) == ("tpe", 1)
+        open_run_dir(run_dir, Nb201Space(), cfg).close()
+        resumed = run._search_config(12_800 if first < 2000 else 10)
+        assert dataclasses.replace(resumed, max_children=first) == cfg
+        open_run_dir(run_dir, Nb201Space(), resumed).close()  # accepted as the same search
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+@needs_optuna
 def test_tiny_rnn_search(tmp_path):
     from cells.search import RnnSearchConfig, make_evaluator
     from cells.search import make_space as rnn_space
@@ -330,6 +368,22 @@ def test_tiny_rnn_search(tmp_path):
                          config=SearchConfig(algorithm="tpe", max_children=2,
                                              children_per_update=1, seed=0), child_logs=False)
     assert (summary["space"], summary["algorithm"], summary["children_done"]) == ("rnn", "tpe", 2)
+
+
+@needs_optuna
+def test_cli_tiny_cnn_search(tmp_path, shared_data):
+    cifar = shared_data / "cifar10"
+    if not (cifar / "train").is_dir():
+        pytest.skip(f"CIFAR-10 image folders {cifar} are absent")
+    run = tmp_path / "cnn"
+    proc = _cli("--space=cnn", "--algorithm=tpe", f"--run_dir={run}", "--dataset=imagefolder",
+                f"--data_dir={cifar}", "--cnn_train_subset=100", "--cnn_num_layers=3",
+                "--cnn_width_multiplier=0.5", "--cnn_image_size=8", "--child_epochs=1",
+                "--child_batch_size=32", "--max_children=2", "--max_in_flight=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["space"], summary["algorithm"], summary["children_done"]) == ("cnn", "tpe", 2)
+    assert len(summary["best_spec"]["layers"]) == 3
 
 
 # ---------------------------------------------------------------------------
@@ -384,6 +438,7 @@ def test_missing_optuna_in_the_api(tmp_path, table, monkeypatch):
     assert not (tmp_path / "api").exists()
 
 
+@needs_optuna
 def test_api_search_with_tpe(tmp_path, table):
     import nas_tf
 
