@@ -34,16 +34,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public module)
+    ChildTrainingError,
+    batchify,
+    bits_per_token,
+    count_params,
+    evaluate_loss,
+    evaluate_perplexity,
+    make_eval_step,
+    num_windows,
+    perplexity,
+    window,
+)
 from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError
 
 _log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adam")
-
-
-class ChildTrainingError(RuntimeError):
-    """A child's training diverged (non-finite loss): the child failed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +83,10 @@ class LMConfig:
         tie_embeddings: Share the embedding and softmax weights.
         unroll: Unroll the recurrent layers over the window (often faster
             on CPU for small cells; slower to trace).
+        sum_over_time: Train on the cross entropy summed over the window's
+            time steps and averaged over the batch, as the TensorFlow PTB
+            tutorial does (its "lr 1.0" is then ``bptt`` times the step of a
+            per-token mean loss). Default False: the per-token mean.
     """
 
     units: int = 200
@@ -93,6 +105,7 @@ class LMConfig:
     init_scale: float = 0.1
     tie_embeddings: bool = False
     unroll: bool = False
+    sum_over_time: bool = False
 
     def __post_init__(self):
         for name in ("units", "num_layers", "bptt", "batch_size", "eval_batch_size", "epochs",
@@ -108,35 +121,6 @@ class LMConfig:
                 f"Unknown optimizer; use one of {', '.join(OPTIMIZERS)}. "
                 f"Received: optimizer={self.optimizer!r}"
             )
-
-
-#: Cap on the mean loss (nats) turned into a perplexity: exp(88) ~ 1.65e38
-#: still fits a float32 (TensorBoard scalars are float32; a larger value makes
-#: ``tf.summary.scalar`` fail with "out of range"). 88 nats per token is a
-#: diverged model anyway (uniform over 10,000 words is 9.2 nats).
-_MAX_LOG_PPL = 88.0
-
-
-def perplexity(mean_loss: float, what: str = "loss") -> float:
-    """``exp(mean_loss)``, robust to divergence.
-
-    Args:
-        mean_loss: Mean per-token cross entropy in nats.
-        what: Name used in the error message.
-
-    Returns:
-        The perplexity; a mean loss above 88 nats gives ``exp(88)`` (about
-        1.65e38, the float32 range) instead of overflowing.
-
-    Raises:
-        ChildTrainingError: ``mean_loss`` is NaN or infinite (the child diverged).
-    """
-    mean_loss = float(mean_loss)
-    if not math.isfinite(mean_loss):
-        raise ChildTrainingError(
-            f"Child training diverged: the {what} is not finite. Received: {what}={mean_loss}"
-        )
-    return math.exp(min(mean_loss, _MAX_LOG_PPL))
 
 
 def _state_sizes(cell) -> list[int]:
@@ -211,27 +195,6 @@ class LanguageModel(keras.Model):
         return logits, new_states
 
 
-def batchify(data: np.ndarray, batch_size: int) -> np.ndarray:
-    """Cuts a token stream into ``batch_size`` contiguous rows (the tail is dropped)."""
-    n = len(data) // batch_size
-    return np.asarray(data[: n * batch_size], dtype=np.int32).reshape(batch_size, n)
-
-
-def num_windows(rows: np.ndarray, bptt: int) -> int:
-    """Number of full (input, target) windows of ``bptt`` steps in batchified rows."""
-    return (rows.shape[1] - 1) // bptt
-
-
-def window(rows: np.ndarray, i: int, bptt: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-token targets of the ``i``-th window."""
-    s = i * bptt
-    return rows[:, s : s + bptt], rows[:, s + 1 : s + 1 + bptt]
-
-
-def count_params(model: keras.Model) -> int:
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`train_lm` returns.
@@ -258,42 +221,6 @@ class TrainResult:
     model: LanguageModel
 
 
-def evaluate_perplexity(model: LanguageModel, data: np.ndarray, *, bptt: int,
-                        batch_size: int, max_windows: int | None = None, _step=None) -> float:
-    """Perplexity of ``model`` on a token stream (state carried, no dropout).
-
-    Raises:
-        ConfigError: the stream is too short for one window.
-    """
-    rows = batchify(data, batch_size)
-    n = num_windows(rows, bptt)
-    if max_windows is not None:
-        n = min(n, max_windows)
-    if n < 1:
-        raise ConfigError(
-            f"Evaluation stream too short for one window of bptt={bptt} with batch size "
-            f"{batch_size}. Received: {len(data)} tokens"
-        )
-    step = _step or _make_eval_step(model)
-    states = model.zero_states(batch_size)
-    total = 0.0
-    for i in range(n):
-        x, y = window(rows, i, bptt)
-        loss_sum, states = step(tf.constant(x), tf.constant(y), states)
-        total += float(loss_sum)
-    return perplexity(total / (n * batch_size * bptt), "evaluation loss")
-
-
-def _make_eval_step(model):
-    @tf.function
-    def eval_step(x, y, states):
-        logits, new_states = model(x, states, training=False)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(tf.cast(loss, tf.float64)), new_states
-
-    return eval_step
-
-
 def train_lm(
     cell_factory: Callable[[], keras.layers.Layer],
     train_data: np.ndarray,
@@ -304,6 +231,9 @@ def train_lm(
     seed: int = 0,
     log_dir: str | None = None,
     max_valid_windows: int | None = None,
+    initial_epoch: int = 0,
+    initial_weights: list | None = None,
+    on_epoch_end: Callable[[dict, LanguageModel], None] | None = None,
 ) -> TrainResult:
     """Builds a :class:`LanguageModel` and trains it with truncated BPTT.
 
@@ -316,6 +246,13 @@ def train_lm(
         log_dir: If set, train / validation perplexity curves are written
             there as TensorBoard summaries.
         max_valid_windows: Cap on validation windows (None: whole stream).
+        initial_epoch: Epochs already done (to resume a run): training runs
+            epochs ``initial_epoch .. epochs - 1`` at their scheduled learning
+            rates, from ``initial_weights``; the stream position is where a
+            run of full epochs would be, the state starts at zero.
+        initial_weights: ``model.get_weights()`` of the run being resumed.
+        on_epoch_end: Called with each epoch's history row and the model
+            (e.g. to save weights or append a results row).
 
     Returns:
         A :class:`TrainResult`.
@@ -343,6 +280,8 @@ def train_lm(
     # Build the weights eagerly on a one-step window so that the optimizer
     # can create its slots before the step is traced.
     model(tf.constant(rows[:, :1]), model.zero_states(config.batch_size))
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     if config.optimizer == "sgd":
         opt = keras.optimizers.SGD(learning_rate=config.learning_rate)
     else:
@@ -350,6 +289,8 @@ def train_lm(
     variables = model.trainable_variables
     opt.build(variables)
     clip = float(config.max_grad_norm)
+    # Summed over time (tutorial): the objective is bptt x the per-token mean.
+    scale = float(config.bptt) if config.sum_over_time else 1.0
 
     @tf.function
     def train_step(x, y, states):
@@ -357,22 +298,23 @@ def train_lm(
             logits, new_states = model(x, states, training=True)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        grads = tape.gradient(loss, variables)
+            objective = loss * scale
+        grads = tape.gradient(objective, variables)
         grads, _ = tf.clip_by_global_norm(grads, clip)
         opt.apply_gradients(zip(grads, variables))
         return loss, new_states
 
-    eval_step = _make_eval_step(model)
+    eval_step = make_eval_step(model)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
-    pos, steps = 0, 0
+    pos, steps = (initial_epoch * per_epoch) % n, 0
     states = model.zero_states(config.batch_size)
     best = math.inf
     train_ppl = val_ppl = math.inf
-    for epoch in range(config.epochs):
+    for epoch in range(initial_epoch, config.epochs):
         te = time.time()
-        if epoch >= config.decay_after and config.lr_decay != 1.0:
-            opt.learning_rate = float(opt.learning_rate) * config.lr_decay
+        opt.learning_rate = config.learning_rate * config.lr_decay ** max(
+            0, epoch + 1 - config.decay_after)
         total = 0.0
         for _ in range(per_epoch):
             if pos == 0:
@@ -395,6 +337,8 @@ def train_lm(
         row = {"epoch": epoch + 1, "train_perplexity": train_ppl, "val_perplexity": val_ppl,
                "learning_rate": float(opt.learning_rate), "seconds": time.time() - te}
         history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(row, model)
         _log.info("epoch %d: train ppl %.2f, valid ppl %.2f", epoch + 1, train_ppl, val_ppl)
         if writer is not None:
             with writer.as_default():
