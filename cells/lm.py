@@ -46,6 +46,8 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
     perplexity,
     window,
 )
+from cells.nas_cell import NASCell
+from cells.nas_rnn import NASRNN
 from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError
 
@@ -161,8 +163,13 @@ class LanguageModel(keras.Model):
         self.rnns = []
         for i in range(config.num_layers):
             cell = cell_factory()
-            self.rnns.append(keras.layers.RNN(cell, return_sequences=True, return_state=True,
-                                              unroll=config.unroll, name=f"rnn_{i}"))
+            if type(cell) is NASCell:  # same weights and function, input matmul hoisted
+                layer = NASRNN.from_cell(cell, return_sequences=True, return_state=True,
+                                         unroll=config.unroll, name=f"rnn_{i}")
+            else:
+                layer = keras.layers.RNN(cell, return_sequences=True, return_state=True,
+                                         unroll=config.unroll, name=f"rnn_{i}")
+            self.rnns.append(layer)
         self.drop = keras.layers.Dropout(config.dropout)
         if config.tie_embeddings:
             self.out_bias = self.add_weight(shape=(vocab_size,), initializer="zeros",
