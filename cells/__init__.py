@@ -10,7 +10,8 @@ serialisation) the two Keras layers; it has no other side effect.
 """
 
 from cells.nas_cell import NASCell
+from cells.nas_rnn import NASRNN
 from cells.tree_cell import TreeCell
 from cells.tree_space import CellSpec, TreeSpace, nas_cell_spec
 
-__all__ = ["CellSpec", "NASCell", "TreeCell", "TreeSpace", "nas_cell_spec"]
+__all__ = ["CellSpec", "NASCell", "NASRNN", "TreeCell", "TreeSpace", "nas_cell_spec"]

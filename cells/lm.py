@@ -34,6 +34,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public module)
+    batchify,
+    bits_per_token,
+    count_params,
+    evaluate_loss,
+    evaluate_perplexity,
+    make_eval_step,
+    num_windows,
+    perplexity,
+    window,
+)
+from cells.nas_cell import NASCell
+from cells.nas_rnn import NASRNN
 from nas_tf.config import check_positive
 from nas_tf.errors import (
     ChildTrainingError,  # noqa: F401 - also cells.lm.ChildTrainingError
@@ -75,6 +88,10 @@ class LMConfig:
         tie_embeddings: Share the embedding and softmax weights.
         unroll: Unroll the recurrent layers over the window (often faster
             on CPU for small cells; slower to trace).
+        sum_over_time: Train on the cross entropy summed over the window's
+            time steps and averaged over the batch, as the TensorFlow PTB
+            tutorial does (its "lr 1.0" is then ``bptt`` times the step of a
+            per-token mean loss). Default False: the per-token mean.
     """
 
     units: int = 200
@@ -93,6 +110,7 @@ class LMConfig:
     init_scale: float = 0.1
     tie_embeddings: bool = False
     unroll: bool = False
+    sum_over_time: bool = False
 
     def __post_init__(self):
         for name in ("units", "num_layers", "bptt", "batch_size", "eval_batch_size", "epochs",
@@ -108,35 +126,6 @@ class LMConfig:
                 f"Unknown optimizer; use one of {', '.join(OPTIMIZERS)}. "
                 f"Received: optimizer={self.optimizer!r}"
             )
-
-
-#: Cap on the mean loss (nats) turned into a perplexity: exp(88) ~ 1.65e38
-#: still fits a float32 (TensorBoard scalars are float32; a larger value makes
-#: ``tf.summary.scalar`` fail with "out of range"). 88 nats per token is a
-#: diverged model anyway (uniform over 10,000 words is 9.2 nats).
-_MAX_LOG_PPL = 88.0
-
-
-def perplexity(mean_loss: float, what: str = "loss") -> float:
-    """``exp(mean_loss)``, robust to divergence.
-
-    Args:
-        mean_loss: Mean per-token cross entropy in nats.
-        what: Name used in the error message.
-
-    Returns:
-        The perplexity; a mean loss above 88 nats gives ``exp(88)`` (about
-        1.65e38, the float32 range) instead of overflowing.
-
-    Raises:
-        ChildTrainingError: ``mean_loss`` is NaN or infinite (the child diverged).
-    """
-    mean_loss = float(mean_loss)
-    if not math.isfinite(mean_loss):
-        raise ChildTrainingError(
-            f"Child training diverged: the {what} is not finite. Received: {what}={mean_loss}"
-        )
-    return math.exp(min(mean_loss, _MAX_LOG_PPL))
 
 
 def _state_sizes(cell) -> list[int]:
@@ -177,8 +166,13 @@ class LanguageModel(keras.Model):
         self.rnns = []
         for i in range(config.num_layers):
             cell = cell_factory()
-            self.rnns.append(keras.layers.RNN(cell, return_sequences=True, return_state=True,
-                                              unroll=config.unroll, name=f"rnn_{i}"))
+            if type(cell) is NASCell:  # same weights and function, input matmul hoisted
+                layer = NASRNN.from_cell(cell, return_sequences=True, return_state=True,
+                                         unroll=config.unroll, name=f"rnn_{i}")
+            else:
+                layer = keras.layers.RNN(cell, return_sequences=True, return_state=True,
+                                         unroll=config.unroll, name=f"rnn_{i}")
+            self.rnns.append(layer)
         self.drop = keras.layers.Dropout(config.dropout)
         if config.tie_embeddings:
             self.out_bias = self.add_weight(shape=(vocab_size,), initializer="zeros",
@@ -211,27 +205,6 @@ class LanguageModel(keras.Model):
         return logits, new_states
 
 
-def batchify(data: np.ndarray, batch_size: int) -> np.ndarray:
-    """Cuts a token stream into ``batch_size`` contiguous rows (the tail is dropped)."""
-    n = len(data) // batch_size
-    return np.asarray(data[: n * batch_size], dtype=np.int32).reshape(batch_size, n)
-
-
-def num_windows(rows: np.ndarray, bptt: int) -> int:
-    """Number of full (input, target) windows of ``bptt`` steps in batchified rows."""
-    return (rows.shape[1] - 1) // bptt
-
-
-def window(rows: np.ndarray, i: int, bptt: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-token targets of the ``i``-th window."""
-    s = i * bptt
-    return rows[:, s : s + bptt], rows[:, s + 1 : s + 1 + bptt]
-
-
-def count_params(model: keras.Model) -> int:
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`train_lm` returns.
@@ -258,42 +231,6 @@ class TrainResult:
     model: LanguageModel
 
 
-def evaluate_perplexity(model: LanguageModel, data: np.ndarray, *, bptt: int,
-                        batch_size: int, max_windows: int | None = None, _step=None) -> float:
-    """Perplexity of ``model`` on a token stream (state carried, no dropout).
-
-    Raises:
-        ConfigError: the stream is too short for one window.
-    """
-    rows = batchify(data, batch_size)
-    n = num_windows(rows, bptt)
-    if max_windows is not None:
-        n = min(n, max_windows)
-    if n < 1:
-        raise ConfigError(
-            f"Evaluation stream too short for one window of bptt={bptt} with batch size "
-            f"{batch_size}. Received: {len(data)} tokens"
-        )
-    step = _step or _make_eval_step(model)
-    states = model.zero_states(batch_size)
-    total = 0.0
-    for i in range(n):
-        x, y = window(rows, i, bptt)
-        loss_sum, states = step(tf.constant(x), tf.constant(y), states)
-        total += float(loss_sum)
-    return perplexity(total / (n * batch_size * bptt), "evaluation loss")
-
-
-def _make_eval_step(model):
-    @tf.function
-    def eval_step(x, y, states):
-        logits, new_states = model(x, states, training=False)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(tf.cast(loss, tf.float64)), new_states
-
-    return eval_step
-
-
 def train_lm(
     cell_factory: Callable[[], keras.layers.Layer],
     train_data: np.ndarray,
@@ -305,6 +242,9 @@ def train_lm(
     log_dir: str | None = None,
     max_valid_windows: int | None = None,
     progress: Callable[..., None] | None = None,
+    initial_epoch: int = 0,
+    initial_weights: list | None = None,
+    on_epoch_end: Callable[[dict, LanguageModel], None] | None = None,
 ) -> TrainResult:
     """Builds a :class:`LanguageModel` and trains it with truncated BPTT.
 
@@ -319,6 +259,13 @@ def train_lm(
         max_valid_windows: Cap on validation windows (None: whole stream).
         progress: Called as ``progress(epoch=, epochs=, step=, steps=)`` every
             few steps (e.g. :meth:`nas_tf.evaluator.ChildContext.report`).
+        initial_epoch: Epochs already done (to resume a run): training runs
+            epochs ``initial_epoch .. epochs - 1`` at their scheduled learning
+            rates, from ``initial_weights``; the stream position is where a
+            run of full epochs would be, the state starts at zero.
+        initial_weights: ``model.get_weights()`` of the run being resumed.
+        on_epoch_end: Called with each epoch's history row and the model
+            (e.g. to save weights or append a results row).
 
     Returns:
         A :class:`TrainResult`.
@@ -346,6 +293,8 @@ def train_lm(
     # Build the weights eagerly on a one-step window so that the optimizer
     # can create its slots before the step is traced.
     model(tf.constant(rows[:, :1]), model.zero_states(config.batch_size))
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     if config.optimizer == "sgd":
         opt = keras.optimizers.SGD(learning_rate=config.learning_rate)
     else:
@@ -353,6 +302,8 @@ def train_lm(
     variables = model.trainable_variables
     opt.build(variables)
     clip = float(config.max_grad_norm)
+    # Summed over time (tutorial): the objective is bptt x the per-token mean.
+    scale = float(config.bptt) if config.sum_over_time else 1.0
 
     @tf.function
     def train_step(x, y, states):
@@ -360,22 +311,23 @@ def train_lm(
             logits, new_states = model(x, states, training=True)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        grads = tape.gradient(loss, variables)
+            objective = loss * scale
+        grads = tape.gradient(objective, variables)
         grads, _ = tf.clip_by_global_norm(grads, clip)
         opt.apply_gradients(zip(grads, variables))
         return loss, new_states
 
-    eval_step = _make_eval_step(model)
+    eval_step = make_eval_step(model)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
-    pos, steps = 0, 0
+    pos, steps = (initial_epoch * per_epoch) % n, 0
     states = model.zero_states(config.batch_size)
     best = math.inf
     train_ppl = val_ppl = math.inf
-    for epoch in range(config.epochs):
+    for epoch in range(initial_epoch, config.epochs):
         te = time.time()
-        if epoch >= config.decay_after and config.lr_decay != 1.0:
-            opt.learning_rate = float(opt.learning_rate) * config.lr_decay
+        opt.learning_rate = config.learning_rate * config.lr_decay ** max(
+            0, epoch + 1 - config.decay_after)
         total = 0.0
         for _ in range(per_epoch):
             if pos == 0:
@@ -390,7 +342,8 @@ def train_lm(
             total += loss
             steps += 1
             if progress is not None and (steps % 5 == 0 or steps == 1):
-                progress(epoch=epoch + 1, epochs=config.epochs, step=steps - epoch * per_epoch,
+                progress(epoch=epoch + 1, epochs=config.epochs,
+                         step=steps - (epoch - initial_epoch) * per_epoch,
                          steps=per_epoch)
             pos = (pos + 1) % n
         train_ppl = perplexity(total / per_epoch, "training loss")
@@ -401,6 +354,8 @@ def train_lm(
         row = {"epoch": epoch + 1, "train_perplexity": train_ppl, "val_perplexity": val_ppl,
                "learning_rate": float(opt.learning_rate), "seconds": time.time() - te}
         history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(row, model)
         _log.info("epoch %d: train ppl %.2f, valid ppl %.2f", epoch + 1, train_ppl, val_ppl)
         if writer is not None:
             with writer.as_default():

@@ -257,5 +257,8 @@ class RnnEvaluator(Evaluator):
             "steps": res.steps,
             "epochs": len(res.history),
         }
+        if cfg.dataset == "ptb_char":  # bits per character, as the paper's Table 3
+            metrics["val_bpc"] = math.log2(ppl)
+            metrics["best_val_bpc"] = math.log2(res.best_val_perplexity)
         return EvalResult(reward=self.reward(ppl), metrics=metrics)
 

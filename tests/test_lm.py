@@ -129,3 +129,38 @@ def test_diverging_training_raises_child_training_error():
     with pytest.raises(lm.ChildTrainingError, match="diverged"):
         lm.train_lm(lambda: keras.layers.SimpleRNNCell(4, activation=None),
                     periodic_stream(400), periodic_stream(100), VOCAB, cfg)
+
+
+def test_nascell_children_use_nasrnn_and_bits_per_token():
+    from cells import NASRNN, NASCell
+
+    cfg = lm.LMConfig(units=8, bptt=5, batch_size=2, eval_batch_size=2)
+    model = lm.LanguageModel(lambda: NASCell(8), VOCAB, cfg)
+    assert all(isinstance(r, NASRNN) for r in model.rnns)
+    model(tf.constant(periodic_stream(10).reshape(2, 5)), model.zero_states(2))
+    loss = lm.evaluate_loss(model, periodic_stream(60), bptt=5, batch_size=2)
+    assert lm.bits_per_token(loss) == pytest.approx(math.log2(lm.perplexity(loss)))
+
+
+def test_sum_over_time_scales_the_step_and_resume_continues():
+    valid = periodic_stream(200, seed=1)
+    base = dict(units=8, bptt=5, batch_size=2, eval_batch_size=2, steps_per_epoch=4,
+                learning_rate=0.05, optimizer="sgd", epochs=2, decay_after=1)
+    rows, saved = [], {}
+
+    def keep(row, model):
+        rows.append(row)
+        saved[row["epoch"]] = model.get_weights()
+
+    mean = lm.train_lm(lambda: keras.layers.LSTMCell(8), periodic_stream(400), valid, VOCAB,
+                       lm.LMConfig(**base), seed=0, on_epoch_end=keep)
+    summed = lm.train_lm(lambda: keras.layers.LSTMCell(8), periodic_stream(400), valid, VOCAB,
+                         lm.LMConfig(**base, sum_over_time=True), seed=0)
+    # bptt x the step: the summed objective moves the weights further.
+    assert summed.train_perplexity != pytest.approx(mean.train_perplexity)
+    assert [r["learning_rate"] for r in rows] == pytest.approx([0.05, 0.025])
+    resumed = lm.train_lm(lambda: keras.layers.LSTMCell(8), periodic_stream(400), valid, VOCAB,
+                          lm.LMConfig(**base), seed=0, initial_epoch=1,
+                          initial_weights=saved[1])
+    assert [r["epoch"] for r in resumed.history] == [2]
+    assert resumed.history[0]["learning_rate"] == pytest.approx(0.025)
