@@ -1,15 +1,12 @@
 """The recurrent-cell space as a plug-in of nas_tf (see :mod:`nas_tf.plugins`).
 
 Registered through the entry-point group ``nas_tf.spaces`` as ``rnn``
-(``setup.py``). Everything here is imported lazily, so finding the plug-in
-loads no TensorFlow.
+(``setup.py``). Importing it imports the ``cells`` package, which defines
+(and so registers) its Keras layers; the rest is imported when used.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from nas_tf.errors import ConfigError
 from nas_tf.plugins import SpacePlugin
 
 
@@ -25,12 +22,7 @@ class RnnPlugin(SpacePlugin):
     def make(self, **settings):
         from cells.search import RnnSearchConfig, make_evaluator, make_space
 
-        fields = {f.name for f in dataclasses.fields(RnnSearchConfig)}
-        unknown = sorted(set(settings) - fields)
-        if unknown:
-            raise ConfigError(f"Unknown rnn setting(s) {unknown}; use some of {sorted(fields)}. "
-                              f"Received: {unknown}")
-        cfg = RnnSearchConfig(**settings)
+        cfg = self.config_from_settings(RnnSearchConfig, settings)
         return make_space(cfg), make_evaluator(cfg)
 
     def check_data(self, space, evaluator):

@@ -7,9 +7,6 @@ loads no TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
-
-from nas_tf.errors import ConfigError
 from nas_tf.plugins import SpacePlugin
 
 
@@ -25,12 +22,7 @@ class CnnPlugin(SpacePlugin):
     def make(self, **settings):
         from cnn_space.train import CnnSearchConfig, make_evaluator, make_space
 
-        fields = {f.name for f in dataclasses.fields(CnnSearchConfig)}
-        unknown = sorted(set(settings) - fields)
-        if unknown:
-            raise ConfigError(f"Unknown cnn setting(s) {unknown}; use some of {sorted(fields)}. "
-                              f"Received: {unknown}")
-        cfg = CnnSearchConfig(**settings)
+        cfg = self.config_from_settings(CnnSearchConfig, settings)
         return make_space(cfg), make_evaluator(cfg)
 
     def check_data(self, space, evaluator):

@@ -61,6 +61,21 @@ class SpacePlugin:
         """
         raise NotImplementedError(f"space plug-in {self.name!r} does not implement make()")
 
+    def config_from_settings(self, cls, settings: dict):
+        """``cls(**settings)`` for a config dataclass, naming unknown settings.
+
+        Raises:
+            ConfigError: a setting ``cls`` does not have.
+        """
+        import dataclasses
+
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - fields)
+        if unknown:
+            raise ConfigError(f"Unknown {self.name} setting(s) {unknown}; use some of "
+                              f"{sorted(fields)}. Received: {unknown}")
+        return cls(**settings)
+
     def space_from_config(self, config: dict) -> Any:
         """The space described by ``config`` (its ``space.config()``)."""
         raise NotImplementedError(
