@@ -12,12 +12,12 @@ from tensorboard.plugins.hparams import metadata as hp_metadata
 from tensorboard.util import tensor_util
 
 from nas_tf.config import SearchConfig
+from nas_tf.console import ConsoleLogger
 from nas_tf.evaluator import EvalResult, Evaluator
 from nas_tf.logger import (
     DURATION_TAG,
     FAILED_TAG,
     REWARD_TAG,
-    ConsoleLogger,
     Logger,
     MultiLogger,
     TensorBoardLogger,
