@@ -110,10 +110,11 @@ def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: i
     from nas_tf import config as cfgmod
     from nas_tf.rundir import recorded_search
 
-    preset = cfgmod.resolve_preset(preset, max_children, recorded_search(run_dir))
+    recorded = recorded_search(run_dir)
+    preset = cfgmod.resolve_preset(preset, max_children, recorded)
     values = {
         "algorithm": algorithm, "max_children": max_children, "seed": seed,
-        "children_per_update": cfgmod.default_children_per_update(preset, algorithm),
+        "children_per_update": cfgmod.default_children_per_update(preset, algorithm, recorded),
         "controller": cfgmod.controller_preset(preset),
         "reinforce": cfgmod.reinforce_preset(preset),
     }

@@ -275,9 +275,13 @@ def children_per_update_preset(name: str) -> int:
 AUTO_PRESET_MAX_CHILDREN = 2000
 
 
-def default_children_per_update(preset: str, algorithm: str) -> int:
-    """m when not given: the preset's, but 1 for TPE (it refits at every
-    reward, see :mod:`nas_tf.tpe`)."""
+def default_children_per_update(preset: str, algorithm: str,
+                                recorded_search: dict | None = None) -> int:
+    """m when not given: the run's own when one is resumed, else the
+    preset's, but 1 for TPE (it refits at every reward, see :mod:`nas_tf.tpe`)."""
+    recorded = (recorded_search or {}).get("children_per_update")
+    if isinstance(recorded, int) and recorded > 0:
+        return recorded
     return 1 if algorithm == "tpe" else children_per_update_preset(preset)
 
 
@@ -286,12 +290,13 @@ def recorded_preset(search: dict | None) -> str | None:
     meta) was made with, or None (settings of its own, or no record)."""
     import dataclasses as _dc
 
-    search = search or {}
+    recorded = (search or {}).get("reinforce")
+    if not isinstance(recorded, dict):
+        return None
     for name in ("small_budget", "paper"):
-        ms = {children_per_update_preset(name),
-              default_children_per_update(name, search.get("algorithm", ""))}
-        if search.get("reinforce") == _dc.asdict(reinforce_preset(name)) and \
-                search.get("children_per_update") in ms:
+        # Settings added since the run was made are not in its record: compare the rest.
+        preset = _dc.asdict(reinforce_preset(name))
+        if all(preset.get(k) == v for k, v in recorded.items() if k in preset):
             return name
     return None
 

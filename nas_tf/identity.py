@@ -144,6 +144,8 @@ def _differences(recorded: Any, current: Any, prefix: str) -> list[str]:
         for k in sorted(set(recorded) | set(current)):
             if k == "method" and "sha256" in recorded and "sha256" in current:
                 continue
+            if k not in recorded:
+                continue  # a setting added since the run was made: unknown to it, accepted
             out += _differences(recorded.get(k), current.get(k), f"{prefix}.{k}")
         return out
     if canonical_json(recorded) == canonical_json(current):

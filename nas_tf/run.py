@@ -150,13 +150,13 @@ RAY_ADDRESS = flags.DEFINE_string(
 SPACE_FLAGS, _PLUGIN_ERROR = _define_space_flags()
 
 
-
 def _search_config(max_children: int):
     from nas_tf import config as cfgmod
     from nas_tf.rundir import recorded_search
 
     # auto: a resumed search keeps the preset it started with, whatever its new budget.
-    preset = cfgmod.resolve_preset(PRESET.value, max_children, recorded_search(_run_dir()))
+    recorded = recorded_search(_run_dir())
+    preset = cfgmod.resolve_preset(PRESET.value, max_children, recorded)
     ctrl = cfgmod.controller_preset(preset)
     rein = cfgmod.reinforce_preset(preset)
     ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),
@@ -168,7 +168,7 @@ def _search_config(max_children: int):
                                    ("normalize_advantage", NORMALIZE_ADVANTAGE.value),
                                    ("reward_scale", REWARD_SCALE.value)) if v is not None}
     m = (CHILDREN_PER_UPDATE.value if CHILDREN_PER_UPDATE.value is not None
-         else cfgmod.default_children_per_update(preset, ALGORITHM.value))
+         else cfgmod.default_children_per_update(preset, ALGORITHM.value, recorded))
     return cfgmod.SearchConfig(
         algorithm=ALGORITHM.value,
         max_children=max_children,

@@ -174,3 +174,30 @@ def test_one_preset_rule_for_cli_and_api(tmp_path):
     assert again.config.children_per_update == cfgmod.children_per_update_preset("small_budget")
     fresh = nas_tf.search_config("reinforce", 2500, 0, run_dir=str(tmp_path / "new"))
     assert fresh.reinforce == cfgmod.reinforce_preset("paper")
+
+
+def test_a_run_of_an_earlier_version_resumes(tmp_path):
+    """A run recorded before settings were added (here REINFORCE's advantage bound and
+    steps per batch, with the small_budget m of that version, 3) still resumes: the new
+    settings are unknown to it and accepted, and it keeps its own m."""
+    from nas_tf.store import TrialStore
+
+    run = tmp_path / "r"
+    first = nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(run), algorithm="reinforce",
+                          max_children=3, seed=0,
+                          config=nas_tf.search_config("reinforce", 3, 0, children_per_update=3))
+    first.search()
+    with TrialStore(str(run / "trials.sqlite")) as store:
+        search = store.get_meta("search")
+        for key in ("baseline_init", "advantage_std_floor", "advantage_clip", "steps_per_batch"):
+            del search["reinforce"][key]
+        store.set_meta(search=search)
+    again = nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(run), algorithm="reinforce",
+                          max_children=5, seed=0)
+    assert again.config.children_per_update == 3
+    assert again.search()["children_trained"] == 5
+    with pytest.raises(RunDirError, match="children_per_update"):
+        nas_tf.Search(Nb201Space(), _OpsReward(), run_dir=str(run), algorithm="reinforce",
+                      max_children=6, seed=0,
+                      config=nas_tf.search_config("reinforce", 6, 0, children_per_update=2)
+                      ).search()
