@@ -35,7 +35,8 @@ TABLES = flags.DEFINE_list("tables", ["cifar10"], "cifar10, transformed, synthet
 SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds per setting.")
 BUDGETS = flags.DEFINE_list("budgets", ["50", "100", "200", "500"], "Budgets.")
 CONFIGS = flags.DEFINE_string("configs", "{}", "JSON {name: {ReinforceConfig overrides, "
-                              "optional 'm'}}; the small_budget preset is the base.")
+                              "optional 'm' and 'patience'}}; the small_budget preset is the "
+                              "base.")
 ALGOS = flags.DEFINE_list("algorithms", ["reinforce"], "Algorithms (others ignore configs).")
 
 
@@ -96,9 +97,11 @@ def main(argv):
         for name, over in (settings.items() if algo_name == "reinforce" else [(algo_name, {})]):
             over = dict(over)
             m = over.pop("m", cfgmod.children_per_update_preset("small_budget"))
+            patience = over.pop("patience", cfgmod.SearchConfig().patience_rounds)
             rcfg = dataclasses.replace(cfgmod.reinforce_preset("small_budget"), **over)
             cfg = cfgmod.SearchConfig(algorithm=algo_name, max_children=budgets[-1],
-                                      children_per_update=m, reinforce=rcfg)
+                                      children_per_update=m, reinforce=rcfg,
+                                      patience_rounds=patience)
             algo = make_algorithm(space, cfg) if algo_name == "reinforce" else None
             for tname in TABLES.value:
                 table = tables[tname]
