@@ -118,12 +118,17 @@ class NASCell(keras.layers.Layer):
     def call(self, inputs, states, training=False):
         return self._step(ops.matmul(inputs, self.kernel), states)
 
-    def _step(self, x, states):
-        """One step given ``x = inputs @ kernel`` (``(batch, 8*units)``)."""
+    def _step(self, x, states, weights=None):
+        """One step given ``x = inputs @ kernel`` (``(batch, 8*units)``).
+
+        ``weights``: optional ``(recurrent_kernel, bias, projection_kernel)``
+        tensors read once outside a loop (None: read the variables here).
+        """
+        rk, bias, proj = weights or (self.recurrent_kernel, self.bias, self.projection_kernel)
         c_prev, m_prev = states[0], states[1]
-        m = ops.matmul(m_prev, self.recurrent_kernel)
-        if self.bias is not None:
-            m = ops.add(m, self.bias)
+        m = ops.matmul(m_prev, rk)
+        if bias is not None:
+            m = ops.add(m, bias)
         # Seven of the eight leaves add their two maps, leaf 3 multiplies them.
         z = leaf_inputs(_LEAF_COMBINATIONS, NAS_BASE, self.units, x, m)
         l1_0 = ops.sigmoid(z[0])
@@ -145,8 +150,8 @@ class NASCell(keras.layers.Layer):
         c_new = ops.multiply(l2_0, l2_1)
         l3_1 = ops.tanh(ops.add(l2_2, l2_3))
         m_new = ops.tanh(ops.multiply(c_new, l3_1))
-        if self.projection_kernel is not None:
-            m_new = ops.matmul(m_new, self.projection_kernel)
+        if proj is not None:
+            m_new = ops.matmul(m_new, proj)
         return m_new, [c_new, m_new]
 
     def get_config(self):

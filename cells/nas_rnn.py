@@ -31,7 +31,7 @@ def _check_rate(name: str, value: Any) -> float:
 
 def _while_scan(step, carry, xs, ms):
     """``tf.while_loop`` over time-major ``xs`` (and mask ``ms``); returns carry and outputs."""
-    n = tf.shape(xs)[0]
+    n = xs.shape[0] if xs.shape[0] is not None else tf.shape(xs)[0]
     xs_ta = tf.TensorArray(xs.dtype, size=n, element_shape=xs.shape[1:]).unstack(xs)
     ms_ta = None if ms is None else tf.TensorArray(
         ms.dtype, size=n, element_shape=ms.shape[1:]).unstack(ms)
@@ -43,7 +43,8 @@ def _while_scan(step, carry, xs, ms):
         return t + 1, c, m, out, ta.write(t, y)
 
     _, c, m, last, out_ta = tf.while_loop(
-        lambda t, *_: t < n, body, (tf.constant(0), *carry, out_ta), parallel_iterations=32)
+        lambda t, *_: t < n, body, (tf.constant(0), *carry, out_ta), parallel_iterations=32,
+        maximum_iterations=n)
     return c, m, last, out_ta.stack()
 
 
@@ -175,6 +176,10 @@ class NASRNN(keras.layers.RNN):
             xs = ops.flip(xs, 0)
             if mask is not None:
                 ms = ops.flip(ms, 0)
+        # Read the weights once, outside the loop (XLA cannot differentiate
+        # variable reads inside a while loop).
+        weights = tuple(None if w is None else ops.convert_to_tensor(w) for w in
+                        (cell.recurrent_kernel, cell.bias, cell.projection_kernel))
         c0, m0 = initial_state[0], initial_state[1]
         out0 = ops.zeros_like(m0)
 
@@ -182,7 +187,7 @@ class NASRNN(keras.layers.RNN):
             c, m, prev_out = carry
             x_t = inputs[0] if mask is not None else inputs
             m_in = m if rec_keep is None else m * rec_keep
-            out, (c_new, m_new) = cell._step(x_t, [c, m_in])
+            out, (c_new, m_new) = cell._step(x_t, [c, m_in], weights)
             if mask is not None:
                 keep_t = inputs[1]
                 c_new = ops.where(keep_t, c_new, c)

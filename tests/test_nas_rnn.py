@@ -69,9 +69,21 @@ def test_last_output_initial_state_and_gradients_match():
     _assert_same(grads[0], grads[1])
 
 
-def test_under_jit_compile():
+def test_under_jit_compile_with_gradients():
     ref, fast = _pair(return_sequences=True)
-    _assert_same(ref(X), tf.function(fast, jit_compile=True)(tf.constant(X)))
+
+    @tf.function(jit_compile=True)
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            y = fast(x, training=True)
+            loss = tf.reduce_sum(tf.square(y))
+        return y, tape.gradient(loss, fast.trainable_variables)
+
+    y, grads = forward_backward(tf.constant(X))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(ref(X)))
+    _assert_same(ref(X), y)
+    _assert_same(tape.gradient(loss, ref.trainable_variables), grads)
 
 
 def test_stateful_carries_state_across_calls():
