@@ -87,6 +87,8 @@ class Report:
             perplexity / accuracy, test accuracy; None when missing).
         metric_label, metric_lower: Its name and whether lower is better.
         pictures: The PNGs :func:`write_report` wrote.
+        written: Whether :func:`write_report` wrote its files (not in a
+            read-only run directory).
     """
 
     run_dir: str
@@ -100,6 +102,7 @@ class Report:
     metric_label: str | None = None
     metric_lower: bool = False
     pictures: list = dataclasses.field(default_factory=list)
+    written: bool = False
 
     @property
     def rewards(self) -> list[float]:
@@ -309,6 +312,7 @@ def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool 
         report.pictures = write_pictures(report, tb)
         text_md = format_report(report, markdown=True)
         (Path(run_dir) / REPORT_FILE).write_text(text_md + "\n")
+        report.written = True
         if tb is not None:
             tb.text(len(report.order), "report/top_children", text_md)
     finally:
@@ -384,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--run_dir is required (the directory of a search). "
                               "Received: run_dir=None")
         report = write_report(fv.run_dir, fv.top_k, tensorboard=fv.tensorboard)
-        if report.png_path is None:
+        if not report.written:
             print(f"warning: {fv.run_dir} is read-only; the report is printed, not written.",
                   file=sys.stderr)
     except NasTfError as e:

@@ -47,7 +47,7 @@ def test_api_docstring_examples_run_on_nb201(tmp_path):
 
 # Modules with runnable docstring examples (nas_tf.logger's and nas_tf.report's
 # are marked +SKIP: they need a run directory).
-@pytest.mark.parametrize("module_name", ["nas_tf.export"])
+@pytest.mark.parametrize("module_name", ["nas_tf.exporters", "nas_tf.plugins"])
 def test_other_docstring_examples(module_name):
     import importlib
 

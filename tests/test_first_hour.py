@@ -91,6 +91,7 @@ def test_help_defaults_match_the_configs():
 
     from cells.search import RnnSearchConfig
     from cnn_space.train import CnnSearchConfig
+    from nas_tf import run  # noqa: F401 - importing it defines the flags
 
     rnn, cnn = RnnSearchConfig(), CnnSearchConfig()
 
