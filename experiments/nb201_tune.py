@@ -124,8 +124,8 @@ def main(argv):
                         found[b] += max(rewards[:b]) >= opt - 1e-9
                 if tname == "transformed":  # back to accuracy units (same ranking)
                     best = {b: [10 * math.log(v) for v in best[b]] for b in budgets}
-                cells = " ".join(f"{b}:{np.mean(best[b]):.3f}/{100 * found[b] / SEEDS.value:.0f}%"
-                                 for b in budgets)
+                cells = " ".join(f"{b}:{np.mean(best[b]):.3f}±{np.std(best[b]):.3f}/"
+                                 f"{100 * found[b] / SEEDS.value:.0f}%" for b in budgets)
                 print(f"{name:<28} {tname:<11} {cells}  prop {np.mean(props):.0f} "
                       f"{time.time() - t0:.0f}s", flush=True)
 
