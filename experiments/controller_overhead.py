@@ -31,7 +31,7 @@ def main(argv):
     extra = [a for a in argv if a != "--legacy_seeding"]
     from absl import flags
 
-    from nas_tf import run
+    from nas_tf import plugins, run
     from nas_tf.algorithms import make_algorithm
     from nas_tf.loop import read_trials, run_search
 
@@ -44,9 +44,10 @@ def main(argv):
 
     run_dir = tempfile.mkdtemp(prefix="quickstart_")
     flags.FLAGS(["nas_tf.run", "--space=rnn", f"--run_dir={run_dir}", *extra])
-    config = run._search_config(run._DEFAULT_MAX_CHILDREN["rnn"] if run.MAX_CHILDREN.value is None
+    plugin = plugins.get("rnn")
+    config = run._search_config(plugin.default_max_children if run.MAX_CHILDREN.value is None
                                 else run.MAX_CHILDREN.value)
-    space, evaluator = run._rnn_parts()
+    space, evaluator = plugin.make(**plugin.settings_from_flags(flags.FLAGS))
     algorithm = make_algorithm(space, config)
     calls = {"propose": [], "feedback": []}
     for name in calls:
