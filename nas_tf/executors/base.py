@@ -209,11 +209,6 @@ class Executor:
             yield from self.poll(None)
 
 
-# --------------------------------------------------------------------------
-# Inline.
-# --------------------------------------------------------------------------
-
-
 def _check_positive(name: str, value, allow_zero: bool = False) -> None:
     check_positive(name, value, allow_zero, flag=True)
 
@@ -228,6 +223,20 @@ def _wait_seconds(deadline: float | None, started: Iterable[float],
         left = max(0.0, min(started) + child_timeout - time.time()) + 0.01
         wait_s = left if wait_s is None else min(wait_s, left)
     return wait_s
+
+
+def _after_wait(executor, deadline: float | None) -> bool:
+    """A pool's poll, after each wait: stop the children past their timeout and
+    start queued ones. Returns whether the poll's ``deadline`` has passed."""
+    executor._check_timeouts()
+    executor._dispatch()
+    return deadline is not None and time.time() >= deadline
+
+
+def _take_ready(executor) -> list[Outcome]:
+    """The outcomes a pool collected, handed over once."""
+    out, executor._ready = executor._ready, []
+    return out
 
 
 def _retry_or_give_up(executor, task: "_Task", error: str, worker: str | None = None) -> None:

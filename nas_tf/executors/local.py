@@ -14,9 +14,11 @@ from nas_tf.errors import ConfigError
 from nas_tf.executors.base import (
     Executor,
     Outcome,
+    _after_wait,
     _check_positive,
     _error_text,
     _retry_or_give_up,
+    _take_ready,
     _Task,
     _wait_seconds,
     is_out_of_memory,
@@ -307,12 +309,9 @@ class LocalExecutor(Executor):
                     self._finish(w, outcome)
                 elif not w.process.is_alive():
                     self._worker_died(w, f"worker {w.name} died")
-            self._check_timeouts()
-            self._dispatch()
-            if deadline is not None and time.time() >= deadline:
+            if _after_wait(self, deadline):
                 break
-        out, self._ready = self._ready, []
-        return out
+        return _take_ready(self)
 
     def cancel(self):
         jobs = [t.job for t in self._queue]

@@ -14,9 +14,11 @@ from nas_tf.errors import ConfigError
 from nas_tf.executors.base import (
     Executor,
     Outcome,
+    _after_wait,
     _check_positive,
     _error_text,
     _retry_or_give_up,
+    _take_ready,
     _Task,
     _wait_seconds,
     evaluate_job,
@@ -238,12 +240,9 @@ class RayExecutor(Executor):
                 done += more
             for ref in done:
                 self._collect(ref)
-            self._check_timeouts()
-            self._dispatch()
-            if deadline is not None and time.time() >= deadline:
+            if _after_wait(self, deadline):
                 break
-        out, self._ready = self._ready, []
-        return out
+        return _take_ready(self)
 
     def cancel(self):
         jobs = []
