@@ -1,5 +1,6 @@
 """Tests of cells/shared.py: one shared cell computes every cell of the tree space."""
 
+import math
 import random
 
 import keras
@@ -93,3 +94,46 @@ def test_config_round_trip():
     cell = SharedTreeCell(8, 6, use_bias=False, name="shared")
     again = SharedTreeCell.from_config(cell.get_config())
     assert (again.base, again.units, again.use_bias, again.name) == (8, 6, False, "shared")
+
+
+def _stream(n, vocab, seed):
+    """A learnable stream: each token is the previous one plus 1 (mod vocab), with noise."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n, "int32")
+    for i in range(1, n):
+        out[i] = (out[i - 1] + 1) % vocab if rng.random() < 0.9 else rng.integers(vocab)
+    return out
+
+
+def test_shared_lm_trains_on_sampled_cells_scores_any_cell_and_resumes(tmp_path):
+    from cells.lm import LMConfig
+    from cells.shared_lm import SharedLM
+
+    space, rng = TreeSpace(2), random.Random(1)
+    cfg = LMConfig(units=8, num_layers=1, bptt=5, batch_size=4, eval_batch_size=4,
+                   optimizer="adam", learning_rate=0.02)
+    train, valid = _stream(2000, 7, 0), _stream(400, 7, 1)
+    lm = SharedLM(2, 7, train, valid, cfg, seed=0)
+    # Bounded activations (tanh, sigmoid) keep every state finite.
+    bounded = [[t if i % 2 == 0 or i >= 8 else 1 + t % 2 for i, t in
+                enumerate(_random_tokens(space, rng))] for _ in range(3)]
+    specs = [space.tokens_to_spec(t) for t in bounded]
+    before = [lm.score(s, max_windows=4) for s in specs]
+    sample = lambda: _random_tokens(space, rng)  # noqa: E731
+    first = lm.train(sample, 20)
+    last = lm.train(sample, 60)
+    after = [lm.score(s, max_windows=4) for s in specs]
+    assert math.isfinite(first) and last < first
+    assert sum(after) < sum(before)  # the shared weights learned for cells never trained alone
+    assert lm.steps == 80
+    lm.save(tmp_path / "shared.npz")
+    again = SharedLM(2, 7, train, valid, cfg, seed=5)
+    assert again.score(specs[0], max_windows=4) != pytest.approx(after[0])
+    again.restore(tmp_path / "shared.npz")
+    assert again.score(specs[0], max_windows=4) == pytest.approx(after[0], rel=1e-6)
+    assert (again.position, again.steps) == (lm.position, lm.steps)
+    unbounded = space.tokens_to_spec([1, 0, 1, 0, 1, 0, 1, 0, 0, 0])  # c_t = x * h, identity
+    assert lm.score(unbounded) > 0  # a number or inf, never an exception
+    (tmp_path / "bad.npz").write_bytes(b"not a numpy file")
+    with pytest.raises(ConfigError, match="Cannot restore the shared model"):
+        again.restore(tmp_path / "bad.npz")
