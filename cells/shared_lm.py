@@ -26,7 +26,7 @@ from cells.lm import LanguageModel, LMConfig
 from cells.lm_eval import batchify, evaluate_loss, make_eval_step, num_windows, perplexity, window
 from cells.shared import SharedTreeCell
 from cells.tree_space import CellSpec
-from nas_tf.errors import ChildTrainingError, ConfigError
+from nas_tf.errors import ConfigError
 from nas_tf.evaluator import seed_child
 
 
@@ -76,6 +76,7 @@ class SharedLM:
         self.optimizer.build(self.variables)
         self.position = 0
         self.steps = 0
+        self.skipped = 0
         self._states = self.model.zero_states(config.batch_size)
         self._train_step = self._make_train_step()
         self._eval_step = make_eval_step(self.model)
@@ -93,9 +94,18 @@ class SharedLM:
                     tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
                 objective = loss * scale
             grads = tape.gradient(objective, variables)
-            grads, _ = tf.clip_by_global_norm(grads, clip)
-            opt.apply_gradients(zip(grads, variables))
-            return loss, new_states
+            # A sampled cell whose state blows up must not poison the weights
+            # every other cell shares: a non-finite step changes nothing.
+            finite = tf.math.logical_and(tf.math.is_finite(tf.linalg.global_norm(grads)),
+                                         tf.math.is_finite(loss))
+
+            def apply():
+                clipped, _ = tf.clip_by_global_norm(grads, clip)
+                opt.apply_gradients(zip(clipped, variables))
+                return tf.constant(True)
+
+            applied = tf.cond(finite, apply, lambda: tf.constant(False))
+            return loss, new_states, applied
 
         return train_step
 
@@ -107,27 +117,33 @@ class SharedLM:
     def train(self, sample: Callable[[], CellSpec | Sequence[int]], steps: int) -> float:
         """Trains the shared weights for ``steps`` windows, each on a cell from ``sample()``.
 
-        Returns:
-            The mean training loss (nats per token) over the steps.
+        A step whose loss or gradient is not finite (a cell whose state blows
+        up) leaves the weights unchanged, restarts the carried state at zero
+        and is counted in :attr:`skipped`.
 
-        Raises:
-            ChildTrainingError: the loss became NaN or infinite.
+        Returns:
+            The mean training loss (nats per token) over the finite steps
+            (NaN if there was none).
         """
-        total = 0.0
+        total, finite_steps = 0.0, 0
         for _ in range(int(steps)):
             if self.position == 0:
                 self._states = self.model.zero_states(self.config.batch_size)
             self.set_architecture(sample())
             x, y = window(self.rows, self.position, self.config.bptt)
-            loss, self._states = self._train_step(tf.constant(x), tf.constant(y), self._states)
+            loss, states, finite = self._train_step(tf.constant(x), tf.constant(y),
+                                                    self._states)
             loss = float(loss)
-            if not math.isfinite(loss):
-                raise ChildTrainingError(
-                    f"Shared-model training diverged: loss={loss} at step {self.steps}.")
-            total += loss
+            if bool(finite) and math.isfinite(loss):
+                total += loss
+                finite_steps += 1
+                self._states = states
+            else:
+                self.skipped += 1
+                self._states = self.model.zero_states(self.config.batch_size)
             self.steps += 1
             self.position = (self.position + 1) % self.num_windows
-        return total / max(1, int(steps))
+        return total / finite_steps if finite_steps else math.nan
 
     def score(self, spec: CellSpec | Sequence[int], max_windows: int | None = None) -> float:
         """Validation perplexity of ``spec`` with the shared weights (no dropout).
@@ -149,7 +165,7 @@ class SharedLM:
         path = Path(path)
         arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(self.model.get_weights())}
         arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
-        arrays["position"] = np.asarray([self.position, self.steps])
+        arrays["position"] = np.asarray([self.position, self.steps, self.skipped])
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(path)
@@ -164,12 +180,12 @@ class SharedLM:
             with np.load(Path(path)) as data:
                 weights = [data[f"w{i}"] for i in range(len(self.model.get_weights()))]
                 opt = [data[f"o{i}"] for i in range(len(self.optimizer.variables))]
-                position, steps = (int(v) for v in data["position"])
+                position, steps, skipped = (int(v) for v in data["position"])
             self.model.set_weights(weights)
         except (OSError, KeyError, ValueError) as e:
             raise ConfigError(f"Cannot restore the shared model from {path}: {e}. Delete it to "
                               "start the shared weights afresh.") from None
         for var, value in zip(self.optimizer.variables, opt):
             var.assign(value)
-        self.position, self.steps = position % self.num_windows, steps
+        self.position, self.steps, self.skipped = position % self.num_windows, steps, skipped
         self._states = self.model.zero_states(self.config.batch_size)

@@ -134,6 +134,15 @@ def test_shared_lm_trains_on_sampled_cells_scores_any_cell_and_resumes(tmp_path)
     assert (again.position, again.steps) == (lm.position, lm.steps)
     unbounded = space.tokens_to_spec([1, 0, 1, 0, 1, 0, 1, 0, 0, 0])  # c_t = x * h, identity
     assert lm.score(unbounded) > 0  # a number or inf, never an exception
+    # A step whose loss is not finite (here: an infinite recurrent kernel) changes no weight.
+    weights = again.model.get_weights()
+    kernel = again.cells[0].recurrent_kernel
+    kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+    poisoned = again.model.get_weights()
+    assert math.isnan(again.train(lambda: specs[0], 1)) and again.skipped == 1
+    for w, p in zip(again.model.get_weights(), poisoned):
+        np.testing.assert_array_equal(w, p)
+    again.model.set_weights(weights)
     (tmp_path / "bad.npz").write_bytes(b"not a numpy file")
     with pytest.raises(ConfigError, match="Cannot restore the shared model"):
         again.restore(tmp_path / "bad.npz")
