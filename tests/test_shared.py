@@ -146,3 +146,38 @@ def test_shared_lm_trains_on_sampled_cells_scores_any_cell_and_resumes(tmp_path)
     (tmp_path / "bad.npz").write_bytes(b"not a numpy file")
     with pytest.raises(ConfigError, match="Cannot restore the shared model"):
         again.restore(tmp_path / "bad.npz")
+
+
+def test_shared_evaluator_scores_trains_saves_resumes_and_ranks(tmp_path):
+    import json
+
+    from cells.search import RnnSearchConfig
+    from cells.sharing import SharedRnnEvaluator
+    from nas_tf.evaluator import ChildContext
+    from nas_tf.sharing import SharingConfig
+
+    cfg = RnnSearchConfig(dataset="synthetic", cell_base=2, units=8, num_layers=1, bptt=5,
+                          batch_size=4, eval_batch_size=4, train_tokens=3000,
+                          valid_tokens=600)
+    sharing = SharingConfig(mode="enas", steps_per_child=3, score_windows=2, top_k=2)
+    space, rng = TreeSpace(2), random.Random(3)
+    bounded = [[t if i % 2 == 0 or i >= 8 else 1 + t % 2 for i, t in
+                enumerate(_random_tokens(space, rng))] for _ in range(4)]
+    specs = [space.tokens_to_spec(t) for t in bounded]
+    ev = SharedRnnEvaluator(cfg, sharing)
+    ev.bind_run_dir(tmp_path / "shared")
+    results = [ev.evaluate(s, ChildContext(child_id=i)) for i, s in enumerate(specs[:3])]
+    assert [r.metrics["shared_steps"] for r in results] == [3, 6, 9]
+    assert all(0 < r.reward and math.isfinite(r.metrics["val_perplexity"]) for r in results)
+    # A new evaluator on the same folder continues from the saved shared weights.
+    again = SharedRnnEvaluator(cfg, sharing)
+    again.bind_run_dir(tmp_path / "shared")
+    assert again.evaluate(specs[3], ChildContext(child_id=4)).metrics["shared_steps"] == 12
+    again.close()
+    ranking = json.loads((tmp_path / "shared" / "ranking.json").read_text())
+    assert len(ranking) == 2
+    assert ranking[0]["val_perplexity"] <= ranking[1]["val_perplexity"]
+    with pytest.raises(ConfigError, match="sharing"):
+        SharingConfig(mode="darts")
+    with pytest.raises(ConfigError, match="shared_top_k"):
+        SharingConfig(mode="enas", top_k=0)

@@ -1,0 +1,132 @@
+"""``--space=rnn --sharing=enas``: rewards from the shared language model of the tree space.
+
+Each proposed cell is scored on the first ``score_windows`` validation
+windows with the weights of :class:`cells.shared_lm.SharedLM` (its reward is
+the usual ``c / ppl^2``, §4.2 of Zoph & Le 2017, arXiv:1611.01578); then the
+shared weights train ``steps_per_child`` windows on it (see
+:mod:`nas_tf.sharing` for why in that order). The shared model and the scores
+so far live in the run directory's ``shared/`` folder, written after every
+architecture, so a search killed at any moment resumes with its shared
+weights; at the end the ``top_k`` best-scoring cells are scored again on the
+whole validation split and ranked in ``shared/ranking.json``. The test split
+is never read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from cells.search import RnnEvaluator, RnnSearchConfig
+from nas_tf.errors import ChildTrainingError, ConfigError
+from nas_tf.evaluator import ChildContext, EvalResult
+from nas_tf.sharing import SharingConfig
+
+MODEL_FILE = "shared_lm.npz"
+SCORES_FILE = "scores.json"
+RANKING_FILE = "ranking.json"
+
+
+class SharedRnnEvaluator(RnnEvaluator):
+    """Scores cells with one shared language model instead of training each.
+
+    Args:
+        config: An :class:`cells.search.RnnSearchConfig` (data, reward, and
+            the child LMConfig the shared model is built from).
+        sharing: A :class:`nas_tf.sharing.SharingConfig` with mode ``enas``.
+
+    Raises:
+        ConfigError: ``sharing`` is not an enabled SharingConfig.
+    """
+
+    in_process_only = True  # the shared weights live in this process
+
+    def __init__(self, config: RnnSearchConfig, sharing: SharingConfig):
+        super().__init__(config)
+        if not isinstance(sharing, SharingConfig) or not sharing.enabled:
+            raise ConfigError(f"SharedRnnEvaluator needs an enabled SharingConfig. "
+                              f"Received: sharing={sharing!r}")
+        self.sharing = sharing
+        self._lm = None
+        self._folder: Path | None = None
+        self._scores: dict[str, float] = {}
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "sharing": self.sharing, "_lm": None,
+                "_folder": self._folder, "_scores": {}}
+
+    def bind_run_dir(self, folder: str | Path) -> None:
+        """Keeps the shared model in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
+        self._folder = Path(folder)
+
+    def _model(self):
+        if self._lm is None:
+            from cells.shared_lm import SharedLM
+
+            train, valid, vocab = self.data()
+            self._lm = SharedLM(self.config.cell_base, vocab, train, valid,
+                                self.config.lm_config(), seed=0)
+            if self._folder is not None and (self._folder / MODEL_FILE).exists():
+                self._lm.restore(self._folder / MODEL_FILE)
+                scores = self._folder / SCORES_FILE
+                if scores.exists():
+                    self._scores = json.loads(scores.read_text())
+        return self._lm
+
+    def _save(self) -> None:
+        if self._folder is None:
+            return
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._lm.save(self._folder / MODEL_FILE)
+        tmp = self._folder / (SCORES_FILE + ".tmp")
+        tmp.write_text(json.dumps(self._scores))
+        tmp.replace(self._folder / SCORES_FILE)
+
+    def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
+        lm = self._model()
+        t0 = time.time()
+        ppl = lm.score(spec, max_windows=self.sharing.score_windows)
+        t1 = time.time()
+        loss = math.nan
+        if math.isfinite(ppl):  # a cell that blows up is not trained on
+            loss = lm.train(lambda: spec, self.sharing.steps_per_child)
+        t2 = time.time()
+        self._scores[json.dumps(spec.to_json(), sort_keys=True)] = ppl
+        self._save()
+        context.report(step=lm.steps, steps=None)
+        if not math.isfinite(ppl):
+            raise ChildTrainingError(
+                "The cell's state blows up on the shared weights (validation perplexity "
+                "is not finite).")
+        metrics = {"val_perplexity": ppl, "shared_steps": lm.steps,
+                   "shared_train_loss": loss, "score_seconds": t1 - t0,
+                   "shared_train_seconds": t2 - t1, "train_seconds": t2 - t0}
+        return EvalResult(reward=self.reward(ppl), metrics=metrics)
+
+    def rank(self, top_k: int | None = None) -> list[dict]:
+        """Scores the ``top_k`` best-scoring cells so far on the whole validation
+        split; best first. Each row: ``spec``, ``search_perplexity``, ``val_perplexity``."""
+        from cells.tree_space import CellSpec
+
+        lm = self._model()
+        k = top_k or self.sharing.top_k
+        best = sorted(self._scores.items(), key=lambda kv: kv[1])[:k]
+        rows = []
+        for key, search_ppl in best:
+            spec = CellSpec.from_json(json.loads(key))
+            rows.append({"spec": spec.to_json(), "search_perplexity": search_ppl,
+                         "val_perplexity": lm.score(spec)})
+        rows.sort(key=lambda r: r["val_perplexity"])
+        return rows
+
+    def close(self) -> None:
+        """Writes ``ranking.json`` (the final ranking) when the search scored any cell."""
+        if self._lm is None or not self._scores or self._folder is None:
+            return
+        rows = self.rank()
+        tmp = self._folder / (RANKING_FILE + ".tmp")
+        tmp.write_text(json.dumps(rows, indent=1))
+        tmp.replace(self._folder / RANKING_FILE)

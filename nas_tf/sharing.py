@@ -1,0 +1,82 @@
+"""Weight sharing settings (``--sharing``), the same for every space that supplies it.
+
+Without sharing (``none``, the paper's method: Zoph & Le 2017,
+arXiv:1611.01578, §3) each child is trained from scratch. With ``enas``
+(Pham et al. 2018, arXiv:1802.03268) a space supplies one shared model whose
+sub-models are all the architectures of the space; a proposed architecture is
+scored with the shared weights on a few validation batches (its reward), then
+the shared weights train a few batches on it. So between two controller
+updates the shared weights train on the m architectures the controller has
+just sampled, and each reward is computed with weights trained on earlier
+samples of the policy (never on the architecture itself, which would favour
+whatever was sampled last): ENAS's alternation of shared-weight and controller
+phases at the granularity of one architecture.
+
+This module imports no TensorFlow; a space's evaluator reads the settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nas_tf.config import check_positive
+from nas_tf.errors import ConfigError
+
+#: ``none``: every child trains from scratch; ``enas``: one shared model.
+SHARING_MODES = ("none", "enas")
+
+
+@dataclasses.dataclass(frozen=True)
+class SharingConfig:
+    """How architectures are scored with shared weights.
+
+    Attributes:
+        mode: One of :data:`SHARING_MODES`.
+        steps_per_child: Shared-weight training batches (windows for a
+            language model) run on each scored architecture, after its score.
+            ENAS (§3.2 of Pham et al.) trains the shared weights ~0.2 batches
+            per architecture the controller scores; 1 keeps the shared model
+            learning at the pace of the search.
+        score_windows: Validation batches of a reward (ENAS: one batch). The
+            same batches for every architecture, so rewards are comparable.
+        top_k: At the end of a search, the ``top_k`` best-scoring
+            architectures are scored again on the whole validation split and
+            ranked (``ranking.json`` in the run directory).
+
+    Raises:
+        ConfigError: an unknown mode or a setting < 1.
+    """
+
+    mode: str = "none"
+    steps_per_child: int = 1
+    score_windows: int = 2
+    top_k: int = 10
+
+    def __post_init__(self):
+        if self.mode not in SHARING_MODES:
+            raise ConfigError(f"sharing must be one of {list(SHARING_MODES)}. "
+                              f"Received: sharing={self.mode!r}")
+        for name in ("steps_per_child", "score_windows", "top_k"):
+            check_positive(f"shared_{name}" if name != "top_k" else "shared_top_k",
+                           getattr(self, name))
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict | None) -> SharingConfig:
+        """The config of a JSON dict (None: no sharing).
+
+        Raises:
+            ConfigError: unknown keys or bad values.
+        """
+        if obj is None:
+            return cls()
+        unknown = sorted(set(obj) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"Unknown sharing setting(s) {unknown}. Received: {obj!r}")
+        return cls(**obj)
