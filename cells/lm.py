@@ -47,12 +47,12 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
 )
 from cells.nas_cell import NASCell
 from cells.nas_rnn import NASRNN
-from nas_tf.config import check_positive
 from nas_tf.errors import (
     ChildTrainingError,  # noqa: F401 - also cells.lm.ChildTrainingError
     ConfigError,
 )
 from nas_tf.evaluator import seed_child
+from nas_tf.validation import check_positive
 
 _log = logging.getLogger(__name__)
 

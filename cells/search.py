@@ -24,6 +24,7 @@ from cells.ptb import DATASETS
 from cells.tfds_text import parse_dataset
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+from nas_tf.validation import check_finite, check_positive
 
 CELL_BASES = (2, 8)
 #: Child learning rate when none is given. On ``synthetic`` (49 symbols,
@@ -147,14 +148,10 @@ class RnnSearchConfig:
             raise ConfigError(
                 f"cell_base must be 2 or 8 (the paper's). Received: cell_base={self.cell_base!r}"
             )
-        if not (isinstance(self.reward_c, (int, float)) and self.reward_c > 0
-                and math.isfinite(self.reward_c)):
-            raise ConfigError(f"reward_c must be a finite number > 0. Received: "
-                              f"reward_c={self.reward_c}")
-        for name in ("train_tokens", "valid_tokens"):
-            v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise ConfigError(f"{name} must be > 0 (or unset). Received: {name}={v}")
+        check_finite("reward_c", self.reward_c)
+        check_positive("reward_c", self.reward_c)
+        check_positive("train_tokens", self.train_tokens)
+        check_positive("valid_tokens", self.valid_tokens)
 
     def lm_config(self):
         """The :class:`cells.lm.LMConfig` of the children (``child``)."""

@@ -47,8 +47,8 @@ from cnn_space.pipeline import (  # noqa: F401 - re-exported: the pipelines' old
     make_train_dataset,
     steps_per_epoch,
 )
-from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError, DataError
+from nas_tf.validation import check_positive
 
 logger = logging.getLogger(__name__)
 

@@ -80,6 +80,7 @@ from cnn_space.spec import (  # noqa: F401 - re-exported: the space's public nam
 )
 from nas_tf.errors import ConfigError, InvalidArchitectureError
 from nas_tf.space import Anchor, Categorical, Decision, SearchSpace, canonical_json, split_tokens
+from nas_tf.validation import check_int
 
 PRESETS = {
     # name: (default number of layers, predict strides, pooling)
@@ -92,11 +93,6 @@ PRESETS = {
 SPACE_VERSION = 2
 #: What the curriculum counts: ``"samples"`` (proposals, §4.1) or unique finished ``"children"``.
 CURRICULUM_COUNTS = ("samples", "children")
-
-
-def _check_int(what: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}. Received: {what}={value}")
 
 
 class CnnSpace(SearchSpace):
@@ -162,12 +158,12 @@ class CnnSpace(SearchSpace):
                               f"newer nas_tf?). Received: version={version!r}")
         default_layers, predict_strides, pooling = PRESETS[preset]
         num_layers = default_layers if num_layers is None else num_layers
-        _check_int("num_layers", num_layers)
+        check_int("num_layers", num_layers)
         if curriculum_start is not None:
             for what, value in (("curriculum_start", curriculum_start),
                                 ("curriculum_step", curriculum_step),
                                 ("curriculum_every", curriculum_every)):
-                _check_int(what, value)
+                check_int(what, value)
             if curriculum_start > num_layers:
                 raise ConfigError(
                     f"curriculum_start must be <= num_layers ({num_layers}). "
@@ -179,7 +175,7 @@ class CnnSpace(SearchSpace):
                 not width_multiplier > 0):
             raise ConfigError(
                 f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}")
-        _check_int("added_filters", added_filters, minimum=0)
+        check_int("added_filters", added_filters, minimum=0)
         if version == 1:
             # Version 1 counted the curriculum in children and knew only these filters.
             curriculum_count = "children"

@@ -184,16 +184,12 @@ def _search_config(max_children: int):
 
 def _check_float_flags() -> None:
     """Every float flag must be finite: absl parses "nan" and "inf" as floats."""
-    import math
-
-    from nas_tf.errors import ConfigError
+    from nas_tf.validation import check_finite
 
     for name in flags.FLAGS:
         flag = flags.FLAGS[name]
-        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None \
-                and not math.isfinite(flag.value):
-            raise ConfigError(f"--{name} must be a finite number (not NaN or infinity). "
-                              f"Received: {name}={flag.value}")
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None:
+            check_finite(name, flag.value, flag=True)
 
 
 def _run_dir() -> str:
