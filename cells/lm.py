@@ -279,6 +279,7 @@ def train_lm(
         ...                LMConfig(units=32, epochs=1))  # doctest: +SKIP
         >>> res.val_perplexity  # doctest: +SKIP
     """
+    # long: r13 owns cells/lm.py this round; to be split there (setup, epoch loop, result).
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     t0 = time.time()
     rows = batchify(train_data, config.batch_size)
