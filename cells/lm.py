@@ -47,12 +47,12 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
 )
 from cells.nas_cell import NASCell
 from cells.nas_rnn import NASRNN
-from nas_tf.config import check_positive
 from nas_tf.errors import (
     ChildTrainingError,  # noqa: F401 - also cells.lm.ChildTrainingError
     ConfigError,
 )
 from nas_tf.evaluator import seed_child
+from nas_tf.validation import check_positive
 
 _log = logging.getLogger(__name__)
 
@@ -279,6 +279,7 @@ def train_lm(
         ...                LMConfig(units=32, epochs=1))  # doctest: +SKIP
         >>> res.val_perplexity  # doctest: +SKIP
     """
+    # long: r13 owns cells/lm.py this round; to be split there (setup, epoch loop, result).
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     t0 = time.time()
     rows = batchify(train_data, config.batch_size)

@@ -19,14 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from cells.nas_cell import NASCell
-from nas_tf.errors import ConfigError
-
-
-def _check_rate(name: str, value: Any) -> float:
-    rate = float(value)
-    if not 0.0 <= rate < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value!r}")
-    return rate
+from nas_tf.validation import check_rate as _check_rate
 
 
 def _while_scan(step, carry, xs, ms):

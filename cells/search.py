@@ -24,6 +24,7 @@ from cells.ptb import DATASETS
 from cells.tfds_text import parse_dataset
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+from nas_tf.validation import check_finite, check_positive
 
 CELL_BASES = (2, 8)
 #: Child learning rate when none is given. On ``synthetic`` (49 symbols,
@@ -34,14 +35,49 @@ CELL_BASES = (2, 8)
 DEFAULT_LEARNING_RATES = {"synthetic": 2e-2, "ptb": 3e-3, "ptb_char": 3e-3}
 
 
-@dataclasses.dataclass(frozen=True)
-class RnnSearchConfig:
-    """Settings of the recurrent-cell search and of its language-model children.
+#: How a search's children differ from :class:`cells.lm.LMConfig`'s defaults:
+#: a short CPU budget (32 units, 100 windows per epoch, Adam at a constant
+#: rate). :meth:`RnnSearchConfig.paper` gives the paper's setting.
+SEARCH_CHILD_DEFAULTS = {"units": 32, "steps_per_epoch": 100, "optimizer": "adam",
+                         "lr_decay": 1.0, "decay_after": 0}
 
-    The defaults are a short-budget CPU setting that runs without data files
-    (``synthetic``); :meth:`paper` gives the paper's setting (§4.2: base 8,
-    Penn Treebank, two-layer children sized like Zaremba et al.'s "medium"
-    model, trained ~35 epochs with SGD, reward c / ppl^2 with c = 80).
+
+def search_child(**settings):
+    """The :class:`cells.lm.LMConfig` of a search child: LMConfig's defaults,
+    then :data:`SEARCH_CHILD_DEFAULTS`, then ``settings``.
+
+    Raises:
+        ConfigError: a setting is invalid (e.g. units <= 0).
+    """
+    from cells.lm import LMConfig  # keeps TensorFlow out of importing this module
+
+    return LMConfig(**{**SEARCH_CHILD_DEFAULTS, **settings})
+
+
+def _child_setting_names() -> tuple[str, ...]:
+    """LMConfig's fields a search sets on its children (the learning rate is
+    the search's own setting, with a default per dataset)."""
+    from cells.lm import LMConfig
+
+    return tuple(f.name for f in dataclasses.fields(LMConfig) if f.name != "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class RnnSearchConfig:
+    """Settings of the recurrent-cell search: its data, space and reward, and
+    the :class:`cells.lm.LMConfig` of its language-model children (``child``).
+
+    Composed, not copied: every child setting is LMConfig's, with the
+    search's defaults :data:`SEARCH_CHILD_DEFAULTS` (a short-budget CPU
+    setting that runs without data files, ``synthetic``). :meth:`paper` gives
+    the paper's setting (§4.2: base 8, Penn Treebank, two-layer children sized
+    like Zaremba et al.'s "medium" model, trained ~35 epochs with SGD, reward
+    c / ppl^2 with c = 80).
+
+    Built from one flat set of keyword settings, the search's and the
+    child's (``RnnSearchConfig(dataset="ptb", units=64, epochs=2)``), or with
+    ``child=`` an LMConfig (then the flat child settings override it);
+    :meth:`to_json` is flat too (as a run directory records it).
 
     Attributes:
         dataset: ``synthetic`` (no file), ``ptb``, ``ptb_char``, or a TFDS text
@@ -53,28 +89,18 @@ class RnnSearchConfig:
             download and prepare a TFDS corpus when it is not prepared.
         data_seed: Seed of the synthetic corpus (the same for every child).
         cell_base: Leaves of the cell tree: 2, or 8 (the paper's, §4.2).
-        units: Hidden units of each recurrent layer (and the embedding size).
-        num_layers: Recurrent layers of a child (§4.2: 2).
-        bptt: Truncated-BPTT window (35 as Zaremba et al.).
-        batch_size: Training rows (20 as Zaremba et al.).
-        eval_batch_size: Validation rows.
-        epochs: Training epochs of a child.
-        steps_per_epoch: Cap on training windows per epoch (None: all).
-        optimizer: ``adam`` (short budgets) or ``sgd`` (Zaremba et al., paper).
-        learning_rate: Initial learning rate; None picks the measured
-            short-budget default of the dataset (:data:`DEFAULT_LEARNING_RATES`:
-            Adam 2e-2 on ``synthetic``, 3e-3 on ``ptb`` / ``ptb_char`` and TFDS corpora).
-        lr_decay, decay_after: Multiply the rate by ``lr_decay`` each epoch
-            after ``decay_after`` epochs.
-        max_grad_norm: Global gradient-norm clip (5 as Zaremba et al.).
-        dropout: Dropout on non-recurrent connections.
-        tie_embeddings: Share embedding and softmax weights.
-        unroll: Unroll the recurrent layers (faster on CPU for small cells,
-            slower to trace).
         reward_c: c in the reward c / ppl^2 (§4.2: "usually set at 80").
         train_tokens: Train on the first ``train_tokens`` tokens only (None: all).
         valid_tokens: Validate on the first ``valid_tokens`` tokens only
             (None: all). The reward always comes from the validation split.
+        learning_rate: The children's initial learning rate; None picks the
+            measured short-budget default of the dataset
+            (:data:`DEFAULT_LEARNING_RATES`: Adam 2e-2 on ``synthetic``, 3e-3
+            on ``ptb`` / ``ptb_char`` and TFDS corpora). It sets
+            ``child.learning_rate``.
+        child: The children's :class:`cells.lm.LMConfig` (units, layers,
+            bptt, batch sizes, epochs, steps, optimizer, decay, clip, dropout,
+            ...), its learning rate resolved as above.
     """
 
     dataset: str = "synthetic"
@@ -82,26 +108,36 @@ class RnnSearchConfig:
     download: bool = True
     data_seed: int = 0
     cell_base: int = 8
-    units: int = 32
-    num_layers: int = 2
-    bptt: int = 35
-    batch_size: int = 20
-    eval_batch_size: int = 10
-    epochs: int = 1
-    steps_per_epoch: int | None = 100
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    lr_decay: float = 1.0
-    decay_after: int = 0
-    max_grad_norm: float = 5.0
-    dropout: float = 0.0
-    tie_embeddings: bool = False
-    unroll: bool = False
     reward_c: float = 80.0
     train_tokens: int | None = None
     valid_tokens: int | None = None
+    learning_rate: float | None = None
+    child: Any = None  # cells.lm.LMConfig, set by __init__
 
-    def __post_init__(self):
+    def __init__(self, child=None, **settings):
+        # A hand-written __init__: the child's settings are taken flat, by
+        # LMConfig's names, so that they are declared once (in LMConfig).
+        unknown = sorted(set(settings) - set(self.setting_names()))
+        if unknown:
+            raise ConfigError(f"Unknown rnn setting(s) {unknown}; use some of "
+                              f"{sorted(self.setting_names())}. Received: {unknown}")
+        for f in dataclasses.fields(self):
+            if f.name != "child":
+                object.__setattr__(self, f.name, settings.get(f.name, f.default))
+        self._check()
+        given = {k: v for k, v in settings.items() if k in _child_setting_names()}
+        lr = {"learning_rate": self.child_learning_rate()}
+        child = (search_child(**given, **lr) if child is None
+                 else dataclasses.replace(child, **given, **lr))
+        object.__setattr__(self, "child", child)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """Every keyword setting: the search's fields and LMConfig's."""
+        own = tuple(f.name for f in dataclasses.fields(cls) if f.name != "child")
+        return own + _child_setting_names()
+
+    def _check(self) -> None:
         if self.dataset not in DATASETS and parse_dataset(self.dataset) is None:
             raise ConfigError(
                 f"Unknown rnn dataset; use one of {', '.join(DATASETS)}, or a TFDS text corpus "
@@ -112,33 +148,14 @@ class RnnSearchConfig:
             raise ConfigError(
                 f"cell_base must be 2 or 8 (the paper's). Received: cell_base={self.cell_base!r}"
             )
-        if not (isinstance(self.reward_c, (int, float)) and self.reward_c > 0
-                and math.isfinite(self.reward_c)):
-            raise ConfigError(f"reward_c must be a finite number > 0. Received: "
-                              f"reward_c={self.reward_c}")
-        for name in ("train_tokens", "valid_tokens"):
-            v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise ConfigError(f"{name} must be > 0 (or unset). Received: {name}={v}")
-        self.lm_config()  # validates the child's settings (units, bptt, ...)
+        check_finite("reward_c", self.reward_c)
+        check_positive("reward_c", self.reward_c)
+        check_positive("train_tokens", self.train_tokens)
+        check_positive("valid_tokens", self.valid_tokens)
 
     def lm_config(self):
-        """The :class:`cells.lm.LMConfig` of the children.
-
-        Raises:
-            ConfigError: a child setting is invalid (e.g. units <= 0).
-        """
-        from cells.lm import LMConfig  # keeps TensorFlow out of config parsing
-
-        return LMConfig(
-            units=self.units, num_layers=self.num_layers, bptt=self.bptt,
-            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
-            epochs=self.epochs, steps_per_epoch=self.steps_per_epoch,
-            optimizer=self.optimizer, learning_rate=self.child_learning_rate(),
-            lr_decay=self.lr_decay, decay_after=self.decay_after,
-            max_grad_norm=self.max_grad_norm, dropout=self.dropout,
-            tie_embeddings=self.tie_embeddings, unroll=self.unroll,
-        )
+        """The :class:`cells.lm.LMConfig` of the children (``child``)."""
+        return self.child
 
     def child_learning_rate(self) -> float:
         """``learning_rate``, or the dataset's default when it is None."""
@@ -160,7 +177,13 @@ class RnnSearchConfig:
                    lr_decay=1 / 1.2, decay_after=6, dropout=0.5, reward_c=80.0)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """Flat: the search's settings (``learning_rate`` as given, None for
+        the dataset's default) and the child's other settings."""
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "child"}
+        child = dataclasses.asdict(self.child)
+        child.pop("learning_rate")
+        return {**own, **child}
 
 
 def make_space(cfg: RnnSearchConfig):
@@ -237,7 +260,7 @@ class RnnEvaluator(Evaluator):
 
         cfg = self.config
         train, valid, vocab_size = self.data()
-        units = cfg.units
+        units = cfg.child.units
 
         def cell_factory():
             return TreeCell(spec, units)

@@ -6,7 +6,6 @@ arXiv:1611.01578, §3.4).
 
 from __future__ import annotations
 
-import numbers
 from collections import Counter
 from typing import Any
 
@@ -15,6 +14,7 @@ from keras import ops
 
 from cells.tree_space import CellSpec, node_children
 from nas_tf.errors import ConfigError
+from nas_tf.validation import check_int
 
 
 def _identity(x):
@@ -33,10 +33,9 @@ COMBINATION_FNS = {"add": ops.add, "elem_mult": ops.multiply}
 
 
 def check_units(value: Any, name: str = "units") -> int:
-    """Returns ``value`` as an int if it is a positive integer, else raises ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
-    return int(value)
+    """Returns ``value`` as an int if it is a positive integer, else raises ConfigError
+    (:func:`nas_tf.validation.check_int`, in a layer's argument order)."""
+    return check_int(name, value)
 
 
 def add_fused_weights(layer, input_shape, width: int, recurrent_rows: int,

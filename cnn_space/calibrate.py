@@ -114,3 +114,38 @@ class BatchNormCalibrator:
 def recalibrate_batchnorm(model, batches) -> int:
     """One-off :class:`BatchNormCalibrator` call; returns the number of images used."""
     return BatchNormCalibrator(model, batches)()
+
+
+def training_calibrator(model, data, cfg, batch, seed):
+    """A BatchNormCalibrator over a fixed random subset of unaugmented training images."""
+    import numpy as np
+
+    from cnn_space.data import make_eval_dataset
+
+    n = min(len(data.y_train), cfg.bn_recalibration_images)
+    batch = min(batch, n)
+    n -= n % batch  # equal batches: one trace
+    idx = np.random.default_rng(seed).permutation(len(data.y_train))[:n]
+    batches = make_eval_dataset(data, data.x_train[idx], data.y_train[idx], batch)
+    return BatchNormCalibrator(model, batches)
+
+
+def _recalibrate_callback():
+    import keras
+
+    class RecalibrateBeforeValidation(keras.callbacks.Callback):
+        """Recomputes the batch-norm statistics before every validation pass of fit()."""
+
+        def __init__(self, calibrator):
+            super().__init__()
+            self.calibrator = calibrator
+
+        def on_test_begin(self, logs=None):
+            self.calibrator()
+
+    return RecalibrateBeforeValidation
+
+
+def recalibrate_before_validation(calibrator):
+    """A Keras callback that recalibrates before each validation pass of fit()."""
+    return _recalibrate_callback()(calibrator)

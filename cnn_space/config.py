@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 
 from cnn_space.data import AUGMENTATIONS, DATASETS, augmentation_mode
 from cnn_space.space import PRESETS
 from nas_tf.errors import ConfigError
+from nas_tf.validation import check_finite, check_int, check_positive, check_rate
 
 logger = logging.getLogger(__name__)
 
@@ -171,21 +171,16 @@ class CnnSearchConfig:
         for name in ("epochs", "batch_size", "reward_last_k", "eval_batch_size",
                      "steps_per_execution", "curriculum_start", "curriculum_step",
                      "curriculum_every", "bn_recalibration_images"):
-            _check_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         for name in ("num_layers", "train_subset", "steps_per_epoch", "image_size",
                      "min_steps_per_epoch"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name))
+                check_int(name, getattr(self, name))
         for name in ("learning_rate", "reward_power", "width_multiplier"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be > 0. Received: {name}={value}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1). Received: momentum={self.momentum}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(
-                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
-            )
+            check_finite(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
+        check_rate("momentum", self.momentum)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(
                 "validation_fraction must be in (0, 1). "
@@ -219,8 +214,3 @@ class CnnSearchConfig:
             if cap < batch:
                 batch = max(replicas, cap - cap % replicas)
         return batch
-
-
-def _check_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be an integer > 0. Received: {name}={value!r}")

@@ -47,8 +47,8 @@ from cnn_space.pipeline import (  # noqa: F401 - re-exported: the pipelines' old
     make_train_dataset,
     steps_per_epoch,
 )
-from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError, DataError
+from nas_tf.validation import check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -169,41 +169,39 @@ def load_image_data(
         )
     x_test = y_test = None
     if load_test:
-        if "test" not in splits:
-            raise DataError(
-                f"No test split in {source}; add a test/<class>/ folder tree next to train/."
-            )
-        x_test, y_test = _decode_split(builder, "test", test_subset, image_size)
-        if x_test.shape[1:] != x_train.shape[1:]:
-            raise DataError(
-                f"Test images are {x_test.shape[1:]} but training images are "
-                f"{x_train.shape[1:]}; give image_size to resize both. Received: {source}"
-            )
-    # Per-channel statistics of the training images (never validation/test).
+        x_test, y_test = _load_test(builder, splits, source, test_subset, image_size,
+                                    x_train.shape[1:])
+    return image_data(x_train, y_train, x_val, y_val, class_names, source, x_test, y_test)
+
+
+def image_data(x_train, y_train, x_val, y_val, class_names, source: str, x_test=None,
+               y_test=None) -> ImageData:
+    """An :class:`ImageData` of decoded splits, with the per-channel statistics
+    of the training images (never validation / test); logs what was loaded."""
     pixels = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
     mean = pixels.mean(axis=0).astype(np.float32)
     std = np.maximum(pixels.std(axis=0), 1.0).astype(np.float32)
-    logger.info(
-        "Loaded %s: %d train, %d validation%s images of shape %s, %d classes.",
-        source,
-        len(x_train),
-        len(x_val),
-        f", {len(x_test)} test" if x_test is not None else "",
-        x_train.shape[1:],
-        len(class_names),
-    )
-    return ImageData(
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        class_names=tuple(class_names),
-        mean=mean,
-        std=std,
-        source=source,
-        x_test=x_test,
-        y_test=y_test,
-    )
+    logger.info("Loaded %s: %d train, %d validation%s images of shape %s, %d classes.", source,
+                len(x_train), len(x_val), f", {len(x_test)} test" if x_test is not None else "",
+                x_train.shape[1:], len(class_names))
+    return ImageData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
+                     class_names=tuple(class_names), mean=mean, std=std, source=source,
+                     x_test=x_test, y_test=y_test)
+
+
+def _load_test(builder, splits, source: str, test_subset, image_size, train_shape):
+    """The decoded test split, which must exist and match the training images' shape."""
+    if "test" not in splits:
+        raise DataError(
+            f"No test split in {source}; add a test/<class>/ folder tree next to train/."
+        )
+    x_test, y_test = _decode_split(builder, "test", test_subset, image_size)
+    if x_test.shape[1:] != train_shape:
+        raise DataError(
+            f"Test images are {x_test.shape[1:]} but training images are "
+            f"{train_shape}; give image_size to resize both. Received: {source}"
+        )
+    return x_test, y_test
 
 
 def _image_folder_builder(data_dir):

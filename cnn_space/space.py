@@ -80,6 +80,7 @@ from cnn_space.spec import (  # noqa: F401 - re-exported: the space's public nam
 )
 from nas_tf.errors import ConfigError, InvalidArchitectureError
 from nas_tf.space import Anchor, Categorical, Decision, SearchSpace, canonical_json, split_tokens
+from nas_tf.validation import check_choice, check_finite, check_int, check_positive
 
 PRESETS = {
     # name: (default number of layers, predict strides, pooling)
@@ -94,9 +95,28 @@ SPACE_VERSION = 2
 CURRICULUM_COUNTS = ("samples", "children")
 
 
-def _check_int(what: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}. Received: {what}={value}")
+def _filter_choices(filters, width_multiplier, added_filters, version):
+    """The base filter counts and the choices they give (times
+    ``width_multiplier``, plus ``added_filters``), checked."""
+    check_finite("width_multiplier", width_multiplier)
+    check_positive("width_multiplier", width_multiplier)
+    check_int("added_filters", added_filters, minimum=0)
+    if version == 1 and (tuple(filters) != NUM_FILTERS or added_filters):
+        # Version 1 knew only these filters.
+        raise ConfigError(f"A version-1 CNN space has filters {NUM_FILTERS} and no "
+                          f"added filters. Received: filters={filters!r}, "
+                          f"added_filters={added_filters}")
+    base = tuple(filters) if isinstance(filters, Sequence) else None
+    if not base or any(isinstance(f, bool) or not isinstance(f, int) or f <= 0 for f in base):
+        raise ConfigError(f"filters must be a non-empty sequence of integers > 0. "
+                          f"Received: filters={filters!r}")
+    choices = tuple(max(1, round(f * width_multiplier)) + added_filters for f in base)
+    if len(set(choices)) != len(choices):
+        raise ConfigError(
+            "width_multiplier is too small (or filters repeat): the filter choices "
+            f"{base} would collapse to {choices}. "
+            f"Received: width_multiplier={width_multiplier}, filters={base}")
+    return base, choices
 
 
 class CnnSpace(SearchSpace):
@@ -154,20 +174,18 @@ class CnnSpace(SearchSpace):
                  curriculum_every: int = 1600, width_multiplier: float = 1,
                  curriculum_count: str = "samples", filters: Sequence[int] = NUM_FILTERS,
                  added_filters: int = 0, version: int = SPACE_VERSION):
-        if preset not in PRESETS:
-            raise ConfigError(
-                f"Unknown CNN preset; use one of {sorted(PRESETS)}. Received: preset={preset!r}")
+        check_choice("preset", preset, sorted(PRESETS), "CNN preset")
         if version not in (1, SPACE_VERSION):
             raise ConfigError(f"CNN space version must be 1 or {SPACE_VERSION} (a run of a "
                               f"newer nas_tf?). Received: version={version!r}")
         default_layers, predict_strides, pooling = PRESETS[preset]
         num_layers = default_layers if num_layers is None else num_layers
-        _check_int("num_layers", num_layers)
+        check_int("num_layers", num_layers)
         if curriculum_start is not None:
             for what, value in (("curriculum_start", curriculum_start),
                                 ("curriculum_step", curriculum_step),
                                 ("curriculum_every", curriculum_every)):
-                _check_int(what, value)
+                check_int(what, value)
             if curriculum_start > num_layers:
                 raise ConfigError(
                     f"curriculum_start must be <= num_layers ({num_layers}). "
@@ -175,28 +193,9 @@ class CnnSpace(SearchSpace):
         if curriculum_count not in CURRICULUM_COUNTS:
             raise ConfigError(f"curriculum_count must be one of {CURRICULUM_COUNTS}. "
                               f"Received: curriculum_count={curriculum_count!r}")
-        if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) or (
-                not width_multiplier > 0):
-            raise ConfigError(
-                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}")
-        _check_int("added_filters", added_filters, minimum=0)
-        if version == 1:
-            # Version 1 counted the curriculum in children and knew only these filters.
+        if version == 1:  # version 1 counted the curriculum in children
             curriculum_count = "children"
-            if tuple(filters) != NUM_FILTERS or added_filters:
-                raise ConfigError(f"A version-1 CNN space has filters {NUM_FILTERS} and no "
-                                  f"added filters. Received: filters={filters!r}, "
-                                  f"added_filters={added_filters}")
-        base = tuple(filters) if isinstance(filters, Sequence) else None
-        if not base or any(isinstance(f, bool) or not isinstance(f, int) or f <= 0 for f in base):
-            raise ConfigError(f"filters must be a non-empty sequence of integers > 0. "
-                              f"Received: filters={filters!r}")
-        choices = tuple(max(1, round(f * width_multiplier)) + added_filters for f in base)
-        if len(set(choices)) != len(choices):
-            raise ConfigError(
-                "width_multiplier is too small (or filters repeat): the filter choices "
-                f"{base} would collapse to {choices}. "
-                f"Received: width_multiplier={width_multiplier}, filters={base}")
+        base, choices = _filter_choices(filters, width_multiplier, added_filters, version)
         self.preset = preset
         self.version = version
         self.num_layers = num_layers

@@ -34,7 +34,7 @@ import logging
 
 import numpy as np
 
-from cnn_space.data import ImageData, _plain, _stratified_split
+from cnn_space.data import ImageData, _plain, _stratified_split, image_data
 from nas_tf.errors import ConfigError, DataError
 from nas_tf.tfds_names import (
     PREFIX,
@@ -97,18 +97,20 @@ def select_features(builder, name: str) -> tuple[str, str]:
     return image, label
 
 
-def load_tfds_images(
-    dataset: str,
-    data_dir: str | None,
-    *,
-    download: bool = False,
-    train_subset: int | None = None,
-    validation_fraction: float = 0.1,
-    image_size: int | None = None,
-    load_test: bool = False,
-    test_subset: int | None = None,
-    split_seed: int = 0,
-) -> ImageData:
+def _train_and_validation(decode, val_name, x_all, y_all, train_subset, validation_fraction,
+                          split_seed):
+    """The dataset's own validation split (``val_name``; as many images as
+    the fraction of ``train_subset``), else a stratified part of train."""
+    if val_name is None:
+        return _stratified_split(x_all, y_all, validation_fraction, split_seed)
+    limit = None if train_subset is None else max(1, round(validation_fraction * train_subset))
+    return (x_all, y_all, *decode(val_name, limit))
+
+
+def load_tfds_images(dataset: str, data_dir: str | None, *, download: bool = False,
+                     train_subset: int | None = None, validation_fraction: float = 0.1,
+                     image_size: int | None = None, load_test: bool = False,
+                     test_subset: int | None = None, split_seed: int = 0) -> ImageData:
     """Loads a TFDS image-classification dataset into an :class:`ImageData`.
 
     Arguments as :func:`cnn_space.data.load_image_data` (which checks the
@@ -146,14 +148,10 @@ def load_tfds_images(
             f"Received: train_subset={train_subset}"
         )
     val_name = validation_split(builder)
+    x_train, y_train, x_val, y_val = _train_and_validation(
+        decode, val_name, x_all, y_all, train_subset, validation_fraction, split_seed)
     if val_name is not None:
-        limit = None if train_subset is None else max(1, round(validation_fraction * train_subset))
-        x_train, y_train = x_all, y_all
-        x_val, y_val = decode(val_name, limit)
         source += f" (validation: its {val_name} split)"
-    else:
-        x_train, y_train, x_val, y_val = _stratified_split(
-            x_all, y_all, validation_fraction, split_seed)
     if len(np.unique(y_train)) < 2:
         raise DataError(
             f"The training images of {source} have fewer than 2 classes; use more images "
@@ -172,16 +170,7 @@ def load_tfds_images(
                 f"{x_train.shape[1:]}; set image_size (--cnn_image_size) to resize all. "
                 f"Received: dataset={dataset!r}"
             )
-    pixels = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
-    mean = pixels.mean(axis=0).astype(np.float32)
-    std = np.maximum(pixels.std(axis=0), 1.0).astype(np.float32)
-    logger.info("Loaded %s: %d train, %d validation%s images of shape %s, %d classes.",
-                source, len(x_train), len(x_val),
-                f", {len(x_test)} test" if x_test is not None else "",
-                x_train.shape[1:], len(class_names))
-    return ImageData(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-                     class_names=class_names, mean=mean, std=std, source=source,
-                     x_test=x_test, y_test=y_test)
+    return image_data(x_train, y_train, x_val, y_val, class_names, source, x_test, y_test)
 
 
 def _decode_split(builder, split, limit, image_key, label_key, channels, image_size):

@@ -33,6 +33,7 @@ import math
 import time
 from typing import Any
 
+from cnn_space.calibrate import recalibrate_before_validation, training_calibrator
 from cnn_space.config import (  # noqa: F401 - re-exported: the config's public home was here
     BN_RECALIBRATION,
     BN_RECALIBRATION_AUTO_STEPS,
@@ -232,9 +233,8 @@ def train_child(
 
 def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
                  progress=None):
-    import keras
 
-    from cnn_space.builder import build_model, count_flops, count_params
+    from cnn_space.builder import build_model
     from cnn_space.data import make_eval_dataset, make_train_dataset
 
     strategy = make_strategy(devices)
@@ -244,14 +244,7 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
     if cfg.steps_per_epoch is not None:
         steps = min(steps, cfg.steps_per_epoch)
     total_steps = steps * cfg.epochs
-    if total_steps < FEW_STEPS:
-        # Once per process and setting (a search would repeat it for every child).
-        key = (total_steps, cfg.epochs, steps, global_batch)
-        log = logger.debug if key in _FEW_STEPS_WARNED else logger.warning
-        _FEW_STEPS_WARNED.add(key)
-        log("A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
-            "accuracy is a noisy reward. Use more epochs or images.", total_steps, cfg.epochs,
-            steps, global_batch)
+    _warn_few_steps(total_steps, cfg.epochs, steps, global_batch)
 
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augmentation)
@@ -260,45 +253,17 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
     t_build = time.perf_counter()
     with strategy.scope():
         model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
-        optimizer = keras.optimizers.SGD(
-            learning_rate=make_learning_rate(cfg, total_steps),
-            momentum=cfg.momentum,
-            nesterov=cfg.momentum > 0,
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=cfg.jit_compile and replicas == 1,
-            steps_per_execution=min(cfg.steps_per_execution, steps),
-        )
+        _compile(model, cfg, total_steps, steps, replicas)
     build_seconds = time.perf_counter() - t_build
 
     monitor = _Monitor.make(cfg)
-    callbacks = [monitor]
-    if progress is not None:
-        from nas_tf.evaluator import keras_progress_callback
-
-        callbacks.append(keras_progress_callback(progress, cfg.epochs, steps))
     calibrator = None
     if cfg.recalibrates(total_steps):
-        calibrator = _calibrator(model, data, cfg, global_batch, seed)
-        callbacks.append(_RecalibrateBeforeValidation(calibrator))
-    if log_dir:
-        callbacks.append(
-            keras.callbacks.TensorBoard(
-                log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0
-            )
-        )
+        calibrator = training_calibrator(model, data, cfg, global_batch, seed)
+    callbacks = _callbacks(monitor, calibrator, cfg, steps, progress, log_dir)
     t0 = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps,
-        validation_data=val_ds,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    history = model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps,
+                        validation_data=val_ds, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - t0
     hist = history.history
     losses = hist.get("loss", [])
@@ -306,14 +271,93 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         raise ChildTrainingError(
             f"The child's training loss is not finite ({losses[-1:]}); recorded as failed."
         )
+    metrics = _metrics(hist, cfg, model, spec, data, steps, global_batch, replicas)
+    metrics.update({
+        "bn_recalibrated": calibrator is not None,
+        "build_seconds": build_seconds,
+        "train_seconds": fit_seconds,
+        "train_step_seconds": monitor.train_seconds,
+        "eval_seconds": monitor.eval_seconds,
+        "images_per_second": steps * cfg.epochs * global_batch / max(monitor.train_seconds, 1e-9),
+    })
+    if len(monitor.epoch_train_seconds) > 1:
+        # Epochs after the first: no tracing / compilation in them.
+        later = monitor.epoch_train_seconds[1:]
+        metrics["images_per_second_steady"] = steps * len(later) * global_batch / sum(later)
+    if evaluate_test:
+        metrics.update(_test_metrics(model, data, cfg, calibrator))
+    return (metrics, model) if return_model else metrics
+
+
+def _warn_few_steps(total_steps: int, epochs: int, steps: int, global_batch: int) -> None:
+    if total_steps < FEW_STEPS:
+        # Once per process and setting (a search would repeat it for every child).
+        key = (total_steps, epochs, steps, global_batch)
+        log = logger.debug if key in _FEW_STEPS_WARNED else logger.warning
+        _FEW_STEPS_WARNED.add(key)
+        log("A child trains for only %d steps (%d epoch(s) x %d batches of %d); its validation "
+            "accuracy is a noisy reward. Use more epochs or images.", total_steps, epochs,
+            steps, global_batch)
+
+
+def _test_metrics(model, data, cfg, calibrator) -> dict:
+    """Accuracy and loss on the test split (exports only, never a reward)."""
+    from cnn_space.data import make_eval_dataset
+
+    if calibrator is not None and calibrator.calls == 0:
+        calibrator()
+    if data.x_test is None:
+        raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
+    test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
+    result = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {"test_accuracy": float(result["accuracy"]), "test_loss": float(result["loss"])}
+
+
+def _compile(model, cfg: CnnSearchConfig, total_steps: int, steps: int, replicas: int) -> None:
+    """SGD with Nesterov momentum on the configured schedule, cross entropy."""
+    import keras
+
+    optimizer = keras.optimizers.SGD(learning_rate=make_learning_rate(cfg, total_steps),
+                                     momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=cfg.jit_compile and replicas == 1,
+        steps_per_execution=min(cfg.steps_per_execution, steps),
+    )
+
+
+def _callbacks(monitor, calibrator, cfg, steps: int, progress, log_dir) -> list:
+    """fit()'s callbacks: timing, progress, batch-norm recalibration, TensorBoard."""
+    import keras
+
+    callbacks = [monitor]
+    if progress is not None:
+        from nas_tf.evaluator import keras_progress_callback
+
+        callbacks.append(keras_progress_callback(progress, cfg.epochs, steps))
+    if calibrator is not None:
+        callbacks.append(recalibrate_before_validation(calibrator))
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(
+            log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0))
+    return callbacks
+
+
+def _metrics(hist: dict, cfg, model, spec, data, steps: int, global_batch: int,
+             replicas: int) -> dict[str, Any]:
+    """A trained child's reward, accuracies, losses, size and training shape."""
+    from cnn_space.builder import count_flops, count_params
+
     val_acc = hist.get("val_accuracy", [])
     reward, acc = compute_reward(val_acc, cfg.reward_last_k, cfg.reward_power)
-    metrics: dict[str, Any] = {
+    return {
         "reward": float(reward),
         "val_accuracy": float(acc),
         "val_accuracy_last": float(val_acc[-1]),
         "val_loss_last": float(hist["val_loss"][-1]),
-        "train_loss_last": float(losses[-1]),
+        "train_loss_last": float(hist["loss"][-1]),
         "train_accuracy_last": float(hist["accuracy"][-1]),
         "params": count_params(model),
         "flops": count_flops(spec, data.image_shape, data.num_classes),
@@ -323,62 +367,7 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         "replicas": replicas,
         "train_images": len(data.y_train),
         "augment": cfg.augmentation,
-        "bn_recalibrated": calibrator is not None,
-        "build_seconds": build_seconds,
-        "train_seconds": fit_seconds,
-        "train_step_seconds": monitor.train_seconds,
-        "eval_seconds": monitor.eval_seconds,
-        "images_per_second": steps * cfg.epochs * global_batch / max(monitor.train_seconds, 1e-9),
     }
-    if len(monitor.epoch_train_seconds) > 1:
-        # Epochs after the first: no tracing / compilation in them.
-        later = monitor.epoch_train_seconds[1:]
-        metrics["images_per_second_steady"] = steps * len(later) * global_batch / sum(later)
-    if evaluate_test:
-        if calibrator is not None and calibrator.calls == 0:
-            calibrator()
-        if data.x_test is None:
-            raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
-        test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
-        result = model.evaluate(test_ds, verbose=0, return_dict=True)
-        metrics["test_accuracy"] = float(result["accuracy"])
-        metrics["test_loss"] = float(result["loss"])
-    return (metrics, model) if return_model else metrics
-
-
-def _calibrator(model, data, cfg, batch, seed):
-    """A BatchNormCalibrator over a fixed random subset of unaugmented training images."""
-    import numpy as np
-
-    from cnn_space.calibrate import BatchNormCalibrator
-    from cnn_space.data import make_eval_dataset
-
-    n = min(len(data.y_train), cfg.bn_recalibration_images)
-    batch = min(batch, n)
-    n -= n % batch  # equal batches: one trace
-    idx = np.random.default_rng(seed).permutation(len(data.y_train))[:n]
-    batches = make_eval_dataset(data, data.x_train[idx], data.y_train[idx], batch)
-    return BatchNormCalibrator(model, batches)
-
-
-def _recalibrate_callback():
-    import keras
-
-    class RecalibrateBeforeValidation(keras.callbacks.Callback):
-        """Recomputes the batch-norm statistics before every validation pass of fit()."""
-
-        def __init__(self, calibrator):
-            super().__init__()
-            self.calibrator = calibrator
-
-        def on_test_begin(self, logs=None):
-            self.calibrator()
-
-    return RecalibrateBeforeValidation
-
-
-def _RecalibrateBeforeValidation(calibrator):  # noqa: N802 - builds the Keras callback lazily
-    return _recalibrate_callback()(calibrator)
 
 
 # ----------------------------------------------------------------------------

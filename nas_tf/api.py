@@ -45,6 +45,7 @@ import os
 from typing import Any
 
 from nas_tf.errors import ConfigError, InvalidArchitectureError, RunDirError
+from nas_tf.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,8 +202,7 @@ class Search:
 
     def best(self, k: int = 1) -> list[Result]:
         """The ``k`` best done children, best first (fewer if fewer are done)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"k must be an integer >= 1. Received: k={k!r}")
+        check_int("k", k)
         store = self._store()
         try:
             trials = store.best(k)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nas_tf.errors import RunDirError
 from nas_tf.rundir import describe_os_error
+from nas_tf.store import DONE, FAILED
 
 
 def _first_line(e: BaseException) -> str:
@@ -115,3 +116,37 @@ class Checkpointer:
                     type(e).__name__ or "Permission" in str(e) or "Read-only" in str(e):
                 raise RunDirError(describe_os_error(e, str(self.directory))) from None
             raise
+
+
+def loop_state_for_resume(state: dict | None, trials, updates: int,
+                          stored_duplicates: int) -> dict:
+    """The loop state a resume starts from: ``state`` as restored, the empty
+    state without a checkpoint, or the state a version-1 checkpoint (saved
+    after update ``updates``, without ``max_trial_id``) implies from the
+    store's rows (``trials``) and its ``duplicates`` record."""
+    if state is None:  # no checkpoint: replay everything from the seed
+        return {"max_trial_id": 0, "finished": 0}
+    if "max_trial_id" not in state:  # a version-1 checkpoint, after round `updates`
+        old = [t for t in trials if (t.round or 0) <= updates]
+        return {"max_trial_id": max([t.id for t in old], default=0),
+                "finished": sum(t.status in (DONE, FAILED) for t in old),
+                "duplicates": int(stored_duplicates)}
+    return state
+
+
+def restore_scheduler(sched, checkpointer: Checkpointer, state: dict | None, store, space,
+                      num_proposed: int) -> None:
+    """Rebuilds a :class:`nas_tf.scheduler.Scheduler` from the loop state
+    ``checkpointer`` restored (see :meth:`nas_tf.scheduler.Scheduler.restore`),
+    with the trial ``store`` of the run and its ``space``."""
+    trials = store.trials()
+    updates = int(checkpointer.round.numpy())
+    state = loop_state_for_resume(state, trials, updates, store.get_meta("duplicates", 0))
+
+    def recreate(e) -> int:  # a row lost with the last commits of the store
+        spec = space.tokens_to_spec(e.tokens)
+        return store.add(e.hash, space.spec_to_json(spec), e.tokens, e.version + 1).id
+
+    sched.restore(state, updates=updates, trial_ids=[t.id for t in trials],
+                  num_proposed=num_proposed, exists=lambda i: store.get_id(i) is not None,
+                  recreate=recreate)

@@ -64,28 +64,46 @@ def help_text(usage: str, fv, full: bool = False) -> str:
 def quiet_tensorflow() -> None:
     """Keeps TensorFlow's start-up and runtime chatter out of the default output.
 
-    Unless the user set them, sets ``TF_CPP_MIN_LOG_LEVEL=3`` (hides, e.g., the
-    oneDNN "supports DT_INT32 only on platforms with AVX-512" line) before
-    TensorFlow is imported, then imports TensorFlow with the C-level stderr
-    captured so that its start-up notices (which ignore that variable) are
-    dropped; any other line it printed is passed on. Also hides one Keras
+    Imports TensorFlow within :func:`quiet_startup`. Also hides one Keras
     warning that does not concern a user (``shuffle=True`` with a
     ``tf.data.Dataset``, which the children shuffle themselves).
+    """
+    with quiet_startup():
+        try:
+            import tensorflow  # noqa: F401
+        except Exception:  # noqa: BLE001 - the import error is raised again where TF is used
+            pass
 
-    A user who set ``TF_CPP_MIN_LOG_LEVEL`` gets the level they set; the
-    start-up notices (informational lines that ignore the variable) are
-    dropped unless that level is 0, which asks for every line.
+
+@contextlib.contextmanager
+def quiet_startup():
+    """Within the block, TensorFlow's start-up notices are dropped if
+    something imports it (e.g. a space plug-in defining its flags); any other
+    line written to stderr is passed on after the block.
+
+    Unless the user set them, sets ``TF_CPP_MIN_LOG_LEVEL=3`` (hides, e.g., the
+    oneDNN "supports DT_INT32 only on platforms with AVX-512" line) before
+    TensorFlow is imported. A user who set ``TF_CPP_MIN_LOG_LEVEL`` gets the
+    level they set; the start-up notices (informational lines that ignore the
+    variable) are dropped unless that level is 0, which asks for every line.
+    Nothing is captured once TensorFlow is imported.
     """
     _ignore_keras_shuffle_warning()
-    if "tensorflow" in sys.modules:
-        return
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if "tensorflow" in sys.modules or (level is not None and level.strip() in ("", "0")):
+        yield
+        return
     if level is None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    elif level.strip() in ("", "0"):
-        return
     os.environ[QUIET_MARK] = "1"  # local worker processes do the same (nas_tf.executors.worker)
-    import_tensorflow_quietly()
+    captured: list[str] = []
+    try:
+        with _captured_fd2() as captured:
+            yield
+    finally:
+        for line in captured:
+            if line and not _STARTUP_NOISE.match(line):
+                sys.stderr.write(line + "\n")
 
 
 #: Set by :func:`quiet_tensorflow`; worker processes started by the search see it.

@@ -11,27 +11,9 @@ import dataclasses
 import math
 
 from nas_tf.errors import ConfigError
+from nas_tf.validation import check_choice, check_finite, check_positive  # noqa: F401
 
 ALGORITHMS = ("reinforce", "random", "evolution", "tpe")
-
-
-def check_positive(name: str, value, allow_zero: bool = False, flag: bool = False) -> None:
-    """Raises ConfigError unless ``value`` is None or > 0 (>= 0 with ``allow_zero``).
-
-    NaN and +-infinity are refused too (``nan > 0`` is False, but ``inf > 0``
-    is True: an infinite learning rate or budget is never meant).
-
-    ``flag`` writes the name as a command-line flag (``--name``) in the message.
-    """
-    if value is None:
-        return
-    shown = f"--{name}" if flag else name
-    if not math.isfinite(float(value)):
-        raise ConfigError(f"{shown} must be a finite number (not NaN or infinity). "
-                          f"Received: {name}={value}")
-    if value < 0 or (value == 0 and not allow_zero):
-        need = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{shown} must be {need}. Received: {name}={value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,18 +167,12 @@ class SearchConfig:
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
 
     def __post_init__(self):
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(
-                f"Unknown algorithm; use one of {', '.join(ALGORITHMS)}. "
-                f"Received: algorithm={self.algorithm!r}"
-            )
+        check_choice("algorithm", self.algorithm, ALGORITHMS)
         check_positive("max_children", self.max_children)
         check_positive("children_per_update", self.children_per_update)
         check_positive("max_proposals", self.max_proposals)
         check_positive("patience_rounds", self.patience_rounds)
-        if not math.isfinite(float(self.failure_reward)):
-            raise ConfigError("failure_reward must be a finite number. "
-                              f"Received: failure_reward={self.failure_reward}")
+        check_finite("failure_reward", self.failure_reward)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
 

@@ -230,36 +230,12 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
             ``retrain_epochs``.
         InvalidArchitectureError: a bad ``spec``.
     """
-    from nas_tf.rundir import open_store
-
     if retrain_epochs is not None and (isinstance(retrain_epochs, bool) or retrain_epochs < 0):
         raise ConfigError(
             f"--retrain_epochs must be >= 0. Received: retrain_epochs={retrain_epochs}")
     if test_limit is not None and test_limit <= 0:
         raise ConfigError(f"--test_limit must be > 0. Received: test_limit={test_limit}")
-    store = open_store(run_dir)
-    try:
-        space_cfg = store.get_meta("space")
-        recorded = store.get_meta("evaluator")
-        space = space_from_config(space_cfg)
-        trial = None
-        if spec is not None:
-            spec_obj, wrapper = read_spec_file(spec, space)
-            origin = {"source": "spec file" if not spec.lstrip().startswith("{") else "spec json",
-                      "from": wrapper.get("origin")}
-            search_metrics = wrapper.get("search_metrics", {})
-        else:
-            trial = choose_trial(store, rank if rank is not None else 1)
-            try:
-                spec_obj = space.spec_from_json(trial.spec)
-            except InvalidArchitectureError as e:
-                raise RunDirError(f"Child {trial.id} of {run_dir} has a spec this version cannot "
-                                  f"read: {e}") from None
-            origin = {"source": "run", "run_dir": str(run_dir), "rank": rank,
-                      "child_id": trial.id}
-            search_metrics = {"reward": trial.reward, **trial.metrics}
-    finally:
-        store.close()
+    space, space_cfg, recorded, spec_obj, origin, search_metrics = _read_child(run_dir, rank, spec)
     exporter = get_exporter(space.name)
     cfg = exporter.child_config(recorded, dict(child_config or {}), retrain_epochs)
     note = ""
@@ -274,38 +250,14 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
         else:
             (out_dir / name).unlink(missing_ok=True)
     spec_json = space.spec_to_json(spec_obj)
-    files = []
-    result = None
-    message = ""
     t0 = time.time()
-    exporter_message = getattr(exporter, "message", "")
-    if not getattr(exporter, "has_model", True):
-        message = exporter.message
-    elif retrain_epochs:
-        result = exporter.retrain(space, spec_obj, cfg, seed=seed, test_limit=test_limit)
-        message = (f"retrained {retrain_epochs} epoch{'s' if retrain_epochs != 1 else ''} and "
-                   "evaluated on test")
-    else:
-        result = exporter.build(space, spec_obj, cfg)
-        message = ("untrained model (fresh weights: a search keeps no child weights); pass "
-                   "--retrain_epochs=N to train it and evaluate on test")
+    result, message = _make_model(exporter, space, spec_obj, cfg, retrain_epochs, seed,
+                                  test_limit)
     message += note
-    if result is not None:
-        result.model.save(str(out_dir / MODEL_FILE))
-        files.append(MODEL_FILE)
-        if result.saved_model:
-            result.model.export(str(out_dir / SAVED_MODEL_DIR), verbose=False)
-            files.append(SAVED_MODEL_DIR)
-        for name, obj in result.extras.items():
-            obj.save(str(out_dir / name))
-            files.append(name)
-        for name, obj in result.extra_json.items():
-            _write_json(out_dir / name, obj)
-            files.append(name)
+    files = _save_models(out_dir, result)
     _write_json(out_dir / SPEC_FILE, {
         "space": space_cfg, "spec": spec_json, "origin": origin,
-        "child_config": None if cfg is None else dataclasses.asdict(cfg),
-        "search_metrics": search_metrics,
+        "child_config": _config_json(cfg), "search_metrics": search_metrics,
     })
     metrics = {
         "search": search_metrics,
@@ -321,11 +273,81 @@ def export_child(run_dir: str | os.PathLike, out: str | os.PathLike, *, rank: in
     space_lines = (exporter.readme_lines(retrained_epochs)
                    if result is not None and hasattr(exporter, "readme_lines") else [])
     (out_dir / README_FILE).write_text(_readme(result is not None, retrained_epochs,
-                                               exporter_message, space_lines))
+                                               getattr(exporter, "message", ""), space_lines))
     files += [SPEC_FILE, METRICS_FILE, README_FILE]
     return {"out": str(out_dir), "files": files, "space": space.name, "spec": spec_json,
             "metrics": metrics, "message": message,
             "keras_model": None if result is None else result.model}
+
+
+def _read_child(run_dir, rank: int | None, spec: str | None):
+    """The space of a run and the child to export: ``(space, space config,
+    evaluator record, spec, origin, search metrics)``."""
+    from nas_tf.rundir import open_store
+
+    store = open_store(run_dir)
+    try:
+        space_cfg = store.get_meta("space")
+        recorded = store.get_meta("evaluator")
+        space = space_from_config(space_cfg)
+        if spec is not None:
+            spec_obj, wrapper = read_spec_file(spec, space)
+            origin = {"source": "spec file" if not spec.lstrip().startswith("{") else "spec json",
+                      "from": wrapper.get("origin")}
+            return space, space_cfg, recorded, spec_obj, origin, wrapper.get("search_metrics", {})
+        trial = choose_trial(store, rank if rank is not None else 1)
+        try:
+            spec_obj = space.spec_from_json(trial.spec)
+        except InvalidArchitectureError as e:
+            raise RunDirError(f"Child {trial.id} of {run_dir} has a spec this version cannot "
+                              f"read: {e}") from None
+        origin = {"source": "run", "run_dir": str(run_dir), "rank": rank, "child_id": trial.id}
+        return space, space_cfg, recorded, spec_obj, origin, {"reward": trial.reward,
+                                                              **trial.metrics}
+    finally:
+        store.close()
+
+
+def _make_model(exporter, space, spec_obj, cfg, retrain_epochs, seed, test_limit):
+    """The exporter's model (None for a space without one) and a line saying
+    what it is."""
+    if not getattr(exporter, "has_model", True):
+        return None, exporter.message
+    if retrain_epochs:
+        result = exporter.retrain(space, spec_obj, cfg, seed=seed, test_limit=test_limit)
+        return result, (f"retrained {retrain_epochs} epoch{'s' if retrain_epochs != 1 else ''} "
+                        "and evaluated on test")
+    return exporter.build(space, spec_obj, cfg), (
+        "untrained model (fresh weights: a search keeps no child weights); pass "
+        "--retrain_epochs=N to train it and evaluate on test")
+
+
+def _save_models(out_dir: Path, result) -> list[str]:
+    """Saves the model (``.keras`` and, if asked, a SavedModel) and the
+    exporter's extra files; returns their names."""
+    if result is None:
+        return []
+    files = []
+    result.model.save(str(out_dir / MODEL_FILE))
+    files.append(MODEL_FILE)
+    if result.saved_model:
+        result.model.export(str(out_dir / SAVED_MODEL_DIR), verbose=False)
+        files.append(SAVED_MODEL_DIR)
+    for name, obj in result.extras.items():
+        obj.save(str(out_dir / name))
+        files.append(name)
+    for name, obj in result.extra_json.items():
+        _write_json(out_dir / name, obj)
+        files.append(name)
+    return files
+
+
+def _config_json(cfg) -> dict | None:
+    """A child config as JSON: its own ``to_json()`` (flat for composed
+    configs), else its dataclass fields."""
+    if cfg is None:
+        return None
+    return cfg.to_json() if hasattr(cfg, "to_json") else dataclasses.asdict(cfg)
 
 
 # ----------------------------------------------------------------------------
@@ -343,7 +365,8 @@ weights (a search keeps no child weights).
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _flag_values():
+    """The flags of ``python -m nas_tf.export`` (their own FlagValues)."""
     from absl import flags
 
     fv = flags.FlagValues()
@@ -361,6 +384,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags.DEFINE_integer("seed", 0, "Seed of the retraining.", flag_values=fv)
     flags.DEFINE_integer("test_limit", None, "Evaluate on the first N test examples/tokens.",
                          flag_values=fv)
+    return fv
+
+
+def _overrides(text: str | None) -> dict:
+    """``--child_config``: a JSON object, or one error naming it."""
+    if not text:
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--child_config is not valid JSON ({e}). "
+                          f"Received: child_config={text!r}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"--child_config must be a JSON object. Received: child_config={text!r}")
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from absl import flags
+
+    fv = _flag_values()
     from nas_tf import cli
 
     argv = list(sys.argv if argv is None else argv)
@@ -384,19 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not fv.out:
             raise ConfigError("--out is required (a new directory for the export). "
                               "Received: out=None")
-        overrides = {}
-        if fv.child_config:
-            try:
-                overrides = json.loads(fv.child_config)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"--child_config is not valid JSON ({e}). "
-                                  f"Received: child_config={fv.child_config!r}") from None
-            if not isinstance(overrides, dict):
-                raise ConfigError("--child_config must be a JSON object. "
-                                  f"Received: child_config={fv.child_config!r}")
-        res = export_child(fv.run_dir, fv.out, rank=fv.rank, spec=fv.spec,
-                           retrain_epochs=fv.retrain_epochs, child_config=overrides,
-                           seed=fv.seed, test_limit=fv.test_limit)
+        res = export_child(fv.run_dir, fv.out, rank=fv.rank, spec=fv.spec, seed=fv.seed,
+                           retrain_epochs=fv.retrain_epochs, test_limit=fv.test_limit,
+                           child_config=_overrides(fv.child_config))
     except NasTfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

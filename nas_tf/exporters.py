@@ -42,7 +42,9 @@ def space_from_config(config: dict):
 
 def config_from(cls, base: dict, overrides: dict, what: str):
     """``cls(**{**base, **overrides})`` keeping only known fields."""
-    fields = {f.name for f in dataclasses.fields(cls)}
+    from nas_tf.plugins import setting_names
+
+    fields = set(setting_names(cls))
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ConfigError(f"Unknown {what} setting(s) {unknown}; use some of {sorted(fields)}. "

@@ -1,24 +1,18 @@
 """The search loop: propose -> evaluate -> feed back -> log -> checkpoint.
 
 The loop only coordinates; it is handed its parts (a space, an evaluator, an
-executor, a logger), as in acme's ``EnvironmentLoop``. Children train
-asynchronously on the executor (see :class:`SearchLoop` for how rewards are
-fed back and how stale samples are handled). Everything it knows lives in the
-run directory:
+executor, a logger), as in acme's ``EnvironmentLoop``, and leaves each role to
+its module:
 
-* ``trials.sqlite`` — the trial store (:mod:`nas_tf.store`), every write a
-  transaction;
-* ``checkpoints/`` — the algorithm's state (controller weights, Adam slots,
-  sampler state, baseline, update counter) and the loop's (proposals not yet
-  fed back) through ``tf.train.CheckpointManager``;
-* ``summary.json`` — rewritten (write-then-rename) after every update;
-* ``results/<id>.json`` — a child's result, written by its worker
-  (write-then-rename) before it is sent back, removed once stored;
-* TensorBoard event files: the search's curves, ``all_children`` (every
-  child's metrics at step = child id) and ``children/<id>/`` (a child's
-  curves and HParams session; kept for the best and the most recent
-  children, the others moved to ``children_archive/``, see
-  :class:`nas_tf.logger.TensorBoardLogger`).
+* :mod:`nas_tf.scheduler` — which proposals train, wait or resolve, when the
+  algorithm is updated, the budgets (no TensorFlow, no SQLite);
+* :mod:`nas_tf.checkpoint` — the algorithm's and the scheduler's state in
+  ``checkpoints/``;
+* :mod:`nas_tf.rundir` — the run directory (lock, identity, ``trials.sqlite``
+  through :mod:`nas_tf.store`, ``summary.json``, ``results/<id>.json``);
+* :mod:`nas_tf.executors` — where children train; :mod:`nas_tf.logger` —
+  TensorBoard; :mod:`nas_tf.summary` — what the search reports;
+  :mod:`nas_tf.signals` — SIGINT / SIGTERM.
 
 Running it again on the same directory resumes, also after a SIGKILL at any
 moment: finished children are kept (none is trained twice), children that
@@ -29,18 +23,14 @@ child resolving from the store.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 from nas_tf.algorithms import make_algorithm
-from nas_tf.checkpoint import Checkpointer
+from nas_tf.checkpoint import Checkpointer, restore_scheduler
 from nas_tf.config import SearchConfig
-from nas_tf.errors import ConfigError, DataError
+from nas_tf.errors import DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
@@ -59,52 +49,24 @@ from nas_tf.rundir import (  # noqa: F401
     read_trials,
     write_json_atomic,
 )
+from nas_tf.scheduler import Known, Scheduler, check_max_in_flight
+from nas_tf.signals import stop_on_signals
 from nas_tf.space import SearchSpace
-from nas_tf.store import DONE, FAILED, PENDING, RUNNING
+from nas_tf.store import DONE, FAILED, PENDING
+from nas_tf.summary import search_summary, update_scalars
 
 __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
-
-
-@dataclasses.dataclass
-class _Entry:
-    """One proposal not yet fed back to the algorithm."""
-
-    seq: int  # proposal order
-    tokens: tuple
-    hash: str
-    trial_id: int
-    version: int  # updates made before it was proposed (its policy's age)
-    job: bool  # it trains the child; otherwise it waits for, or already has, a reward
-    arrived: int | None = None  # arrival order of its reward
-
-    def to_json(self) -> list:
-        return [self.seq, list(self.tokens), self.hash, self.trial_id, self.version,
-                int(self.job), self.arrived]
-
-    @classmethod
-    def from_json(cls, row) -> "_Entry":
-        return cls(int(row[0]), tuple(int(t) for t in row[1]), row[2], int(row[3]), int(row[4]),
-                   bool(row[5]), None if row[6] is None else int(row[6]))
 
 
 class SearchLoop:
     """Runs one search in a run directory.
 
     Proposals are made, trained and fed back asynchronously: up to
-    ``max_in_flight`` (W) proposals are outstanding, and the algorithm is
-    updated each time ``config.children_per_update`` (m) rewards have
-    arrived, with those m in proposal order; after each update it proposes
-    enough to have W outstanding again. A proposal of an architecture already
-    trained gets its stored reward at once; one of an architecture training
-    now waits for that child. With W = m (the default when one child trains
-    at a time) this is the synchronous loop of the paper: propose m, train
-    them, update. With W > m the samples of an update may come from a policy
-    up to ceil(W / m) - 1 updates older than the one updated; they are used as
-    they are (REINFORCE recomputes their log-probabilities under the current
-    policy, with no importance weights), as the paper's replicas did through
-    their parameter servers (§3.3). The mean age is logged as
-    ``search/staleness``.
+    ``max_in_flight`` (W) are outstanding and the algorithm is updated each
+    time m rewards have arrived (see :mod:`nas_tf.scheduler`; W = m is the
+    paper's synchronous loop, W > m feeds back samples of older policies, as
+    the paper's replicas did, §3.3).
 
     Args:
         space: The search space.
@@ -144,67 +106,51 @@ class SearchLoop:
         self.run_dir = Path(run_dir)
         self.config = config
         self.executor = executor or InlineExecutor()
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ConfigError("--max_in_flight must be >= 1. "
-                              f"Received: max_in_flight={max_in_flight}")
-        if max_in_flight is not None and max_in_flight < config.children_per_update:
-            # With fewer than m outstanding, every update would get fewer than m
-            # rewards: m would silently shrink to W.
-            raise ConfigError(
-                "--max_in_flight must be >= --children_per_update (m): an update needs m "
-                "rewards, so at least m proposals must be outstanding. Lower m or raise W. "
-                f"Received: max_in_flight={max_in_flight}, "
-                f"children_per_update={config.children_per_update}")
+        check_max_in_flight(max_in_flight, config.children_per_update)
         self._w_given = max_in_flight is not None
-        self.max_in_flight = max_in_flight or max(config.children_per_update,
-                                                  int(self.executor.capacity))
+        self.sched = Scheduler(
+            max_children=config.max_children, children_per_update=config.children_per_update,
+            proposal_limit=config.proposal_limit, patience_rounds=config.patience_rounds,
+            max_in_flight=max_in_flight or max(config.children_per_update,
+                                               int(self.executor.capacity)))
         self.handle_signals = handle_signals
         self.child_logs = child_logs
-        # The lock first, then the identity; then the checkpoint and the
-        # store must agree before anything is written into the directory.
-        self.store = open_run_dir(self.run_dir, space, config, evaluator)  # holds the lock
-        try:
-            # A run recorded by an older format of the space keeps its decisions.
-            self.space = space = space.as_recorded(self.store.get_meta("space"))
-            # An algorithm instance may be handed in (benchmarks reuse one compiled
-            # controller across seeds); by default it is made from the config.
-            self.algorithm = algorithm or make_algorithm(space, config)
-            self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
-            self._state = self.ckpt.restore()
-            check_store_not_behind(self.store, self.run_dir, self._state,
-                                   read_summary(self.run_dir))
-            self._summary_file = SummaryWriter(self.run_dir)
-            record = evaluator_record(evaluator)
-            if record is not None:
-                self.store.set_meta(evaluator=record)
-        except BaseException:
-            self.store.close()
-            raise
+        self._open(algorithm)
         self.tb = TensorBoardLogger(str(self.run_dir))
         self.logger = MultiLogger([self.tb, logger])
         self._environment_error: str | None = None
         self.stop_requested = False
         self.stop_reason = ""
-        self._best: float | None = None
+        self.best: float | None = None
         self._start = time.time()
         self._wall_before = float(self.store.get_meta("wall_time_s", 0.0))
-        # The loop's state (see _restore).
-        self._out: dict[int, _Entry] = {}
-        self._queue: collections.deque[int] = collections.deque()
-        self._waiting: dict[int, list[int]] = {}
-        self._seen: set[int] = set()
-        self._post_rows: set[int] = set()
-        self._ckpt_max_id = 0
-        self._base_rows = 0
-        self._seq = 0
-        self._arrivals = 0
-        self._updates = 0
-        self._duplicates = 0
-        self._stale = 0
-        self._n_finished = 0
-        self._finished_at_update = 0
-        self._proposing = True
-        self._dirty = False
+
+    def _open(self, algorithm) -> None:
+        """Takes the run directory: the lock first, then the identity; then
+        the checkpoint and the store must agree before anything is written."""
+        self.store = open_run_dir(self.run_dir, self.space, self.config,
+                                  self.evaluator)  # holds the lock
+        try:
+            # A run recorded by an older format of the space keeps its decisions.
+            self.space = self.space.as_recorded(self.store.get_meta("space"))
+            # An algorithm instance may be handed in (benchmarks reuse one compiled
+            # controller across seeds); by default it is made from the config.
+            self.algorithm = algorithm or make_algorithm(self.space, self.config)
+            self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
+            self._state = self.ckpt.restore()
+            check_store_not_behind(self.store, self.run_dir, self._state,
+                                   read_summary(self.run_dir))
+            self._summary_file = SummaryWriter(self.run_dir)
+            record = evaluator_record(self.evaluator)
+            if record is not None:
+                self.store.set_meta(evaluator=record)
+        except BaseException:
+            self.store.close()
+            raise
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.sched.max_in_flight
 
     # -------------------------------------------------------------- helpers
     def _reward_of(self, trial) -> float:
@@ -221,34 +167,12 @@ class SearchLoop:
     def _result_file(self, trial_id: int) -> str:
         return str(self.run_dir / RESULTS_DIR / f"{trial_id}.json")
 
+    def wall_time(self) -> float:
+        return self._wall_before + time.time() - self._start
+
     def summary(self, status: str = "running") -> dict:
-        counts = self.store.counts()
-        best = self.store.best(1)
-        b = best[0] if best else None
-        return {
-            "space": self.space.name,
-            "space_config": self.space.config(),
-            "algorithm": self.config.algorithm,
-            "seed": self.config.seed,
-            "max_children": self.config.max_children,
-            "children_trained": counts[DONE] + counts[FAILED],
-            "children_done": counts[DONE],
-            "children_failed": counts[FAILED],
-            "children_pending": counts[PENDING] + counts[RUNNING],
-            "proposals": self.algorithm.num_proposed,
-            "duplicates": self._duplicates,
-            "updates": self._updates,
-            "executor": self.executor.name,
-            "max_in_flight": self.max_in_flight,
-            "best_reward": None if b is None else b.reward,
-            "best_spec": None if b is None else b.spec,
-            "best_child_id": None if b is None else b.id,
-            "best_metrics": None if b is None else b.metrics,
-            "wall_time_s": round(self._wall_before + time.time() - self._start, 3),
-            "status": status,
-            "stop_reason": self.stop_reason,
-            "run_dir": str(self.run_dir),
-        }
+        """The search's summary now (as ``summary.json``)."""
+        return search_summary(self, status)
 
     def _write_summary(self, status="running") -> dict:
         return self._summary_file.write(self.summary(status))
@@ -260,236 +184,130 @@ class SearchLoop:
             self.stop_reason = reason
 
     # ------------------------------------------------------------ state
-    def _loop_state(self) -> dict:
-        return {
-            "version": 2,
-            "outstanding": [e.to_json() for e in self._out.values()],
-            "seq": self._seq,
-            "arrivals": self._arrivals,
-            "duplicates": self._duplicates,
-            "stale": self._stale,
-            "finished": self._n_finished,
-            "finished_at_update": self._finished_at_update,
-            "max_trial_id": max([self._ckpt_max_id, *self._seen]),
-            "store_finished": self.store.num_finished(),
-        }
-
     def _save(self) -> None:
         self.store.flush_wal()  # the main file alone is as new as this checkpoint
-        self.ckpt.save(self._updates, self._loop_state())
+        self.ckpt.save(self.sched.updates, self.sched.to_state(self.store.num_finished()))
         self._last_save = time.time()
-        self._dirty = False
-
-    def _restore(self, state: dict | None) -> None:
-        """Rebuilds the loop from its checkpointed state.
-
-        Rows created after the checkpoint (ids above its ``max_trial_id``)
-        belong to proposals the restored algorithm is about to make again:
-        the first time each is proposed again it takes its place in the queue
-        as if it trained, and resolves from the store (or from its result
-        file) without training. So a resumed search makes the same updates
-        as one never interrupted, given the same order of results.
-        """
-        trials = self.store.trials()
-        self._updates = int(self.ckpt.round.numpy())
-        if state is None:  # no checkpoint: replay everything from the seed
-            state = {"max_trial_id": 0, "finished": 0}
-        elif "max_trial_id" not in state:  # a version-1 checkpoint, after round `_updates`
-            old = [t for t in trials if (t.round or 0) <= self._updates]
-            state = {"max_trial_id": max([t.id for t in old], default=0),
-                     "finished": sum(t.status in (DONE, FAILED) for t in old),
-                     "duplicates": int(self.store.get_meta("duplicates", 0))}
-        self._ckpt_max_id = int(state["max_trial_id"])
-        self._base_rows = sum(1 for t in trials if t.id <= self._ckpt_max_id)
-        self._post_rows = {t.id for t in trials if t.id > self._ckpt_max_id}
-        self._n_finished = int(state.get("finished", 0))
-        self._finished_at_update = int(state.get("finished_at_update", self._n_finished))
-        self._seq = int(state.get("seq", self.algorithm.num_proposed))
-        self._arrivals = int(state.get("arrivals", 0))
-        self._duplicates = int(state.get("duplicates", 0))
-        self._stale = int(state.get("stale", 0))
-        for row in state.get("outstanding", []):
-            e = _Entry.from_json(row)
-            if self.store.get_id(e.trial_id) is None:  # lost with the last commits of the store
-                spec = self.space.tokens_to_spec(e.tokens)
-                e.trial_id = self.store.add(e.hash, self.space.spec_to_json(spec), e.tokens,
-                                            e.version + 1).id
-            self._out[e.seq] = e
-            if e.arrived is None:
-                self._waiting.setdefault(e.trial_id, []).append(e.seq)
-                if e.job:
-                    self._queue.append(e.seq)
+        self.sched.dirty = False
 
     # ----------------------------------------------------------------- loop
     def run(self) -> dict:
         """Runs until the budget is spent (or a stop); returns the summary."""
-        state = self._state
-        if self.ckpt.note:
-            self.logger.message(self.ckpt.note)
-        requeued = self.store.requeue_running()
-        self._restore(state)
-        kept = self.store.num_finished()
-        if state is not None or kept:
-            self.logger.message(
-                f"Resumed {self.run_dir}: {kept} children kept, {requeued} re-queued, "
-                f"update {self._updates}, {len(self._out)} proposals outstanding.")
-        best = self.store.best(1)
-        self._best = best[0].reward if best else None
-        self._write_summary()
-        self.executor.start(self.evaluator)
-        if not self._w_given:  # a Ray executor knows its capacity only once started
-            self.max_in_flight = max(self.config.children_per_update,
-                                     int(self.executor.capacity))
-        previous = self._install_signals()
+        self._start_up()
         try:
-            self._drive()
-            if self.stop_requested:
-                for job in self.executor.cancel():
-                    trial = self.store.get_id(job.trial_id)
-                    if trial is not None and trial.status not in (DONE, FAILED):
-                        self.store.mark_pending(job.trial_id)
-                self._dirty = True
-            if self._dirty:
-                self._save()
-            status = "stopped" if self.stop_requested else "finished"
-            if self.stop_requested and not self._environment_error:
-                self.stop_reason = (f"{self.stop_reason or 'stop requested'}; run the same "
-                                    f"command again to resume from {self.run_dir}")
-                self.logger.message(f"Stopped ({self.stop_reason}). Checkpoint saved.")
-            self.store.set_meta(wall_time_s=self._wall_before + time.time() - self._start,
-                                duplicates=self._duplicates)
-            self.store.flush_wal()
-            summary = self._write_summary(status)
-            if self._environment_error:
-                raise DataError(self._environment_error)
-            self.logger.text(summary["children_trained"], "search/summary",
-                             f"**{status}**: {self.stop_reason}")
-            return summary
+            with stop_on_signals(self.handle_signals, lambda: self.stop_requested,
+                                 self.request_stop, self.logger.message):
+                self._drive()
+                return self._finish()
         except BaseException:
             # Abandoned: kill the workers; rows left running are re-queued on resume.
             self.executor.cancel()
             raise
         finally:
-            self._restore_signals(previous)
             self.logger.flush()
+
+    def _start_up(self) -> None:
+        """Restores the state, says what was resumed and starts the executor."""
+        state = self._state
+        if self.ckpt.note:
+            self.logger.message(self.ckpt.note)
+        requeued = self.store.requeue_running()
+        restore_scheduler(self.sched, self.ckpt, state, self.store, self.space,
+                          self.algorithm.num_proposed)
+        kept = self.store.num_finished()
+        if state is not None or kept:
+            self.logger.message(
+                f"Resumed {self.run_dir}: {kept} children kept, {requeued} re-queued, "
+                f"update {self.sched.updates}, {len(self.sched.out)} proposals outstanding.")
+        best = self.store.best(1)
+        self.best = best[0].reward if best else None
+        self._write_summary()
+        self.executor.start(self.evaluator)
+        if not self._w_given:  # a Ray executor knows its capacity only once started
+            self.sched.max_in_flight = max(self.config.children_per_update,
+                                           int(self.executor.capacity))
+
+    def _finish(self) -> dict:
+        """After the drive: cancels what is in flight on a stop, saves, writes
+        the summary; raises the environment error that stopped the search."""
+        if self.stop_requested:
+            for job in self.executor.cancel():
+                trial = self.store.get_id(job.trial_id)
+                if trial is not None and trial.status not in (DONE, FAILED):
+                    self.store.mark_pending(job.trial_id)
+            self.sched.dirty = True
+        if self.sched.dirty:
+            self._save()
+        status = "stopped" if self.stop_requested else "finished"
+        if self.stop_requested and not self._environment_error:
+            self.stop_reason = (f"{self.stop_reason or 'stop requested'}; run the same "
+                                f"command again to resume from {self.run_dir}")
+            self.logger.message(f"Stopped ({self.stop_reason}). Checkpoint saved.")
+        self.store.set_meta(wall_time_s=self.wall_time(), duplicates=self.sched.duplicates)
+        self.store.flush_wal()
+        summary = self._write_summary(status)
+        if self._environment_error:
+            raise DataError(self._environment_error)
+        self.logger.text(summary["children_trained"], "search/summary",
+                         f"**{status}**: {self.stop_reason}")
+        return summary
 
     def _drive(self) -> None:
         self._propose()
         while not self.stop_requested:
             self._fill()
-            while self._update_due():
+            while self.sched.update_due():
                 self._update()
                 self._propose()
                 self._fill()
             if self.stop_requested:
                 return
-            if not self._out:
+            if not self.sched.out:
                 if self._adopt_orphans():
                     continue
                 return
-            if self.executor.num_in_flight() == 0 and not self._queue:
+            if self.executor.num_in_flight() == 0 and not self.sched.queue:
                 raise RuntimeError("search loop stalled: proposals outstanding, none training")
             for outcome in self.executor.poll(timeout=0.5):
                 self._record(outcome)
 
-    def _allocated(self) -> int:
-        """Rows of this search's trajectory so far (the budget counts them)."""
-        return self._base_rows + len(self._seen)
-
-    def _can_propose(self) -> bool:
-        cfg = self.config
-        if not self._proposing:
-            return False
-        reason = ""
-        if self._n_finished >= cfg.max_children:
-            reason = f"budget reached: {self._n_finished} unique children"
-        elif self.algorithm.num_proposed >= cfg.proposal_limit:
-            reason = (f"proposal limit reached: {self.algorithm.num_proposed} proposals gave "
-                      f"{self._n_finished} unique children (the policy keeps proposing known "
-                      "architectures); raise --max_proposals to go on")
-        elif self._stale >= cfg.patience_rounds:
-            reason = (f"converged: {self._stale} updates in a row proposed only known "
-                      f"architectures ({self._n_finished} unique children); raise "
-                      "--patience_rounds or the entropy bonus to keep exploring")
-        if reason:
-            self._proposing = False
-            self.stop_reason = self.stop_reason or reason
-            return False
-        # The whole budget is in flight: wait (unless rows of an earlier life
-        # are still to be proposed again).
-        return self._allocated() < cfg.max_children or bool(self._post_rows - self._seen)
-
     def _propose(self) -> None:
-        if self.stop_requested or not self._can_propose():
+        if self.stop_requested:
             return
-        n = self.max_in_flight - len(self._out)
+        n = self.sched.room(self.algorithm.num_proposed)
+        self.stop_reason = self.stop_reason or self.sched.end_reason
         if n <= 0:
             return
         tokens_list = self.algorithm.propose(n, self._curriculum_count())
-        self._dirty = True
+        self.sched.dirty = True
         for tokens in tokens_list:
             tokens = tuple(int(t) for t in tokens)
             spec = self.space.tokens_to_spec(tokens)
             h = self.space.hash_spec(spec)
             trial = self.store.get(h)
-            e = _Entry(self._seq, tokens, h, 0, self._updates, job=False)
-            if trial is not None and trial.id in self._waiting:
-                self._duplicates += 1  # training now: wait for it
-                e.trial_id = trial.id
-                self._waiting[trial.id].append(e.seq)
-            elif trial is not None and (
-                    (trial.id in self._post_rows and trial.id not in self._seen)
-                    or trial.status not in (DONE, FAILED)):
-                # Proposed again after a resume (or left pending): queue it as a job.
-                e.trial_id, e.job = trial.id, True
-                self._seen.add(trial.id)
-                self._waiting[trial.id] = [e.seq]
-                self._queue.append(e.seq)
-            elif trial is not None:
-                self._duplicates += 1  # trained before: its reward now
-                e.trial_id = trial.id
-                e.arrived = self._arrivals
-                self._arrivals += 1
-            else:
-                if self._allocated() >= self.config.max_children:
-                    self._seq += 1
-                    continue  # beyond the budget: neither trained nor fed back
-                trial = self.store.add(h, self.space.spec_to_json(spec), tokens,
-                                       self._updates + 1)
-                e.trial_id, e.job = trial.id, True
-                self._seen.add(trial.id)
-                self._waiting[trial.id] = [e.seq]
-                self._queue.append(e.seq)
-            self._out[e.seq] = e
-            self._seq += 1
+            known = None if trial is None else Known(trial.id, trial.status in (DONE, FAILED))
+            self.sched.offer(tokens, h, known, lambda: self.store.add(
+                h, self.space.spec_to_json(spec), tokens, self.sched.updates + 1).id)
 
     def _curriculum_count(self) -> int:
         """What the space's curriculum counts: samples (proposals so far,
         duplicates and failures included; paper §4.1) or unique children."""
         if getattr(self.space, "curriculum_count", "samples") == "children":
-            return self._n_finished
+            return self.sched.finished
         return self.algorithm.num_proposed
 
     def _adopt_orphans(self) -> bool:
         """Queues rows left pending by an earlier life that no proposal of
-        this one matched (possible when results arrived in another order);
-        they are trained and fed back. Returns whether there were any."""
-        if self._n_finished >= self.config.max_children:
-            return False
-        orphans = [t for t in self.store.trials(PENDING) if t.id not in self._waiting]
-        for t in orphans:
-            e = _Entry(self._seq, tuple(t.tokens), t.hash, t.id, self._updates, job=True)
-            self._seq += 1
-            self._seen.add(t.id)
-            self._out[e.seq] = e
-            self._waiting[t.id] = [e.seq]
-            self._queue.append(e.seq)
-        return bool(orphans)
+        this one matched; returns whether there were any."""
+        if self.sched.finished >= self.config.max_children:
+            return False  # (and the store is not read)
+        return self.sched.adopt((t.id, tuple(t.tokens), t.hash)
+                                for t in self.store.trials(PENDING))
 
     def _fill(self) -> None:
         """Starts queued jobs while the executor has room."""
-        while self._queue and self.executor.free_slots() > 0 and not self.stop_requested:
-            e = self._out[self._queue.popleft()]
+        while self.sched.queue and self.executor.free_slots() > 0 and not self.stop_requested:
+            e = self.sched.next_job()
             trial = self.store.get_id(e.trial_id)
             if trial.status in (DONE, FAILED):  # trained in an earlier life
                 self._arrive(trial.id)
@@ -506,26 +324,11 @@ class SearchLoop:
     def _record(self, outcome: Outcome) -> None:
         tid = outcome.job.trial_id
         if not outcome.ok and not outcome.retry and is_environment_error(outcome.error):
-            # The machine failed, not the architecture: leave the child pending
-            # (it trains after the fix) and stop the search with one line.
-            self.store.mark_pending(tid)
-            if outcome.job.result_file and os.path.exists(outcome.job.result_file):
-                os.remove(outcome.job.result_file)  # or the resume would read the failure back
-            if not self._environment_error:
-                first = (outcome.error or "").strip().splitlines()[0][:300]
-                self._environment_error = (
-                    f"child {tid} could not train because of its environment, not its "
-                    f"architecture ({first}). The search stopped and left it pending, not "
-                    f"failed: fix the cause and run the same command again to resume from "
-                    f"{self.run_dir}.")
-                self.request_stop("environment error")
+            self._environment_failure(outcome)
             return
         if outcome.retry:  # the executor gave the job back: queue it again
             self.store.mark_pending(tid)
-            seqs = self._waiting.get(tid, [])
-            job_seq = next((s for s in seqs if self._out[s].job), None)
-            if job_seq is not None:
-                self._queue.appendleft(job_seq)
+            self.sched.requeue(tid)
             return
         if outcome.ok:
             self.store.mark_done(tid, outcome.result.reward, outcome.result.metrics,
@@ -543,30 +346,31 @@ class SearchLoop:
         self._after_child(trial)
         self._arrive(tid)
 
-    def _arrive(self, trial_id: int) -> None:
-        for seq in self._waiting.pop(trial_id, []):
-            self._out[seq].arrived = self._arrivals
-            self._arrivals += 1
-        self._n_finished += 1
-        self._dirty = True
-        self.logger.progress(self._n_finished, self.config.max_children, self._best)
+    def _environment_failure(self, outcome: Outcome) -> None:
+        """The machine failed, not the architecture: leave the child pending
+        (it trains after the fix) and stop the search with one line."""
+        tid = outcome.job.trial_id
+        self.store.mark_pending(tid)
+        if outcome.job.result_file and os.path.exists(outcome.job.result_file):
+            os.remove(outcome.job.result_file)  # or the resume would read the failure back
+        if not self._environment_error:
+            first = (outcome.error or "").strip().splitlines()[0][:300]
+            self._environment_error = (
+                f"child {tid} could not train because of its environment, not its "
+                f"architecture ({first}). The search stopped and left it pending, not "
+                f"failed: fix the cause and run the same command again to resume from "
+                f"{self.run_dir}.")
+            self.request_stop("environment error")
 
-    def _update_due(self) -> bool:
-        arrived = sum(1 for e in self._out.values() if e.arrived is not None)
-        if arrived >= self.config.children_per_update:
-            return True
-        return arrived > 0 and arrived == len(self._out)  # nothing more is coming
+    def _arrive(self, trial_id: int) -> None:
+        self.sched.arrive(trial_id)
+        self.logger.progress(self.sched.finished, self.config.max_children, self.best)
 
     def _update(self) -> None:
         """Feeds the first m rewards that arrived back, in proposal order."""
-        cfg = self.config
-        self.logger.progress(self._n_finished, cfg.max_children, self._best,
+        self.logger.progress(self.sched.finished, self.config.max_children, self.best,
                              note="updating the controller")
-        arrived = sorted((e for e in self._out.values() if e.arrived is not None),
-                         key=lambda e: e.arrived)[:cfg.children_per_update]
-        batch = sorted(arrived, key=lambda e: e.seq)
-        for e in batch:
-            del self._out[e.seq]
+        batch, staleness = self.sched.take_batch()
         rewards = [self._reward_of(self.store.get_id(e.trial_id)) for e in batch]
         stats: dict = {}
         groups: dict[int, list[int]] = {}
@@ -575,69 +379,20 @@ class SearchLoop:
         for idx in groups.values():
             stats.update(self.algorithm.feedback([batch[i].tokens for i in idx],
                                                  [rewards[i] for i in idx]))
-        staleness = sum(self._updates - e.version for e in batch) / len(batch)
-        self._updates += 1
-        self._stale = self._stale + 1 if self._n_finished == self._finished_at_update else 0
-        self._finished_at_update = self._n_finished
-        self._dirty = True
-        step = self._n_finished
-        scalars = {
-            "reward/mean": sum(rewards) / len(rewards),
-            "reward/max": max(rewards),
-            "reward/best_so_far": self._best,
-            "search/duplicates": self._duplicates,
-            "search/proposals": self.algorithm.num_proposed,
-            "search/staleness": staleness,
-            "search/in_flight": self.executor.num_in_flight(),
-            "search/children_per_hour": 3600.0 * self.store.num_finished() / max(
-                1e-9, self._wall_before + time.time() - self._start),
-        }
-        for k, v in stats.items():
-            scalars[f"controller/{k}"] = v
-        if hasattr(self.algorithm, "last_entropy") and "entropy" not in stats:
-            scalars["controller/entropy"] = self.algorithm.last_entropy
-        if hasattr(self.algorithm, "optimizer"):
-            scalars["controller/learning_rate"] = float(
-                self.algorithm.optimizer.learning_rate.numpy())
-        self.logger.scalars(step, scalars)
-        self.store.set_meta(duplicates=self._duplicates,
-                            wall_time_s=self._wall_before + time.time() - self._start)
+        self.logger.scalars(self.sched.finished, update_scalars(self, rewards, staleness, stats))
+        self.store.set_meta(duplicates=self.sched.duplicates, wall_time_s=self.wall_time())
         self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
         if time.time() - self._last_save >= self.checkpoint_every_s:
             self._save()
         self._write_summary()
 
     def _after_child(self, trial) -> None:
-        if trial.status == DONE and (self._best is None or trial.reward > self._best):
-            self._best = trial.reward
+        if trial.status == DONE and (self.best is None or trial.reward > self.best):
+            self.best = trial.reward
             spec = self.space.spec_from_json(trial.spec)
             self.logger.text(
-                self._n_finished + 1, "best/architecture",
+                self.sched.finished + 1, "best/architecture",
                 f"child {trial.id}, reward {trial.reward:.6g}\n\n{self.space.describe(spec)}")
-
-    # ------------------------------------------------------------ signals
-    def _install_signals(self):
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {}
-
-        def handler(signum, frame):
-            name = signal.Signals(signum).name
-            if self.stop_requested:
-                raise KeyboardInterrupt(f"second {name}: abandoning")
-            self.request_stop(f"{name} received")
-            self.logger.message(
-                f"{name}: stopping; children in flight are cancelled (a child training in "
-                "this process finishes first; send it again to abandon it at once) ...")
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous) -> None:
-        for sig, h in (previous or {}).items():
-            signal.signal(sig, h)
 
     def close(self) -> None:
         try:

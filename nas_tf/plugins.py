@@ -67,9 +67,7 @@ class SpacePlugin:
         Raises:
             ConfigError: a setting ``cls`` does not have.
         """
-        import dataclasses
-
-        fields = {f.name for f in dataclasses.fields(cls)}
+        fields = set(setting_names(cls))
         unknown = sorted(set(settings) - fields)
         if unknown:
             raise ConfigError(f"Unknown {self.name} setting(s) {unknown}; use some of "
@@ -102,6 +100,17 @@ class SpacePlugin:
 
 _registered: dict[str, SpacePlugin] = {}
 _loaded: dict[str, SpacePlugin] | None = None
+
+
+def setting_names(cls) -> tuple[str, ...]:
+    """The keyword settings of a config class: its ``setting_names()`` when it
+    has one (a composed config taking its parts' settings flat), else its
+    dataclass fields."""
+    if hasattr(cls, "setting_names"):
+        return tuple(cls.setting_names())
+    import dataclasses
+
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _instance(obj: Any, where: str) -> SpacePlugin:

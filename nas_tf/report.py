@@ -39,6 +39,7 @@ from nas_tf.errors import ConfigError, RunDirError
 from nas_tf.findings import failure_kinds, natural_metric
 from nas_tf.rundir import STORE_FILE, SUMMARY_FILE, open_store, read_summary  # noqa: F401
 from nas_tf.store import DONE, FAILED, PENDING, RUNNING, Trial
+from nas_tf.validation import check_int
 
 CURVE_FILE = "reward_curve.png"
 ARCH_FILE = "best_architecture.png"
@@ -136,8 +137,7 @@ def make_report(run_dir: str | os.PathLike, top_k: int = 10) -> Report:
         ConfigError: ``top_k`` < 1.
         RunDirError: not a nas_tf run directory.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}")
+    check_int("top_k", top_k)
     store = open_store(run_dir)
     try:
         space = store.get_meta("space") or {}

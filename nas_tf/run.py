@@ -21,10 +21,6 @@ from absl import app, flags
 
 from nas_tf import cli
 
-# Registering the spaces' flags imports their packages (and so TensorFlow):
-# keep its C++ start-up lines out of the output first.
-cli.quiet_tensorflow()
-
 
 def _define_space_flags() -> tuple[dict[str, tuple[str, ...]], str | None]:
     """Defines the flags of every registered space (each in its plug-in's CLI
@@ -34,13 +30,17 @@ def _define_space_flags() -> tuple[dict[str, tuple[str, ...]], str | None]:
     from nas_tf.errors import NasTfError
 
     owned: dict[str, tuple[str, ...]] = {}
-    try:
-        for name in plugins.names():
-            before = set(flags.FLAGS)
-            plugins.get(name).define_flags()
-            owned[name] = tuple(sorted(set(flags.FLAGS) - before))
-    except NasTfError as e:
-        return owned, str(e)
+    # A plug-in whose package imports TensorFlow (rnn: its Keras layers register
+    # on import) brings TensorFlow's C++ start-up lines: keep them out of the
+    # output. The spine itself imports no TensorFlow until a search starts.
+    with cli.quiet_startup():
+        try:
+            for name in plugins.names():
+                before = set(flags.FLAGS)
+                plugins.get(name).define_flags()
+                owned[name] = tuple(sorted(set(flags.FLAGS) - before))
+        except NasTfError as e:
+            return owned, str(e)
     return owned, None
 
 
@@ -184,16 +184,12 @@ def _search_config(max_children: int):
 
 def _check_float_flags() -> None:
     """Every float flag must be finite: absl parses "nan" and "inf" as floats."""
-    import math
-
-    from nas_tf.errors import ConfigError
+    from nas_tf.validation import check_finite
 
     for name in flags.FLAGS:
         flag = flags.FLAGS[name]
-        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None \
-                and not math.isfinite(flag.value):
-            raise ConfigError(f"--{name} must be a finite number (not NaN or infinity). "
-                              f"Received: {name}={flag.value}")
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None:
+            check_finite(name, flag.value, flag=True)
 
 
 def _run_dir() -> str:

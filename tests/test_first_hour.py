@@ -98,10 +98,10 @@ def test_help_defaults_match_the_configs():
     def help_of(name):
         return " ".join(flags.FLAGS[name].help.split())
 
-    assert f"rnn {rnn.epochs}, cnn {cnn.epochs}" in help_of("child_epochs")
-    assert f"rnn {rnn.batch_size}, cnn {cnn.batch_size}" in help_of("child_batch_size")
-    assert f"rnn {rnn.steps_per_epoch}," in help_of("child_steps")
-    assert f"default {rnn.units}" in help_of("child_units")
+    assert f"rnn {rnn.child.epochs}, cnn {cnn.epochs}" in help_of("child_epochs")
+    assert f"rnn {rnn.child.batch_size}, cnn {cnn.batch_size}" in help_of("child_batch_size")
+    assert f"rnn {rnn.child.steps_per_epoch}," in help_of("child_steps")
+    assert f"default {rnn.child.units}" in help_of("child_units")
     from nas_tf import plugins
 
     assert {n: plugins.get(n).default_max_children for n in ("nb201", "rnn", "cnn")} == {

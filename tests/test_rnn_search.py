@@ -50,7 +50,7 @@ def test_space_and_defaults():
     assert RnnSearchConfig(dataset="ptb").lm_config().learning_rate == 3e-3
     assert RnnSearchConfig(learning_rate=0.5).lm_config().learning_rate == 0.5
     paper = RnnSearchConfig.paper()
-    assert (paper.cell_base, paper.reward_c, paper.optimizer) == (8, 80.0, "sgd")
+    assert (paper.cell_base, paper.reward_c, paper.child.optimizer) == (8, 80.0, "sgd")
     json.dumps(RnnSearchConfig().to_json())
 
 

@@ -15,8 +15,8 @@ import time
 import traceback
 from typing import Any, Iterable, Iterator
 
-from nas_tf.config import check_positive
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+from nas_tf.validation import check_positive
 
 _log = logging.getLogger(__name__)
 
