@@ -18,6 +18,7 @@ class RnnPlugin(SpacePlugin):
     summary = "recurrent cells (paper §3.4); children are language models"
     default_max_children = 10
     layer_modules = ("cells",)
+    sharing_modes = ("enas",)  # cells.sharing: one shared language model
 
     def make(self, **settings):
         from cells.search import RnnSearchConfig, make_evaluator, make_space

@@ -24,6 +24,7 @@ from cells.ptb import DATASETS
 from cells.tfds_text import parse_dataset
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
+from nas_tf.sharing import SharingConfig
 from nas_tf.validation import check_finite, check_positive
 
 CELL_BASES = (2, 8)
@@ -93,6 +94,10 @@ class RnnSearchConfig:
         train_tokens: Train on the first ``train_tokens`` tokens only (None: all).
         valid_tokens: Validate on the first ``valid_tokens`` tokens only
             (None: all). The reward always comes from the validation split.
+        sharing: Weight sharing (:class:`nas_tf.sharing.SharingConfig`, or its
+            mode ``"enas"``, or its JSON form): ``none`` trains every child
+            from scratch (the paper); ``enas`` scores cells with one shared
+            language model (:mod:`cells.sharing`).
         learning_rate: The children's initial learning rate; None picks the
             measured short-budget default of the dataset
             (:data:`DEFAULT_LEARNING_RATES`: Adam 2e-2 on ``synthetic``, 3e-3
@@ -112,6 +117,7 @@ class RnnSearchConfig:
     train_tokens: int | None = None
     valid_tokens: int | None = None
     learning_rate: float | None = None
+    sharing: SharingConfig = SharingConfig()
     child: Any = None  # cells.lm.LMConfig, set by __init__
 
     def __init__(self, child=None, **settings):
@@ -124,6 +130,7 @@ class RnnSearchConfig:
         for f in dataclasses.fields(self):
             if f.name != "child":
                 object.__setattr__(self, f.name, settings.get(f.name, f.default))
+        object.__setattr__(self, "sharing", _sharing(self.sharing))
         self._check()
         given = {k: v for k, v in settings.items() if k in _child_setting_names()}
         lr = {"learning_rate": self.child_learning_rate()}
@@ -181,6 +188,7 @@ class RnnSearchConfig:
         the dataset's default) and the child's other settings."""
         own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                if f.name != "child"}
+        own["sharing"] = self.sharing.to_json()
         child = dataclasses.asdict(self.child)
         child.pop("learning_rate")
         return {**own, **child}
@@ -194,8 +202,25 @@ def make_space(cfg: RnnSearchConfig):
 
 
 def make_evaluator(cfg: RnnSearchConfig) -> RnnEvaluator:
-    """A picklable evaluator training language-model children of ``cfg``."""
+    """A picklable evaluator training language-model children of ``cfg`` (with
+    ``cfg.sharing`` enabled: scoring cells with one shared model instead)."""
+    if cfg.sharing.enabled:
+        from cells.sharing import SharedRnnEvaluator
+
+        return SharedRnnEvaluator(cfg, cfg.sharing)
     return RnnEvaluator(cfg)
+
+
+def _sharing(value) -> SharingConfig:
+    """A SharingConfig from itself, its mode (``"enas"``) or its JSON form."""
+    if isinstance(value, SharingConfig):
+        return value
+    if isinstance(value, str):
+        return SharingConfig(mode=value)
+    if isinstance(value, dict):
+        return SharingConfig.from_json(value)
+    raise ConfigError(f"sharing must be a mode ('none', 'enas'), a dict or a SharingConfig. "
+                      f"Received: sharing={value!r}")
 
 
 class RnnEvaluator(Evaluator):

@@ -54,6 +54,10 @@ class SharedRnnEvaluator(RnnEvaluator):
         self._folder: Path | None = None
         self._scores: dict[str, float] = {}
 
+    @property
+    def sharing_mode(self) -> str:
+        return self.sharing.mode
+
     def __getstate__(self):
         return {**super().__getstate__(), "sharing": self.sharing, "_lm": None,
                 "_folder": self._folder, "_scores": {}}

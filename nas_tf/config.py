@@ -151,6 +151,9 @@ class SearchConfig:
             new architecture now and then: on NAS-Bench-201, 200 rounds found
             the optimum in 18 of 20 seeds, 50 rounds in 17 of 20
             (experiments/results/nb201.md).
+        max_search_s: Wall-time budget in seconds (all lives of a resumed
+            search together); None: none. Proposing stops when it is spent and
+            the children in flight finish.
         failure_reward: Reward fed back for a failed child.
         controller, reinforce, evolution: Algorithm settings.
     """
@@ -161,6 +164,7 @@ class SearchConfig:
     seed: int = 0
     max_proposals: int | None = None
     patience_rounds: int = 200
+    max_search_s: float | None = None
     failure_reward: float = 0.0
     controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
     reinforce: ReinforceConfig = dataclasses.field(default_factory=ReinforceConfig)
@@ -172,6 +176,7 @@ class SearchConfig:
         check_positive("children_per_update", self.children_per_update)
         check_positive("max_proposals", self.max_proposals)
         check_positive("patience_rounds", self.patience_rounds)
+        check_positive("max_search_s", self.max_search_s)
         check_finite("failure_reward", self.failure_reward)
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")

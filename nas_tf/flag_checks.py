@@ -11,11 +11,12 @@ _WORKERS = ("num_workers", "gpus_per_child", "cpus_per_child")
 _REINFORCE = ("controller_preset", "learning_rate", "baseline_decay", "entropy_weight",
               "max_grad_norm", "temperature", "tanh_constant")
 _EVOLUTION = ("population_size", "tournament_size")
+_SHARING = ("shared_steps_per_child", "shared_score_windows", "shared_top_k")
 
 
 def irrelevant_flags(given: set[str], space: str, executor: str, algorithm: str,
                      space_flags: dict[str, tuple[str, ...]] | None = None,
-                     trains_children: bool = True) -> list[str]:
+                     trains_children: bool = True, sharing: str = "none") -> list[str]:
     """One warning line per flag in ``given`` that the other settings ignore.
 
     Args:
@@ -25,6 +26,8 @@ def irrelevant_flags(given: set[str], space: str, executor: str, algorithm: str,
             nothing for another space).
         trains_children: Whether the space trains children (the shared
             ``--dataset``, ``--child_*`` flags do nothing for a table look-up).
+        sharing: ``--sharing`` (the ``--shared_*`` flags need a mode other
+            than ``none``).
 
     Example:
 
@@ -46,5 +49,7 @@ def irrelevant_flags(given: set[str], space: str, executor: str, algorithm: str,
             ignored[name] = f"--algorithm={algorithm}"
         elif name in _EVOLUTION and algorithm != "evolution":
             ignored[name] = f"--algorithm={algorithm}"
+        elif name in _SHARING and sharing == "none":
+            ignored[name] = "--sharing=none"
     return [f"warning: --{n} has no effect with {why} (ignored)." for n, why in
             sorted(ignored.items())]

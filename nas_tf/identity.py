@@ -25,7 +25,7 @@ from nas_tf.space import canonical_json
 FORMAT_VERSION = 1
 
 #: SearchConfig fields that may change when a search is resumed (budgets).
-RESUMABLE_FIELDS = ("max_children", "max_proposals", "patience_rounds")
+RESUMABLE_FIELDS = ("max_children", "max_proposals", "patience_rounds", "max_search_s")
 #: Child settings that do not change a reward.
 FREE_CHILD_FIELDS = ("download",)
 #: Data directories up to this size and file count are fingerprinted by their

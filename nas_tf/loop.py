@@ -30,7 +30,7 @@ from pathlib import Path
 from nas_tf.algorithms import make_algorithm
 from nas_tf.checkpoint import Checkpointer, restore_scheduler
 from nas_tf.config import SearchConfig
-from nas_tf.errors import DataError
+from nas_tf.errors import ConfigError, DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
@@ -57,6 +57,18 @@ from nas_tf.summary import search_summary, update_scalars
 
 __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
+
+
+def _attach_evaluator(evaluator, executor, run_dir: Path) -> None:
+    """Gives an evaluator with state of its own (the shared weights of
+    ``--sharing``) its folder ``RUN_DIR/shared``; such an evaluator must run in
+    this process."""
+    if getattr(evaluator, "in_process_only", False) and not isinstance(executor, InlineExecutor):
+        raise ConfigError("Weight sharing keeps the shared model in the searching process: use "
+                          f"--executor=inline. Received: executor={executor.name}")
+    bind = getattr(evaluator, "bind_run_dir", None)
+    if callable(bind):
+        bind(run_dir / "shared")
 
 
 class SearchLoop:
@@ -106,11 +118,13 @@ class SearchLoop:
         self.run_dir = Path(run_dir)
         self.config = config
         self.executor = executor or InlineExecutor()
+        _attach_evaluator(evaluator, self.executor, self.run_dir)
         check_max_in_flight(max_in_flight, config.children_per_update)
         self._w_given = max_in_flight is not None
         self.sched = Scheduler(
             max_children=config.max_children, children_per_update=config.children_per_update,
             proposal_limit=config.proposal_limit, patience_rounds=config.patience_rounds,
+            max_search_s=config.max_search_s,
             max_in_flight=max_in_flight or max(config.children_per_update,
                                                int(self.executor.capacity)))
         self.handle_signals = handle_signals
@@ -274,7 +288,7 @@ class SearchLoop:
     def _propose(self) -> None:
         if self.stop_requested:
             return
-        n = self.sched.room(self.algorithm.num_proposed)
+        n = self.sched.room(self.algorithm.num_proposed, self.wall_time())
         self.stop_reason = self.stop_reason or self.sched.end_reason
         if n <= 0:
             return

@@ -45,6 +45,10 @@ class SpacePlugin:
             Keras layers (for loading saved models).
         trains_children: False for a table benchmark (the shared child
             flags ``--dataset``, ``--child_epochs``, ... then do nothing).
+        sharing_modes: Weight-sharing modes the space supplies (e.g.
+            ``("enas",)``; see :mod:`nas_tf.sharing`). With one of them,
+            :meth:`make` receives ``sharing=`` a SharingConfig and returns an
+            evaluator that scores architectures with the shared model.
     """
 
     name: str = ""
@@ -52,6 +56,7 @@ class SpacePlugin:
     default_max_children: int = 10
     layer_modules: tuple[str, ...] = ()
     trains_children: bool = True
+    sharing_modes: tuple[str, ...] = ()
 
     def make(self, **settings) -> tuple[Any, Any]:
         """Returns ``(space, evaluator)`` for these settings.
@@ -189,6 +194,15 @@ def get(name: str) -> SpacePlugin:
             f"nas_tf with `pip install -e .` so its spaces register. Received: space={name!r}")
     raise ConfigError(f"Unknown search space; use one of {', '.join(known)} (or register a "
                       f"plug-in, see README 'Add your own search space'). Received: space={name!r}")
+
+
+def check_sharing(plugin: SpacePlugin, mode: str) -> None:
+    """Raises ConfigError unless ``plugin``'s space supplies sharing ``mode``."""
+    if mode != "none" and mode not in plugin.sharing_modes:
+        have = [p for p in names() if mode in get(p).sharing_modes]
+        raise ConfigError(f"--sharing={mode} is not available for --space={plugin.name}; "
+                          f"spaces with it: {', '.join(have) or 'none'}. "
+                          f"Received: sharing={mode!r}")
 
 
 def space_from_config(config: dict | None) -> Any:

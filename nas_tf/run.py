@@ -124,6 +124,23 @@ CHILD_STEPS = flags.DEFINE_integer(
 CHILD_BATCH_SIZE = flags.DEFINE_integer(
     "child_batch_size", None, "Child batch size. Default depends on --space: rnn 20, cnn 128.")
 
+# Weight sharing (nas_tf.sharing) and the wall-time budget.
+SHARING = flags.DEFINE_enum(
+    "sharing", "none", ["none", "enas"],
+    "none: every child trains from scratch (the paper); enas: score architectures with one "
+    "shared model (Pham et al. 2018; --space=rnn), thousands per hour on a CPU.")
+SHARED_STEPS = flags.DEFINE_integer(
+    "shared_steps_per_child", None, "enas: shared-model training batches run on each scored "
+    "architecture, after its score (default 1).")
+SHARED_SCORE = flags.DEFINE_integer(
+    "shared_score_windows", None, "enas: validation batches of each reward (default 2).")
+SHARED_TOP_K = flags.DEFINE_integer(
+    "shared_top_k", None, "enas: best architectures scored again on the whole validation "
+    "split at the end (default 10; RUN_DIR/shared/ranking.json).")
+MAX_SEARCH_S = flags.DEFINE_float(
+    "max_search_s", None, "Wall-time budget of the search in seconds (all resumed runs "
+    "together); the children in flight then finish. Default: none.")
+
 # Executors.
 EXECUTOR = flags.DEFINE_enum(
     "executor", "inline", ["inline", "local", "ray"],
@@ -179,7 +196,28 @@ def _search_config(max_children: int):
         controller=dataclasses.replace(ctrl, **ctrl_over),
         reinforce=dataclasses.replace(rein, **rein_over),
         evolution=cfgmod.EvolutionConfig(POPULATION_SIZE.value, TOURNAMENT_SIZE.value),
+        max_search_s=MAX_SEARCH_S.value,
     )
+
+
+def _sharing_settings(plugin) -> dict:
+    """``{"sharing": SharingConfig}`` for the plug-in, or {} without sharing."""
+    from nas_tf.plugins import check_sharing
+    from nas_tf.sharing import SharingConfig
+
+    given = {k: v for k, v in (("steps_per_child", SHARED_STEPS.value),
+                                ("score_windows", SHARED_SCORE.value),
+                                ("top_k", SHARED_TOP_K.value)) if v is not None}
+    sharing = SharingConfig(mode=SHARING.value, **given)
+    check_sharing(plugin, sharing.mode)
+    if not sharing.enabled:
+        return {}
+    if EXECUTOR.value != "inline":
+        from nas_tf.errors import ConfigError
+
+        raise ConfigError("--sharing keeps the shared model in the searching process: use "
+                          f"--executor=inline. Received: executor={EXECUTOR.value}")
+    return {"sharing": sharing}
 
 
 def _check_float_flags() -> None:
@@ -216,13 +254,14 @@ def _run() -> dict:
 
     given = {name for name, fl in flags.FLAGS.__flags.items() if fl.present}
     for line in irrelevant_flags(given, plugin.name, EXECUTOR.value, ALGORITHM.value,
-                                 SPACE_FLAGS, plugin.trains_children):
+                                 SPACE_FLAGS, plugin.trains_children, SHARING.value):
         print(line, file=sys.stderr)
     if config.algorithm == "tpe":  # an optional extra: one clear error before anything is written
         from nas_tf.tpe import require_optuna
 
         require_optuna()
-    space, evaluator = plugin.make(**plugin.settings_from_flags(flags.FLAGS))
+    sharing = _sharing_settings(plugin)
+    space, evaluator = plugin.make(**plugin.settings_from_flags(flags.FLAGS), **sharing)
     plugin.check_data(space, evaluator)  # one clear error before a run dir is written
     console = ConsoleLogger(sys.stderr, total=max_children)
     from nas_tf.executors import make_executor

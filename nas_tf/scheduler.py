@@ -102,11 +102,15 @@ class Scheduler:
             child.
         max_in_flight: W, proposals outstanding at once (the loop may raise
             it once the executor knows its capacity).
+        max_search_s: Stop proposing once the search has run this many
+            seconds (all its lives together; None: no limit). What is in
+            flight then still finishes.
     """
 
     def __init__(self, *, max_children: int, children_per_update: int, proposal_limit: int,
-                 patience_rounds: int, max_in_flight: int):
+                 patience_rounds: int, max_in_flight: int, max_search_s: float | None = None):
         self.max_children = max_children
+        self.max_search_s = max_search_s
         self.children_per_update = children_per_update
         self.proposal_limit = proposal_limit
         self.patience_rounds = patience_rounds
@@ -134,13 +138,17 @@ class Scheduler:
         """Rows of this search's trajectory so far (the budget counts them)."""
         return self.base_rows + len(self.seen)
 
-    def can_propose(self, num_proposed: int) -> bool:
+    def can_propose(self, num_proposed: int, elapsed_s: float = 0.0) -> bool:
         """Whether to propose more; the first budget reached ends proposing
-        for good and sets :attr:`end_reason`."""
+        for good and sets :attr:`end_reason`. ``elapsed_s``: the search's wall
+        time so far (for ``max_search_s``)."""
         if not self.proposing:
             return False
         reason = ""
-        if self.finished >= self.max_children:
+        if self.max_search_s is not None and elapsed_s >= self.max_search_s:
+            reason = (f"time budget reached: {elapsed_s:.0f} s of --max_search_s="
+                      f"{self.max_search_s:g} ({self.finished} unique children)")
+        elif self.finished >= self.max_children:
             reason = f"budget reached: {self.finished} unique children"
         elif num_proposed >= self.proposal_limit:
             reason = (f"proposal limit reached: {num_proposed} proposals gave "
@@ -158,9 +166,9 @@ class Scheduler:
         # are still to be proposed again).
         return self.allocated() < self.max_children or bool(self.post_rows - self.seen)
 
-    def room(self, num_proposed: int) -> int:
+    def room(self, num_proposed: int, elapsed_s: float = 0.0) -> int:
         """How many proposals to ask the algorithm for now."""
-        if not self.can_propose(num_proposed):
+        if not self.can_propose(num_proposed, elapsed_s):
             return 0
         return max(0, self.max_in_flight - len(self.out))
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from nas_tf.config import check_positive
 from nas_tf.errors import ConfigError
+from nas_tf.validation import check_int
 
 #: ``none``: every child trains from scratch; ``enas``: one shared model.
 SHARING_MODES = ("none", "enas")
@@ -57,8 +57,7 @@ class SharingConfig:
             raise ConfigError(f"sharing must be one of {list(SHARING_MODES)}. "
                               f"Received: sharing={self.mode!r}")
         for name in ("steps_per_child", "score_windows", "top_k"):
-            check_positive(f"shared_{name}" if name != "top_k" else "shared_top_k",
-                           getattr(self, name))
+            check_int(f"shared_{name}", getattr(self, name))
 
     @property
     def enabled(self) -> bool:

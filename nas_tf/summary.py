@@ -19,6 +19,9 @@ def search_summary(loop, status: str) -> dict:
         "seed": loop.config.seed,
         "max_children": loop.config.max_children,
         "children_trained": counts[DONE] + counts[FAILED],
+        # With --sharing an architecture is scored, not trained: the same count.
+        "architectures_evaluated": counts[DONE] + counts[FAILED],
+        "sharing": getattr(loop.evaluator, "sharing_mode", "none"),
         "children_done": counts[DONE],
         "children_failed": counts[FAILED],
         "children_pending": counts[PENDING] + counts[RUNNING],

@@ -1,0 +1,91 @@
+"""Tests of nas_tf/sharing.py and --sharing in the search (cells/sharing.py, the CLI, the API)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from nas_tf import plugins
+from nas_tf.errors import ConfigError
+from nas_tf.scheduler import Scheduler
+from nas_tf.sharing import SharingConfig
+
+SMALL = ["--space=rnn", "--cell_base=2", "--child_units=8", "--bptt=5", "--child_batch_size=4",
+         "--train_tokens=3000", "--valid_tokens=600", "--children_per_update=4"]
+
+
+def _cli(*args, timeout=400):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "nas_tf.run", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _shared_steps(run_dir) -> int:
+    from nas_tf.rundir import read_trials
+
+    return max((t.metrics or {}).get("shared_steps", 0) for t in read_trials(run_dir))
+
+
+def test_config_checks_and_json_round_trip():
+    cfg = SharingConfig(mode="enas", steps_per_child=2)
+    assert SharingConfig.from_json(cfg.to_json()) == cfg and cfg.enabled
+    assert not SharingConfig().enabled and SharingConfig.from_json(None) == SharingConfig()
+    with pytest.raises(ConfigError, match="sharing='darts'"):
+        SharingConfig(mode="darts")
+    with pytest.raises(ConfigError, match="shared_score_windows"):
+        SharingConfig(mode="enas", score_windows=0)
+    with pytest.raises(ConfigError, match="Unknown sharing setting"):
+        SharingConfig.from_json({"mode": "enas", "epochs": 3})
+
+
+def test_only_spaces_that_supply_sharing_accept_it():
+    plugins.check_sharing(plugins.get("rnn"), "enas")
+    plugins.check_sharing(plugins.get("nb201"), "none")
+    with pytest.raises(ConfigError, match="not available for --space=nb201; spaces with it: rnn"):
+        plugins.check_sharing(plugins.get("nb201"), "enas")
+
+
+def test_max_search_s_stops_proposing_and_says_why():
+    s = Scheduler(max_children=100, children_per_update=2, proposal_limit=1000,
+                  patience_rounds=10, max_in_flight=2, max_search_s=60.0)
+    assert s.can_propose(0, elapsed_s=59.0)
+    assert not s.can_propose(0, elapsed_s=60.5)
+    assert s.end_reason.startswith("time budget reached: 60 s of --max_search_s=60")
+    assert s.room(0, elapsed_s=0.0) == 0  # stopped for good
+
+
+def test_rnn_search_with_sharing_from_the_cli_resumes_and_ranks(tmp_path):
+    run_dir = tmp_path / "enas"
+    args = [*SMALL, f"--run_dir={run_dir}", "--sharing=enas", "--shared_steps_per_child=2",
+            "--shared_top_k=3"]
+    out = _cli(*args, "--max_children=6")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["sharing"] == "enas" and summary["architectures_evaluated"] == 6
+    assert "val_perplexity" in summary["best_metrics"]
+    assert summary["best_metrics"]["shared_steps"] >= 2
+    assert (run_dir / "shared" / "shared_lm.npz").exists()
+    ranking = json.loads((run_dir / "shared" / "ranking.json").read_text())
+    assert 1 <= len(ranking) <= 3
+    steps_before = _shared_steps(run_dir)
+    # Resume with a larger budget: the shared weights continue where they were.
+    out = _cli(*args, "--max_children=8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["architectures_evaluated"] == 8
+    steps_after = _shared_steps(run_dir)
+    assert steps_after >= steps_before + 2
+    # The same run directory without sharing is another search: refused.
+    out = _cli(*SMALL, f"--run_dir={run_dir}", "--max_children=9")
+    assert out.returncode == 2 and "sharing" in out.stderr
+
+
+def test_sharing_errors_are_one_line(tmp_path):
+    out = _cli("--space=nb201", "--sharing=enas", f"--run_dir={tmp_path / 'x'}")
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and lines[-1].startswith("error: --sharing=enas is not available")
+    assert len([ln for ln in lines if ln.startswith("Traceback")]) == 0
+    assert not (tmp_path / "x").exists()
