@@ -44,9 +44,9 @@ def env():
             "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
 
 
-def cli(*args, module="nas_tf.run", timeout=600):
+def cli(*args, module="nas_tf.run", timeout=600, cwd=None):
     p = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout, env=env(), cwd=str(REPO))
+                       text=True, timeout=timeout, env=env(), cwd=str(cwd or REPO))
     return p.returncode, p.stderr
 
 
@@ -66,13 +66,26 @@ def one_line(rc, err, name="") -> tuple[bool, str]:
     return ok, (lines[-1] if lines else "")[:160]
 
 
+#: A progress line of the console logger (stderr), e.g. ``[###---] 3/30 children  best ...``.
+_PROGRESS = re.compile(r"^\[[#-]+\] \d+/\d+ children")
+
+
+def one_line_after_progress(rc, err, name="") -> tuple[bool, str]:
+    """A failure in the middle of a run: the search's progress lines, then one ``error:``
+    line as the last line, exit 2, no traceback."""
+    rest = [x for x in err.splitlines() if not _PROGRESS.match(x)]
+    return one_line(rc, "\n".join(rest), name)
+
+
 class Drill:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.table = tmp / "table.csv"
         write_synthetic_nb201_table(self.table)
         self.bad: list[tuple[str, bool, str]] = []
+        self.valid: list[tuple[str, bool, str]] = []
         self.corrupt: list[tuple[str, str, bool, str]] = []
+        self.tracebacks = 0  # corruption and mount cases whose stderr held a traceback
 
     def nb201(self, run, *extra):
         return cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={run}",
@@ -125,13 +138,10 @@ class Drill:
             ("--algorithm=bayes", [*nb, f"--run_dir={r}", "--algorithm=bayes"]),
             ("--max_children=0", [*nb, f"--run_dir={r}", "--max_children=0"]),
             ("--children_per_update=-1", [*nb, f"--run_dir={r}", "--children_per_update=-1"]),
-            ("--learning_rate=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--learning_rate=nan",
-                                                          "--max_children=6"]),
-            ("--child_timeout=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--child_timeout=nan",
-                                                          "--max_children=6"]),
-            ("no --run_dir", nb),
+            ("--learning_rate=nan", [*nb, f"--run_dir={r}", "--learning_rate=nan",
+                                     "--max_children=6"]),
+            ("--child_timeout=nan", [*nb, f"--run_dir={r}", "--child_timeout=nan",
+                                     "--max_children=6"]),
             ("extra positional argument", [*nb, f"--run_dir={r}", "extra"]),
             ("table missing", ["--space=nb201", f"--nb201_table={t / 'no.csv'}",
                                f"--run_dir={r}"]),
@@ -171,11 +181,28 @@ class Drill:
                                                     "--algorithm=random"], base)]
         for name, args, keep in kept:
             self.bad_input(name, args, keep=t / keep if isinstance(keep, str) else keep)
+        self.default_run_dir()
         other = t / "table2.csv"
         other.write_text(self.table.read_text().replace(",9", ",8", 1))
         self.bad_input("resume with another table (content)",
                        ["--space=nb201", f"--nb201_table={other}", f"--run_dir={base}"],
                        keep=base)
+
+    def default_run_dir(self):
+        """No --run_dir is valid (issue 12): the search lives in runs/<space> of the working
+        directory, and the same command again resumes it."""
+        cwd = self.tmp / "cwd"
+        cwd.mkdir()
+        args = ["--space=nb201", f"--nb201_table={self.table}", "--max_children=6"]
+        rc1, err1 = cli(*args, cwd=cwd)
+        run = cwd / "runs" / "nb201"
+        n1 = read_summary(run).get("children_trained")
+        rc2, err2 = cli(*args[:-1], "--max_children=9", cwd=cwd)
+        n2 = read_summary(run).get("children_trained")
+        ok = rc1 == rc2 == 0 and n1 == 6 and n2 == 9 and "Traceback" not in err1 + err2
+        what = f"rc {rc1}, {n1} children in runs/nb201; again with 9: rc {rc2}, {n2} children"
+        self.valid.append(("no --run_dir (runs/<space>, the same command resumes)", ok, what))
+        print(("ok  " if ok else "BAD ") + "no --run_dir -> " + what, flush=True)
 
     # ------------------------------------------------------------ corruption
     def scenario(self, name, base, damage, expect="refused or recovered"):
@@ -184,6 +211,7 @@ class Drill:
         before = read_summary(base)
         damage(run)
         rc, err = self.nb201(run, "--max_children=70")
+        self.tracebacks += "Traceback" in err
         ok_line, line = one_line(rc, err, name)
         if rc == 0 and "Traceback" not in err:
             after = read_summary(run)
@@ -262,6 +290,7 @@ class Drill:
         before = read_summary(copy)["children_trained"]
         rc, err = cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={copy}",
                       "--algorithm=reinforce", "--max_children=3000")
+        self.tracebacks += "Traceback" in err
         ok_line, line = one_line(rc, err, "trials.sqlite copied without -wal after a SIGKILL")
         after = read_summary(copy).get("children_trained", 0)
         ok = (rc == 0 and after >= before and "Traceback" not in err) or ok_line
@@ -283,8 +312,11 @@ class Drill:
                           f"--run_dir={mnt / 'run'}", "--algorithm=reinforce",
                           "--max_children=3000")
             (self.tmp / "disk_full.stderr").write_text(err)
-            ok, line = one_line(rc, err, "disk full mid-run (600 KiB tmpfs)")
+            self.tracebacks += "Traceback" in err
+            progress = sum(bool(_PROGRESS.match(x)) for x in err.splitlines())
+            ok, line = one_line_after_progress(rc, err, "disk full mid-run (600 KiB tmpfs)")
             ok = ok and "full" in line and "damaged" not in line
+            print(f"disk full: {progress} progress lines before the error line", flush=True)
             self.corrupt.append(("disk full mid-run (600 KiB tmpfs)", "refused", ok, line))
             print(("ok  " if ok else "BAD ") + "disk full: " + line, flush=True)
             subprocess.run(["umount", str(mnt)], check=True)
@@ -296,9 +328,11 @@ class Drill:
             rc2, err2 = cli(f"--run_dir={mnt / 'ro'}", f"--out={self.tmp / 'ro_export'}",
                             module="nas_tf.export")
             ok = rc1 == 0 and rc2 == 0 and "Traceback" not in err1 + err2
+            self.tracebacks += "Traceback" in err1 + err2
             self.corrupt.append(("report and export of a run on a read-only mount",
                                  f"report rc {rc1}, export rc {rc2}", ok, ""))
             rc3, err3 = self.nb201(mnt / "ro", "--max_children=70")
+            self.tracebacks += "Traceback" in err3
             ok3, line3 = one_line(rc3, err3, "resume on a read-only mount")
             ok3 = ok3 and "damaged" not in line3 and "move" not in line3
             self.corrupt.append(("resume on a read-only mount", "refused", ok3, line3))
@@ -366,7 +400,7 @@ def main() -> None:
 def write_results(d, conc, fault_table, fault_rc, t0, load0):
     bad_ok = sum(ok for _, ok, _ in d.bad)
     cor_ok = sum(ok for _, _, ok, _ in d.corrupt)
-    tb = sum("Traceback" in line for *_, line in d.corrupt)
+    tb = d.tracebacks
     refused = sum(r == 1 for _, r, _, _, _ in conc)
     twice = sum(t for _, _, t, _, _ in conc)
     lines = [
@@ -388,6 +422,7 @@ def write_results(d, conc, fault_table, fault_rc, t0, load0):
         f"**{bad_ok} / {len(d.bad)}** |",
         f"| corruption scenarios refused with one line or recovered, no silent loss | "
         f"**{cor_ok} / {len(d.corrupt)}** ({tb} tracebacks) |",
+        *[f"| valid: {n} | {'yes' if ok else '**no**'}: {w} |" for n, ok, w in d.valid],
         f"| concurrent runs: second refused at once | {refused} / {len(conc)}; children "
         f"trained twice: {twice} |",
         f"| SIGKILLs (experiments/fault_drill.py, exit {fault_rc}) | see below |",
