@@ -86,6 +86,9 @@ def describe_os_error(e: BaseException, where: str) -> str:
             or "Read-only" in text or "Permission denied" in text:
         return (f"cannot write {where} ({text.splitlines()[0][:160]}): it is read-only or not "
                 "yours. Fix its permissions, or pass a writable --run_dir.")
+    if code == errno.ENOTDIR:
+        return (f"cannot create {where}: a part of that path is a file, not a directory. Choose "
+                "another path.")
     return f"{where}: {type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 

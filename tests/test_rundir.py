@@ -335,6 +335,14 @@ def test_full_disk_is_not_called_damage(tmp_path):
     assert line.startswith("the disk holding /r is full (/r/events.out; No space left on device")
 
 
+def test_run_dir_under_a_file_names_the_problem(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RunDirError) as e:
+        open_run_dir(tmp_path / "afile" / "run", SPACE, _cfg())
+    assert "is a file, not a directory" in str(e.value) and "Errno" not in str(e.value)
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_damaged_latest_checkpoint_falls_back_and_says_so(tmp_path):
     run = tmp_path / "run"
     _run(run)
