@@ -68,13 +68,19 @@ def one_line(rc, err, name="") -> tuple[bool, str]:
 
 #: A progress line of the console logger (stderr), e.g. ``[###---] 3/30 children  best ...``.
 _PROGRESS = re.compile(r"^\[[#-]+\] \d+/\d+ children")
+#: A warning of the library's Python logging (absl format), e.g.
+#: ``W1130 08:44:06.338032 140370774809472 base.py:124] Could not write ...``.
+_PY_WARNING = re.compile(r"^W\d{4} [\d:.]+ +\d+ [\w.-]+\.py:\d+\] ")
 
 
 def one_line_after_progress(rc, err, name="") -> tuple[bool, str]:
-    """A failure in the middle of a run: the search's progress lines, then one ``error:``
-    line as the last line, exit 2, no traceback."""
-    rest = [x for x in err.splitlines() if not _PROGRESS.match(x)]
-    return one_line(rc, "\n".join(rest), name)
+    """A failure in the middle of a run: what the search printed while it ran (progress lines,
+    warnings), then one ``error:`` line as the last line, exit 2, no traceback."""
+    lines = [x for x in err.splitlines() if x.strip()]
+    ok_last = bool(lines) and lines[-1].startswith("error: ")
+    rest = [x for x in lines if not (_PROGRESS.match(x) or _PY_WARNING.match(x))]
+    ok, line = one_line(rc, "\n".join(rest), name)
+    return ok and ok_last, line
 
 
 class Drill:
