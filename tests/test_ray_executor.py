@@ -57,7 +57,8 @@ def test_ray_failures_timeout_and_dead_workers(ray_cluster, tmp_path):
     calls = str(tmp_path / "calls")
     ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=60, die_once_ids={4},
                        die_always_ids={5}, marker_dir=str(tmp_path), calls_file=calls)
-    ex = RayExecutor(cpus_per_child=1, child_timeout=8.0, max_retries=1)
+    # 20 s: the timeout counts a new Ray worker's start-up, over 8 s on a loaded machine.
+    ex = RayExecutor(cpus_per_child=1, child_timeout=20.0, max_retries=1)
     out = by_id(ex.run(ev, jobs(6)))
     ex.close()
     assert "RuntimeError: synthetic failure of child 1" in out[1].error
