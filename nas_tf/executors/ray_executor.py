@@ -133,7 +133,9 @@ class RayExecutor(Executor):
             ``CUDA_VISIBLE_DEVICES``).
         cpus_per_child: CPUs of each child task.
         child_timeout: Seconds after which a child's task is cancelled (its
-            worker killed) and the child recorded as failed.
+            worker killed) and the child recorded as failed. They count from
+            the task's submission to Ray, so they include the start-up of a
+            new worker (seconds on a loaded machine) after one died.
         max_retries: Times a child whose worker or node died is tried again.
         recycle_after: Children per Ray worker process before it is replaced
             (Ray's ``max_calls``).
