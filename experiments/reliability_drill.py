@@ -14,7 +14,9 @@ judged by what a user sees:
   second must stop at once and no child may be trained twice.
 
 The disk-full and read-only cases mount a small tmpfs (needs root; skipped
-otherwise). Writes ``experiments/results/reliability.md``.
+otherwise). Writes its tables to ``$RELIABILITY_OUT`` (default: the drill's
+temporary directory, printed at the end); experiments/results/reliability.md
+holds them with notes, so the drill does not overwrite it.
 
   nice -n 5 python experiments/reliability_drill.py
 """
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from conftest import write_synthetic_nb201_table  # noqa: E402
+from reliability_tables import write_results  # noqa: E402
 
 from nas_tf.rundir import read_summary, read_trials  # noqa: E402
 
@@ -386,77 +389,21 @@ def main() -> None:
                   "bad,corruption,mounts,concurrent").split(",")
     if "bad" in phases:
         d.bad_inputs(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     if "corruption" in phases:
         d.corruption(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     if "mounts" in phases:
         d.mounts(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     conc = d.concurrent(2) if "concurrent" in phases else []
-    write_results(d, conc, fault_table, fault_rc, t0, load0)
+    write_results(d, conc, fault_table, fault_rc, t0, load0, NOISY)
     if "--no_fault_drill" not in sys.argv:
         fault = subprocess.run([sys.executable, str(REPO / "experiments" / "fault_drill.py"),
                                 "--children=30", "--kills=4", "--sleep_s=0.1"], env=env(),
                                cwd=str(REPO), capture_output=True, text=True, timeout=1800)
         fault_table = [x for x in fault.stdout.splitlines() if x.startswith("|")]
-        write_results(d, conc, fault_table, fault.returncode, t0, load0)
-
-
-def write_results(d, conc, fault_table, fault_rc, t0, load0):
-    bad_ok = sum(ok for _, ok, _ in d.bad)
-    cor_ok = sum(ok for _, _, ok, _ in d.corrupt)
-    tb = d.tracebacks
-    refused = sum(r == 1 for _, r, _, _, _ in conc)
-    twice = sum(t for _, _, t, _, _ in conc)
-    lines = [
-        "# Reliability drill of the run directory",
-        "",
-        f"Command: `nice -n 5 python experiments/reliability_drill.py` — "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.time() - t0:.0f} s; "
-        f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (2 shared CPU "
-        "cores; several other jobs ran at the same time).",
-        "",
-        f"`yes*`: the one `error:` line came after TensorFlow's C++ start-up lines (`WARNING: All "
-        f"log messages before absl::InitializeLog() ...`, oneDNN `I0000 ...`), which TensorFlow "
-        f"prints when imported whatever `TF_CPP_MIN_LOG_LEVEL` says; silencing them is issue "
-        f"12's part. {len(NOISY)} rows are marked so.",
-        "",
-        "| drill | result |",
-        "|---|---|",
-        f"| bad inputs ending in one `error:` line, exit 2, nothing written | "
-        f"**{bad_ok} / {len(d.bad)}** |",
-        f"| corruption scenarios refused with one line or recovered, no silent loss | "
-        f"**{cor_ok} / {len(d.corrupt)}** ({tb} tracebacks) |",
-        *[f"| valid: {n} | {'yes' if ok else '**no**'}: {w} |" for n, ok, w in d.valid],
-        f"| concurrent runs: second refused at once | {refused} / {len(conc)}; children "
-        f"trained twice: {twice} |",
-        f"| SIGKILLs (experiments/fault_drill.py, exit {fault_rc}) | see below |",
-        f"| bad inputs / corruption with TensorFlow start-up lines before the error | "
-        f"{len(NOISY)} |",
-        "",
-        "## Bad inputs",
-        "",
-        "| input | one line | what the user sees |",
-        "|---|---|---|",
-    ]
-    def mark(name, ok):
-        return ("yes*" if name in NOISY else "yes") if ok else "**no**"
-
-    lines += [f"| {n} | {mark(n, ok)} | `{ln.replace('|', '/')}` |" for n, ok, ln in d.bad]
-    lines += ["", "## Corruption", "", "| scenario | outcome | ok | line |", "|---|---|---|---|"]
-    lines += [f"| {n} | {o} | {mark(n, ok)} | `{ln.replace('|', '/')}` |"
-              for n, o, ok, ln in d.corrupt]
-    lines += ["", "## Concurrent runs (two `nas_tf.run` started together, 300 children)", "",
-              "| exit codes | refused | trained twice | rows | tracebacks |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {c} | {r} | {t} | {n} | {b} |" for c, r, t, n, b in conc]
-    lines += ["", "## SIGKILLs (`experiments/fault_drill.py --children=30 --kills=4 "
-              "--sleep_s=0.1`)", ""] + fault_table + [""]
-    out = Path(os.environ.get("RELIABILITY_OUT",
-                              REPO / "experiments" / "results" / "reliability.md"))
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        write_results(d, conc, fault_table, fault.returncode, t0, load0, NOISY)
 
 
 if __name__ == "__main__":
