@@ -14,7 +14,9 @@ judged by what a user sees:
   second must stop at once and no child may be trained twice.
 
 The disk-full and read-only cases mount a small tmpfs (needs root; skipped
-otherwise). Writes ``experiments/results/reliability.md``.
+otherwise). Writes its tables to ``$RELIABILITY_OUT`` (default: the drill's
+temporary directory, printed at the end); experiments/results/reliability.md
+holds them with notes, so the drill does not overwrite it.
 
   nice -n 5 python experiments/reliability_drill.py
 """
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from conftest import write_synthetic_nb201_table  # noqa: E402
+from reliability_tables import write_results  # noqa: E402
 
 from nas_tf.rundir import read_summary, read_trials  # noqa: E402
 
@@ -44,9 +47,9 @@ def env():
             "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
 
 
-def cli(*args, module="nas_tf.run", timeout=600):
+def cli(*args, module="nas_tf.run", timeout=600, cwd=None):
     p = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout, env=env(), cwd=str(REPO))
+                       text=True, timeout=timeout, env=env(), cwd=str(cwd or REPO))
     return p.returncode, p.stderr
 
 
@@ -66,13 +69,32 @@ def one_line(rc, err, name="") -> tuple[bool, str]:
     return ok, (lines[-1] if lines else "")[:160]
 
 
+#: A progress line of the console logger (stderr), e.g. ``[###---] 3/30 children  best ...``.
+_PROGRESS = re.compile(r"^\[[#-]+\] \d+/\d+ children")
+#: A warning of the library's Python logging (absl format), e.g.
+#: ``W1130 08:44:06.338032 140370774809472 base.py:124] Could not write ...``.
+_PY_WARNING = re.compile(r"^W\d{4} [\d:.]+ +\d+ [\w.-]+\.py:\d+\] ")
+
+
+def one_line_after_progress(rc, err, name="") -> tuple[bool, str]:
+    """A failure in the middle of a run: what the search printed while it ran (progress lines,
+    warnings), then one ``error:`` line as the last line, exit 2, no traceback."""
+    lines = [x for x in err.splitlines() if x.strip()]
+    ok_last = bool(lines) and lines[-1].startswith("error: ")
+    rest = [x for x in lines if not (_PROGRESS.match(x) or _PY_WARNING.match(x))]
+    ok, line = one_line(rc, "\n".join(rest), name)
+    return ok and ok_last, line
+
+
 class Drill:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.table = tmp / "table.csv"
         write_synthetic_nb201_table(self.table)
         self.bad: list[tuple[str, bool, str]] = []
+        self.valid: list[tuple[str, bool, str]] = []
         self.corrupt: list[tuple[str, str, bool, str]] = []
+        self.tracebacks = 0  # corruption and mount cases whose stderr held a traceback
 
     def nb201(self, run, *extra):
         return cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={run}",
@@ -125,13 +147,10 @@ class Drill:
             ("--algorithm=bayes", [*nb, f"--run_dir={r}", "--algorithm=bayes"]),
             ("--max_children=0", [*nb, f"--run_dir={r}", "--max_children=0"]),
             ("--children_per_update=-1", [*nb, f"--run_dir={r}", "--children_per_update=-1"]),
-            ("--learning_rate=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--learning_rate=nan",
-                                                          "--max_children=6"]),
-            ("--child_timeout=nan (i9's check_positive)", [*nb, f"--run_dir={r}",
-                                                          "--child_timeout=nan",
-                                                          "--max_children=6"]),
-            ("no --run_dir", nb),
+            ("--learning_rate=nan", [*nb, f"--run_dir={r}", "--learning_rate=nan",
+                                     "--max_children=6"]),
+            ("--child_timeout=nan", [*nb, f"--run_dir={r}", "--child_timeout=nan",
+                                     "--max_children=6"]),
             ("extra positional argument", [*nb, f"--run_dir={r}", "extra"]),
             ("table missing", ["--space=nb201", f"--nb201_table={t / 'no.csv'}",
                                f"--run_dir={r}"]),
@@ -171,11 +190,28 @@ class Drill:
                                                     "--algorithm=random"], base)]
         for name, args, keep in kept:
             self.bad_input(name, args, keep=t / keep if isinstance(keep, str) else keep)
+        self.default_run_dir()
         other = t / "table2.csv"
         other.write_text(self.table.read_text().replace(",9", ",8", 1))
         self.bad_input("resume with another table (content)",
                        ["--space=nb201", f"--nb201_table={other}", f"--run_dir={base}"],
                        keep=base)
+
+    def default_run_dir(self):
+        """No --run_dir is valid (issue 12): the search lives in runs/<space> of the working
+        directory, and the same command again resumes it."""
+        cwd = self.tmp / "cwd"
+        cwd.mkdir()
+        args = ["--space=nb201", f"--nb201_table={self.table}", "--max_children=6"]
+        rc1, err1 = cli(*args, cwd=cwd)
+        run = cwd / "runs" / "nb201"
+        n1 = read_summary(run).get("children_trained")
+        rc2, err2 = cli(*args[:-1], "--max_children=9", cwd=cwd)
+        n2 = read_summary(run).get("children_trained")
+        ok = rc1 == rc2 == 0 and n1 == 6 and n2 == 9 and "Traceback" not in err1 + err2
+        what = f"rc {rc1}, {n1} children in runs/nb201; again with 9: rc {rc2}, {n2} children"
+        self.valid.append(("no --run_dir (runs/<space>, the same command resumes)", ok, what))
+        print(("ok  " if ok else "BAD ") + "no --run_dir -> " + what, flush=True)
 
     # ------------------------------------------------------------ corruption
     def scenario(self, name, base, damage, expect="refused or recovered"):
@@ -184,6 +220,7 @@ class Drill:
         before = read_summary(base)
         damage(run)
         rc, err = self.nb201(run, "--max_children=70")
+        self.tracebacks += "Traceback" in err
         ok_line, line = one_line(rc, err, name)
         if rc == 0 and "Traceback" not in err:
             after = read_summary(run)
@@ -262,6 +299,7 @@ class Drill:
         before = read_summary(copy)["children_trained"]
         rc, err = cli("--space=nb201", f"--nb201_table={self.table}", f"--run_dir={copy}",
                       "--algorithm=reinforce", "--max_children=3000")
+        self.tracebacks += "Traceback" in err
         ok_line, line = one_line(rc, err, "trials.sqlite copied without -wal after a SIGKILL")
         after = read_summary(copy).get("children_trained", 0)
         ok = (rc == 0 and after >= before and "Traceback" not in err) or ok_line
@@ -283,8 +321,11 @@ class Drill:
                           f"--run_dir={mnt / 'run'}", "--algorithm=reinforce",
                           "--max_children=3000")
             (self.tmp / "disk_full.stderr").write_text(err)
-            ok, line = one_line(rc, err, "disk full mid-run (600 KiB tmpfs)")
+            self.tracebacks += "Traceback" in err
+            progress = sum(bool(_PROGRESS.match(x)) for x in err.splitlines())
+            ok, line = one_line_after_progress(rc, err, "disk full mid-run (600 KiB tmpfs)")
             ok = ok and "full" in line and "damaged" not in line
+            print(f"disk full: {progress} progress lines before the error line", flush=True)
             self.corrupt.append(("disk full mid-run (600 KiB tmpfs)", "refused", ok, line))
             print(("ok  " if ok else "BAD ") + "disk full: " + line, flush=True)
             subprocess.run(["umount", str(mnt)], check=True)
@@ -296,9 +337,11 @@ class Drill:
             rc2, err2 = cli(f"--run_dir={mnt / 'ro'}", f"--out={self.tmp / 'ro_export'}",
                             module="nas_tf.export")
             ok = rc1 == 0 and rc2 == 0 and "Traceback" not in err1 + err2
+            self.tracebacks += "Traceback" in err1 + err2
             self.corrupt.append(("report and export of a run on a read-only mount",
                                  f"report rc {rc1}, export rc {rc2}", ok, ""))
             rc3, err3 = self.nb201(mnt / "ro", "--max_children=70")
+            self.tracebacks += "Traceback" in err3
             ok3, line3 = one_line(rc3, err3, "resume on a read-only mount")
             ok3 = ok3 and "damaged" not in line3 and "move" not in line3
             self.corrupt.append(("resume on a read-only mount", "refused", ok3, line3))
@@ -346,76 +389,21 @@ def main() -> None:
                   "bad,corruption,mounts,concurrent").split(",")
     if "bad" in phases:
         d.bad_inputs(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     if "corruption" in phases:
         d.corruption(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     if "mounts" in phases:
         d.mounts(base)
-        write_results(d, [], fault_table, fault_rc, t0, load0)
+        write_results(d, [], fault_table, fault_rc, t0, load0, NOISY)
     conc = d.concurrent(2) if "concurrent" in phases else []
-    write_results(d, conc, fault_table, fault_rc, t0, load0)
+    write_results(d, conc, fault_table, fault_rc, t0, load0, NOISY)
     if "--no_fault_drill" not in sys.argv:
         fault = subprocess.run([sys.executable, str(REPO / "experiments" / "fault_drill.py"),
                                 "--children=30", "--kills=4", "--sleep_s=0.1"], env=env(),
                                cwd=str(REPO), capture_output=True, text=True, timeout=1800)
         fault_table = [x for x in fault.stdout.splitlines() if x.startswith("|")]
-        write_results(d, conc, fault_table, fault.returncode, t0, load0)
-
-
-def write_results(d, conc, fault_table, fault_rc, t0, load0):
-    bad_ok = sum(ok for _, ok, _ in d.bad)
-    cor_ok = sum(ok for _, _, ok, _ in d.corrupt)
-    tb = sum("Traceback" in line for *_, line in d.corrupt)
-    refused = sum(r == 1 for _, r, _, _, _ in conc)
-    twice = sum(t for _, _, t, _, _ in conc)
-    lines = [
-        "# Reliability drill of the run directory",
-        "",
-        f"Command: `nice -n 5 python experiments/reliability_drill.py` — "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.time() - t0:.0f} s; "
-        f"load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f} (2 shared CPU "
-        "cores; several other jobs ran at the same time).",
-        "",
-        f"`yes*`: the one `error:` line came after TensorFlow's C++ start-up lines (`WARNING: All "
-        f"log messages before absl::InitializeLog() ...`, oneDNN `I0000 ...`), which TensorFlow "
-        f"prints when imported whatever `TF_CPP_MIN_LOG_LEVEL` says; silencing them is issue "
-        f"12's part. {len(NOISY)} rows are marked so.",
-        "",
-        "| drill | result |",
-        "|---|---|",
-        f"| bad inputs ending in one `error:` line, exit 2, nothing written | "
-        f"**{bad_ok} / {len(d.bad)}** |",
-        f"| corruption scenarios refused with one line or recovered, no silent loss | "
-        f"**{cor_ok} / {len(d.corrupt)}** ({tb} tracebacks) |",
-        f"| concurrent runs: second refused at once | {refused} / {len(conc)}; children "
-        f"trained twice: {twice} |",
-        f"| SIGKILLs (experiments/fault_drill.py, exit {fault_rc}) | see below |",
-        f"| bad inputs / corruption with TensorFlow start-up lines before the error | "
-        f"{len(NOISY)} |",
-        "",
-        "## Bad inputs",
-        "",
-        "| input | one line | what the user sees |",
-        "|---|---|---|",
-    ]
-    def mark(name, ok):
-        return ("yes*" if name in NOISY else "yes") if ok else "**no**"
-
-    lines += [f"| {n} | {mark(n, ok)} | `{ln.replace('|', '/')}` |" for n, ok, ln in d.bad]
-    lines += ["", "## Corruption", "", "| scenario | outcome | ok | line |", "|---|---|---|---|"]
-    lines += [f"| {n} | {o} | {mark(n, ok)} | `{ln.replace('|', '/')}` |"
-              for n, o, ok, ln in d.corrupt]
-    lines += ["", "## Concurrent runs (two `nas_tf.run` started together, 300 children)", "",
-              "| exit codes | refused | trained twice | rows | tracebacks |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {c} | {r} | {t} | {n} | {b} |" for c, r, t, n, b in conc]
-    lines += ["", "## SIGKILLs (`experiments/fault_drill.py --children=30 --kills=4 "
-              "--sleep_s=0.1`)", ""] + fault_table + [""]
-    out = Path(os.environ.get("RELIABILITY_OUT",
-                              REPO / "experiments" / "results" / "reliability.md"))
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        write_results(d, conc, fault_table, fault.returncode, t0, load0, NOISY)
 
 
 if __name__ == "__main__":

@@ -145,9 +145,9 @@ def load_table(path: str) -> dict[str, float]:
     fix = ("--nb201_table must be a CSV with header 'arch,test_accuracy' "
            "(e.g. ../shared/data/nb201/cifar10.csv)")
     if not path:
-        raise DataError(f"No NAS-Bench-201 table given. Pass {fix}.")
+        raise DataError(f"No NAS-Bench-201 table given. {fix}.")
     if not os.path.isfile(path):
-        raise DataError(f"NAS-Bench-201 table not found: {path}. Pass {fix}.")
+        raise DataError(f"NAS-Bench-201 table not found: {path}. {fix}.")
     table: dict[str, float] = {}
     try:
         with open(path, newline="") as f:

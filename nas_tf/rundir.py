@@ -28,6 +28,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -75,7 +76,9 @@ def describe_os_error(e: BaseException, where: str) -> str:
     tells the user to move a file away.
     """
     code = getattr(e, "errno", None)
-    text = str(e)
+    # TensorFlow's errors start with the op's internal name ("{{function_node
+    # __wrapped__CreateSummaryFileWriter_device_/job:localhost/...}} "): drop it.
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", str(e))
     if code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space" in text:
         return (f"the disk holding {where} is full ({text.splitlines()[0][:160]}). Free space "
                 "and run the same command again: nothing recorded is lost.")
@@ -83,6 +86,9 @@ def describe_os_error(e: BaseException, where: str) -> str:
             or "Read-only" in text or "Permission denied" in text:
         return (f"cannot write {where} ({text.splitlines()[0][:160]}): it is read-only or not "
                 "yours. Fix its permissions, or pass a writable --run_dir.")
+    if code == errno.ENOTDIR:
+        return (f"cannot create {where}: a part of that path is a file, not a directory. Choose "
+                "another path.")
     return f"{where}: {type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 

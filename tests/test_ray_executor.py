@@ -57,7 +57,8 @@ def test_ray_failures_timeout_and_dead_workers(ray_cluster, tmp_path):
     calls = str(tmp_path / "calls")
     ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=60, die_once_ids={4},
                        die_always_ids={5}, marker_dir=str(tmp_path), calls_file=calls)
-    ex = RayExecutor(cpus_per_child=1, child_timeout=8.0, max_retries=1)
+    # 20 s: the timeout counts a new Ray worker's start-up, over 8 s on a loaded machine.
+    ex = RayExecutor(cpus_per_child=1, child_timeout=20.0, max_retries=1)
     out = by_id(ex.run(ev, jobs(6)))
     ex.close()
     assert "RuntimeError: synthetic failure of child 1" in out[1].error
@@ -93,3 +94,60 @@ def test_in_flight_defaults_to_the_ray_capacity(ray_cluster, tmp_path):
                          executor=RayExecutor(cpus_per_child=1), child_logs=False)
     assert summary["max_in_flight"] == 2  # 2 CPUs, known only once Ray started
     assert summary["children_trained"] == 6 and summary["status"] == "finished"
+
+
+_LISTENERS = r"""
+import json, sys
+import psutil
+import ray  # imported first, as a user's program may: the executor must still bind loopback
+from fake_evaluators import FakeEvaluator
+from nas_tf.executors import RayExecutor
+from test_ray_executor import jobs
+
+ex = RayExecutor(num_workers=1, cpus_per_child=1)
+out = list(ex.run(FakeEvaluator(), jobs(2)))
+tree = {psutil.Process().pid} | {p.pid for p in psutil.Process().children(recursive=True)}
+names = {}
+for pid in tree:
+    try:
+        names[pid] = psutil.Process(pid).name()
+    except psutil.Error:
+        pass
+socks = [(c.laddr.ip, c.laddr.port, names.get(c.pid, "?"))
+         for c in psutil.net_connections(kind="inet")
+         if c.status == psutil.CONN_LISTEN and c.pid in tree]
+print(json.dumps({"ok": [o.ok for o in out], "sockets": socks, "processes": sorted(names.values()),
+                  "node_ip": ray.util.get_node_ip_address()}))
+ex.close()
+"""
+
+
+def _loopback(ip: str) -> bool:
+    return ip == "::1" or ip.startswith(("127.", "::ffff:127."))
+
+
+def test_a_local_instance_listens_on_loopback_only(tmp_path):
+    """Every listening socket of the local Ray instance (driver, GCS, raylet, object
+    manager, dashboard / runtime-env agents, workers) is on 127.0.0.1: none on all
+    interfaces (0.0.0.0, ::) or on the machine's own address."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("psutil")
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)]),
+           "RAY_ADDRESS": ""}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    p = subprocess.run([sys.executable, "-c", _LISTENERS], capture_output=True, text=True,
+                       env=env, cwd=str(tmp_path), timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["ok"] == [True, True]
+    assert got["node_ip"] == "127.0.0.1"
+    names = " ".join(got["processes"])
+    assert "gcs_server" in names and "raylet" in names, got["processes"]
+    assert len(got["sockets"]) >= 4, got  # GCS, raylet (2), driver, worker at least
+    assert [s for s in got["sockets"] if not _loopback(s[0])] == [], got["sockets"]

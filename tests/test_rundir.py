@@ -328,6 +328,11 @@ def test_full_disk_is_not_called_damage(tmp_path):
             s.add(f"h{i}", {"x": "y" * 500}, (i,))
     assert "damaged" not in str(e.value) and "move" not in str(e.value)
     assert "is full" in describe_os_error(OSError(28, "No space left on device"), "d")
+    tf_text = ("{{function_node __wrapped__CreateSummaryFileWriter_device_/job:localhost/replica:0"
+               "/task:0/device:CPU:0}} /r/events.out; No space left on device "
+               "[Op:CreateSummaryFileWriter]")
+    line = describe_os_error(RuntimeError(tf_text), "/r")
+    assert line.startswith("the disk holding /r is full (/r/events.out; No space left on device")
 
 
 def test_damaged_latest_checkpoint_falls_back_and_says_so(tmp_path):
@@ -390,8 +395,9 @@ def test_finished_run_reads_in_a_read_only_directory(tmp_path, monkeypatch):
 def test_unwritable_parent_is_one_line(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(RunDirError, match="Not a directory|cannot write"):
+    with pytest.raises(RunDirError, match="a part of that path is a file, not a directory") as e:
         _run(blocker / "sub" / "run")
+    assert "Errno" not in str(e.value) and blocker.read_text() == "x"
 
 
 def test_export_of_a_binary_spec_file_is_one_line(tmp_path, table):

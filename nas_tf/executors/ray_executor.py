@@ -41,6 +41,45 @@ def _import_ray():
     return ray
 
 
+#: Ray turns a loopback node address into the machine's own address unless this
+#: variable is "0" (``resolve_ip_for_localhost`` -> ``get_node_ip_address`` in
+#: ray/_private/services.py, which keeps 127.0.0.1 only when
+#: ``ray_constants.ENABLE_RAY_CLUSTER`` is off), and Ray's gRPC servers listen on
+#: 127.0.0.1 only when the node address is exactly "127.0.0.1" (else on all
+#: interfaces: src/ray/rpc/grpc_server.cc, ``GrpcServer::Run``).
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _init_local_ray(ray, **kwargs) -> None:
+    """Starts a local Ray instance whose every process listens on 127.0.0.1 only.
+
+    The variable is set while Ray starts its processes (they inherit it), and
+    Ray's copy of it is switched too in case Ray was imported before; both
+    are put back afterwards. A warning is logged if Ray still chose another
+    address (a Ray version that changed these internals).
+    """
+    consts = sys.modules.get("ray._private.ray_constants")
+    saved_env = os.environ.get(_LOCAL_ONLY_ENV)
+    saved_const = getattr(consts, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_LOCAL_ONLY_ENV] = "0"
+    if saved_const is not None:
+        consts.ENABLE_RAY_CLUSTER = False
+    try:
+        # "local": a new instance, never the cluster a `ray start` left on this machine.
+        ray.init(address="local", _node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        if saved_env is None:
+            os.environ.pop(_LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[_LOCAL_ONLY_ENV] = saved_env
+        if saved_const is not None:
+            consts.ENABLE_RAY_CLUSTER = saved_const
+    ip = ray.util.get_node_ip_address()
+    if ip != "127.0.0.1":
+        _log.warning("The local Ray instance took the address %s, not 127.0.0.1: its servers may "
+                     "listen on all interfaces; firewall its ports (README 'Ray').", ip)
+
+
 def _ray_evaluate(evaluator, job):
     """The body of one Ray task (runs in a Ray worker)."""
     import ray
@@ -85,7 +124,8 @@ class RayExecutor(Executor):
     Args:
         address: A Ray cluster to join (``auto``: the one started on this
             machine by ``ray start --head``; ``ray://host:10001``: a remote
-            one); None starts a local Ray instance (or uses the one this
+            one); None joins ``$RAY_ADDRESS`` if set, else starts a local
+            Ray instance that listens on 127.0.0.1 only (or uses the one this
             process already started with ``ray.init``).
         num_workers: Children in flight (default: as many as the cluster's
             CPUs, or GPUs, can hold at once).
@@ -93,7 +133,9 @@ class RayExecutor(Executor):
             ``CUDA_VISIBLE_DEVICES``).
         cpus_per_child: CPUs of each child task.
         child_timeout: Seconds after which a child's task is cancelled (its
-            worker killed) and the child recorded as failed.
+            worker killed) and the child recorded as failed. They count from
+            the task's submission to Ray, so they include the start-up of a
+            new worker (seconds on a loaded machine) after one died.
         max_retries: Times a child whose worker or node died is tried again.
         recycle_after: Children per Ray worker process before it is replaced
             (Ray's ``max_calls``).
@@ -137,11 +179,14 @@ class RayExecutor(Executor):
         super().start(evaluator)
         if not ray.is_initialized():
             try:
-                local = {} if self.address else {"_node_ip_address": "127.0.0.1"}
-                # A local instance listens on the loopback interface only (its GCS,
-                # raylet, object manager and workers); see README "Ray" for clusters.
-                ray.init(address=self.address, include_dashboard=False,
-                         ignore_reinit_error=True, log_to_driver=False, **local)
+                options = dict(include_dashboard=False, ignore_reinit_error=True,
+                               log_to_driver=False)
+                if self.address or os.environ.get("RAY_ADDRESS"):
+                    ray.init(address=self.address, **options)
+                else:
+                    # Every process of a local instance (GCS, raylet, object manager,
+                    # agents, workers) listens on 127.0.0.1 only; README "Ray": clusters.
+                    _init_local_ray(ray, **options)
             except ConnectionError as e:
                 raise ConfigError(
                     f"Cannot join the Ray cluster at --ray_address={self.address} ({e}). Start "
