@@ -78,6 +78,15 @@ def test_rnn_search_with_sharing_from_the_cli_resumes_and_ranks(tmp_path):
     assert summary["architectures_evaluated"] == 8
     steps_after = _shared_steps(run_dir)
     assert steps_after >= steps_before + 2
+    # Report and export read it as any run; export retrains the best cell from scratch.
+    from nas_tf.export import export_child
+    from nas_tf.report import format_report, make_report
+
+    assert "val_perplexity" in format_report(make_report(run_dir))
+    res = export_child(run_dir, tmp_path / "export", rank=1, retrain_epochs=1,
+                       child_config={"steps_per_epoch": 3}, test_limit=200)
+    metrics = json.loads((tmp_path / "export" / "metrics.json").read_text())
+    assert metrics["retrained"] is True and res["keras_model"] is not None
     # The same run directory without sharing is another search: refused.
     out = _cli(*SMALL, f"--run_dir={run_dir}", "--max_children=9")
     assert out.returncode == 2 and "sharing" in out.stderr
