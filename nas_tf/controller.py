@@ -12,7 +12,12 @@ sequence of :mod:`nas_tf.space` decisions, and can be extended with more
 decisions (a growing curriculum) without losing what it has learned.
 
 Sampling and the recomputation of log-probabilities are each one compiled
-``tf.function`` call for a batch of architectures.
+``tf.function`` call for a batch of architectures, traced once, to a graph
+whose size does not grow with the number of decisions (a symbolic loop, see
+:mod:`nas_tf.controller_graph`): the first sample and update cost little
+next to a child. The heads of the categorical decisions are stacked into a
+few variables (one block per :meth:`Controller.extend`), which keeps the
+optimizer's update small as well.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nas_tf import controller_graph as graph
 from nas_tf.config import ControllerConfig
-from nas_tf.space import Anchor, Categorical, Decision, token_width, validate_decisions
+from nas_tf.space import Categorical, Decision, token_width, validate_decisions
 
 
 class Controller(keras.layers.Layer):
@@ -155,64 +161,22 @@ class Controller(keras.layers.Layer):
             self._block_choices = (*self._block_choices, choices)
         self._decisions = decisions
 
-    # ---------------------------------------------------------------- the unroll
-    def _lstm_step(self, x, states):
-        new_states = []
-        for (kernel, bias), (c, h) in zip(self._lstm, states):
-            z = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
-            i, f, g, o = tf.split(z, 4, axis=1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            new_states.append((c, h))
-            x = h
-        return x, new_states
+    @property
+    def head_width(self) -> int:
+        """The widest vocabulary of the categorical decisions (1 with none)."""
+        return max(max(c, default=1) for c in (*self._block_choices, ()))
 
-    def _shape_logits(self, logits):
-        cfg = self.config
-        if cfg.tanh_constant:
-            logits = cfg.tanh_constant * tf.tanh(logits / cfg.tanh_constant)
-        if cfg.temperature != 1.0:
-            logits = logits / cfg.temperature
-        return logits
+    def head(self, name: str):
+        """The weights of one categorical decision's head, as tensors:
+        (embedding [k, h], softmax weights [h, k], softmax bias [k])."""
+        names = iter(d.name for d in self._decisions if isinstance(d, Categorical))
+        for block, choices in zip(self._blocks, self._block_choices):
+            for row, k in enumerate(choices):
+                if next(names) == name:
+                    return (block["emb"][row, :k], block["w"][row, :, :k], block["b"][row, :k])
+        raise KeyError(f"No categorical decision of that name. Received: name={name!r}")
 
-    def _tables(self, decisions):
-        """Static per-step tables of ``decisions`` for the symbolic loop.
-
-        Every step is both a categorical step and an anchor step; the tables
-        say which result to keep. Heads are padded to the widest vocabulary
-        ``v`` (masked out of the softmax), anchors to ``a`` earlier anchors
-        (masked out of the attention); each step writes ``a`` token slots.
-        """
-        cats = [d for d in decisions if isinstance(d, Categorical)]
-        v = max(max(c, default=1) for c in (*self._block_choices, ()))
-        a = max(1, sum(isinstance(d, Anchor) for d in decisions))
-        steps = len(decisions)
-        is_anchor = np.zeros(steps, bool)
-        head = np.zeros(steps, np.int32)
-        cat_mask = np.zeros((steps, v), bool)
-        anchor_mask = np.zeros((steps, a), np.float32)
-        slot = np.zeros(steps, np.int32)
-        width = token_width(decisions)
-        # Flat token j -> (step, slot); step slot -> flat token (width = none).
-        flat_to_step = np.zeros(width, np.int32)
-        step_to_flat = np.full((steps, a), width, np.int32)
-        pos = heads = 0
-        for t, d in enumerate(decisions):
-            if isinstance(d, Categorical):
-                head[t], cat_mask[t, : d.num_choices] = heads, True
-                heads += 1
-            else:
-                is_anchor[t], slot[t] = True, d.num_inputs
-                anchor_mask[t, : d.num_inputs] = 1.0
-            for j in range(d.width):
-                flat_to_step[pos + j] = t * a + j
-                step_to_flat[t, j] = pos + j
-            pos += d.width
-        return dict(cats=cats, v=v, a=a, steps=steps, is_anchor=is_anchor, head=head,
-                    cat_mask=cat_mask, anchor_mask=anchor_mask, slot=slot,
-                    flat_to_step=flat_to_step, step_to_flat=step_to_flat)
-
-    def _stacked_heads(self, num_heads: int, v: int):
+    def stacked_heads(self, num_heads: int, v: int):
         """The first ``num_heads`` heads, padded to ``v`` and stacked:
         softmax weights [heads, h, v], biases [heads, v], embeddings [heads, v, h]."""
         h = self.config.lstm_size
@@ -229,85 +193,6 @@ class Controller(keras.layers.Layer):
             bs.append(tf.pad(block["b"][:rows], [[0, 0], [0, pad]]))
             es.append(tf.pad(block["emb"][:rows], [[0, 0], [0, pad], [0, 0]]))
         return tf.concat(ws, 0), tf.concat(bs, 0), tf.concat(es, 0)
-
-    def _unroll(self, n, decisions, tokens=None, draw_width=1):
-        """Runs the controller over ``decisions`` in one symbolic loop.
-
-        The traced graph has the same size whatever the number of decisions.
-        With ``tokens`` None, samples (uniform draws [steps, n, draw_width],
-        so a longer prefix extends a shorter one's samples); otherwise
-        teacher-forces ``tokens`` ([n, width] int32). Returns (tokens,
-        log_prob [n], entropy [n]).
-        """
-        tab = self._tables(decisions)
-        steps, v, a, hsize = tab["steps"], tab["v"], tab["a"], self.config.lstm_size
-        if steps == 0:
-            return tf.zeros([n, 0], tf.int32), tf.zeros([n]), tf.zeros([n])
-        w_all, b_all, e_all = self._stacked_heads(len(tab["cats"]), v)
-        is_anchor = tf.constant(tab["is_anchor"])
-        head, slot = tf.constant(tab["head"]), tf.constant(tab["slot"])
-        cat_mask = tf.constant(tab["cat_mask"])
-        anchor_mask = tf.constant(tab["anchor_mask"])
-        if tokens is None:
-            u = self.rng.uniform([steps, n, draw_width], minval=1e-12, maxval=1.0)
-        else:
-            padded = tf.concat([tokens, tf.zeros([n, 1], tf.int32)], axis=1)
-            forced = tf.transpose(tf.gather(padded, tab["step_to_flat"], axis=1), [1, 0, 2])
-        w_prev, w_curr, v_attn = self.w_prev, self.w_curr, self.v_attn
-        anchor_emb = self.anchor_emb
-
-        def body(t, x, states, logp, ent, anchors, keys, rows):
-            out, states = self._lstm_step(x, states)
-            anc = is_anchor[t]
-            hd = head[t]
-            # Categorical step: the head's softmax, padding masked out.
-            logits = self._shape_logits(tf.matmul(out, w_all[hd]) + b_all[hd])
-            logits = tf.where(cat_mask[t][None, :], logits, -1e9)
-            logp_all = tf.nn.log_softmax(logits)
-            # Anchor step: attention over the earlier anchors (§3.3).
-            amask = anchor_mask[t]
-            query = tf.matmul(out, w_curr)[:, None, :]
-            alog = tf.squeeze(tf.tensordot(tf.tanh(keys + query), v_attn, 1), -1)
-            alog = self._shape_logits(alog)  # [n, a]
-            if tokens is None:
-                gumbel = -tf.math.log(-tf.math.log(u[t, :, :v]))
-                tok = tf.argmax(logits + gumbel, axis=1, output_type=tf.int32)
-                bits = tf.cast(u[t, :, :a] < tf.sigmoid(alog), tf.float32) * amask
-            else:
-                tok = tf.where(anc, 0, forced[t][:, 0])
-                bits = tf.cast(forced[t], tf.float32) * amask
-            onehot = tf.one_hot(tok, v)
-            cat_lp = tf.reduce_sum(onehot * logp_all, axis=1)
-            cat_ent = -tf.reduce_sum(tf.exp(logp_all) * logp_all, axis=1)
-            cat_x = tf.matmul(onehot, e_all[hd])
-            # log sigmoid(l) for 1, log sigmoid(-l) for 0.
-            nll = tf.nn.sigmoid_cross_entropy_with_logits(labels=bits, logits=alog)
-            anc_lp = -tf.reduce_sum(nll * amask, axis=1)
-            anc_ent = tf.reduce_sum(amask * tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.sigmoid(alog), logits=alog), axis=1)
-            chosen = tf.reduce_sum(bits[:, :, None] * anchors, axis=1)
-            count = tf.reduce_sum(bits, axis=1, keepdims=True)
-            anc_x = anchor_emb + chosen / (1.0 + count)
-            x = tf.where(anc, anc_x, cat_x)
-            logp += tf.where(anc, anc_lp, cat_lp)
-            ent += tf.where(anc, anc_ent, cat_ent)
-            # An anchor's output joins the ones later anchors attend to.
-            put = tf.where(anc, tf.one_hot(slot[t], a), tf.zeros([a]))[None, :, None]
-            anchors += put * out[:, None, :]
-            keys += put * tf.matmul(out, w_prev)[:, None, :]
-            first = tf.one_hot(0, a, dtype=tf.int32)
-            row = tf.where(anc, tf.cast(bits, tf.int32), tok[:, None] * first)
-            return t + 1, x, states, logp, ent, anchors, keys, rows.write(t, row)
-
-        zeros = tf.zeros([n, hsize])
-        init = (tf.constant(0), tf.tile(self.g_emb, [n, 1]),
-                [(zeros, zeros) for _ in self._lstm], tf.zeros([n]), tf.zeros([n]),
-                tf.zeros([n, a, hsize]), tf.zeros([n, a, hsize]),
-                tf.TensorArray(tf.int32, size=steps, element_shape=[None, a]))
-        _, _, _, logp, ent, _, _, rows = tf.while_loop(
-            lambda t, *_: t < steps, body, init, maximum_iterations=steps)
-        rows = tf.reshape(tf.transpose(rows.stack(), [1, 0, 2]), [n, steps * a])
-        return tf.gather(rows, tab["flat_to_step"], axis=1), logp, ent
 
     def _prefix(self, width: int | None) -> tuple[Decision, ...]:
         """The prefix of the controller's decisions that takes ``width`` tokens."""
@@ -337,7 +222,7 @@ class Controller(keras.layers.Layer):
             if kind == "sample":
                 @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
                 def fn(n):
-                    return self._unroll(n, decisions, draw_width=draw)
+                    return graph.sample(self, n, decisions, draw)
             else:
                 # A fixed signature with an unknown batch size: one trace per
                 # decision prefix, whatever the number of children fed back.
@@ -345,7 +230,7 @@ class Controller(keras.layers.Layer):
                 @tf.function(input_signature=[tf.TensorSpec([None, width], tf.int32)],
                              autograph=False)
                 def fn(tokens):
-                    return self._unroll(tf.shape(tokens)[0], decisions, tokens)
+                    return graph.teacher_forced(self, tokens, decisions)
             self._fns[key] = fn
         return self._fns[key]
 
