@@ -188,10 +188,19 @@ class Controller(keras.layers.Layer):
             if rows <= 0:
                 break
             left -= rows
-            pad = v - max(choices)
-            ws.append(tf.pad(block["w"][:rows], [[0, 0], [0, 0], [0, pad]]))
-            bs.append(tf.pad(block["b"][:rows], [[0, 0], [0, pad]]))
-            es.append(tf.pad(block["emb"][:rows], [[0, 0], [0, pad], [0, 0]]))
+            w, b, e = block["w"], block["b"], block["emb"]
+            if rows < len(choices):
+                w, b, e = w[:rows], b[:rows], e[:rows]
+            if v > max(choices):
+                pad = v - max(choices)
+                w = tf.pad(w, [[0, 0], [0, 0], [0, pad]])
+                b = tf.pad(b, [[0, 0], [0, pad]])
+                e = tf.pad(e, [[0, 0], [0, pad], [0, 0]])
+            ws.append(w)
+            bs.append(b)
+            es.append(e)
+        if len(ws) == 1:
+            return ws[0], bs[0], es[0]
         return tf.concat(ws, 0), tf.concat(bs, 0), tf.concat(es, 0)
 
     def _prefix(self, width: int | None) -> tuple[Decision, ...]:

@@ -161,11 +161,11 @@ def teacher_forced(ctrl, tokens, decisions):
     is_cat = (~tab["is_anchor"]).astype(np.int32)
     onehot = tf.one_hot(forced[:, :, 0] * is_cat[:, None], v)  # [steps, n, v]
     # The input of step t + 1 when step t is categorical: its token's embedding.
-    x_cat = tf.einsum("tnv,tvh->tnh", onehot, tf.gather(e_all, tab["head"]))
+    x_cat = tf.matmul(onehot, tf.gather(e_all, tab["head"]))  # [steps, n, h]
     outs = _teacher_lstm(ctrl, n, tab, x_cat, forced)  # [steps, n, h]
     logp = ent = tf.zeros([n])
     if tab["cats"]:
-        logits = tf.einsum("tnh,thv->tnv", outs, tf.gather(w_all, tab["head"]))
+        logits = tf.matmul(outs, tf.gather(w_all, tab["head"]))  # [steps, n, v]
         logits = shape_logits(ctrl, logits + tf.gather(b_all, tab["head"])[:, None, :])
         logp_all = tf.nn.log_softmax(tf.where(tab["cat_mask"][:, None, :], logits, -1e9))
         keep = is_cat.astype(np.float32)[:, None, None]
