@@ -219,10 +219,10 @@ class Controller(keras.layers.Layer):
             f"Received: width={width}")
 
     def _draw_width(self) -> int:
-        """Uniform draws per sampled step: enough for any decision of the
-        controller, so that every prefix reads the same random stream."""
-        return max([max(d.width, getattr(d, "num_choices", 1)) for d in self._decisions],
-                   default=1)
+        """Uniform draws per sampled step: enough for any head and for the
+        anchors of any prefix, so that every prefix reads the same stream."""
+        anchors = sum(not isinstance(d, Categorical) for d in self._decisions)
+        return max(self.head_width, anchors)
 
     def _fn(self, kind, decisions):
         draw = self._draw_width()

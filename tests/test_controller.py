@@ -306,10 +306,12 @@ def test_graphs_do_not_grow_with_the_decisions_and_trace_once():
     """The trace is O(1) in the number of decisions (a symbolic loop, not an
     unroll), and each function traces once whatever the batch size."""
     sizes = {}
-    for layers in (2, 6):
-        c = Controller(toy_decisions(layers, num_values=3 + layers), seed=0)
+    for layers in (2, 6):  # 6 anchors: more than the heads' 2 values
+        c = Controller(toy_decisions(layers, num_values=2), seed=0)
         for n in (1, 3, 8):
-            c.log_prob(c.sample(n)[0])
+            tokens, logp, _ = c.sample(n)
+            np.testing.assert_allclose(c.log_prob(tokens)[0].numpy(), logp, rtol=1e-5,
+                                       atol=1e-5)
         fns = list(c._fns.values())
         assert [f.experimental_get_tracing_count() for f in fns] == [1, 1]
         sizes[layers] = [_graph_size(f) for f in fns]
