@@ -12,7 +12,12 @@ sequence of :mod:`nas_tf.space` decisions, and can be extended with more
 decisions (a growing curriculum) without losing what it has learned.
 
 Sampling and the recomputation of log-probabilities are each one compiled
-``tf.function`` call for a batch of architectures.
+``tf.function`` call for a batch of architectures, traced once, to a graph
+whose size does not grow with the number of decisions (a symbolic loop, see
+:mod:`nas_tf.controller_graph`): the first sample and update cost little
+next to a child. The heads of the categorical decisions are stacked into a
+few variables (one block per :meth:`Controller.extend`), which keeps the
+optimizer's update small as well.
 """
 
 from __future__ import annotations
@@ -23,12 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nas_tf import controller_graph as graph
 from nas_tf.config import ControllerConfig
 from nas_tf.space import Categorical, Decision, token_width, validate_decisions
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_" else "_" for c in name)
 
 
 class Controller(keras.layers.Layer):
@@ -55,7 +57,12 @@ class Controller(keras.layers.Layer):
         self.config = config or ControllerConfig()
         self._seed = int(seed)
         self._decisions: tuple[Decision, ...] = ()
-        self._heads: dict[str, dict] = {}
+        # Heads of the categorical decisions, stacked in blocks (one per
+        # extend()) and padded to the block's widest vocabulary: a handful of
+        # variables whatever the number of decisions, so the update is cheap
+        # to trace. _block_choices[i] lists the vocabulary size of each row.
+        self._blocks: list[dict] = []
+        self._block_choices: tuple[tuple[int, ...], ...] = ()
         self._fns: dict = {}
         cfg = self.config
         init = self._init
@@ -72,6 +79,8 @@ class Controller(keras.layers.Layer):
         self.w_prev = self.add_weight(shape=(h, h), initializer=init(), name="attention_w_prev")
         self.w_curr = self.add_weight(shape=(h, h), initializer=init(), name="attention_w_curr")
         self.v_attn = self.add_weight(shape=(h, 1), initializer=init(), name="attention_v")
+        self._base = [w for pair in self._lstm for w in pair] + [
+            self.g_emb, self.anchor_emb, self.w_prev, self.w_curr, self.v_attn]
         # Sampler state; checkpointed with the controller so a resumed search
         # continues the same random stream.
         self.rng = tf.random.Generator.from_seed(self._seed)
@@ -90,12 +99,26 @@ class Controller(keras.layers.Layer):
         self._seed = int(seed)
         rng = np.random.default_rng([self._seed, 17])
         r = self.config.init_range
-        for v in self.weights:
-            if v.name.endswith("softmax_b"):
-                v.assign(np.zeros(v.shape, np.float32))
-            else:
-                v.assign(rng.uniform(-r, r, size=v.shape).astype(np.float32))
+        for v in self._base:
+            v.assign(rng.uniform(-r, r, size=v.shape).astype(np.float32))
+        for block, choices in zip(self._blocks, self._block_choices):
+            self._draw_block(block, choices, rng)
         self.rng.reset_from_seed(self._seed)
+
+    def _draw_block(self, block, choices, rng) -> None:
+        """Draws a block of heads: for each head in decision order its
+        embedding, then its softmax weights (the draws, in the same order, of
+        the one-variable-per-head controller before, so a seed still gives the
+        same weights); biases and padding zero."""
+        r = self.config.init_range
+        emb = np.zeros(block["emb"].shape, np.float32)
+        w = np.zeros(block["w"].shape, np.float32)
+        for i, k in enumerate(choices):
+            emb[i, :k] = rng.uniform(-r, r, size=(k, emb.shape[2]))
+            w[i, :, :k] = rng.uniform(-r, r, size=(w.shape[1], k))
+        block["emb"].assign(emb)
+        block["w"].assign(w)
+        block["b"].assign(np.zeros(block["b"].shape, np.float32))
 
     def _init(self):
         r = self.config.init_range
@@ -121,104 +144,64 @@ class Controller(keras.layers.Layer):
                 "The new decision sequence must extend the controller's current one "
                 f"(a curriculum only appends). Received: {len(decisions)} decisions"
             )
-        h = self.config.lstm_size
-        for d in decisions[len(self._decisions):]:
-            if isinstance(d, Categorical):
-                n = _safe_name(d.name)
-                self._heads[d.name] = {
-                    "emb": self.add_weight(shape=(d.num_choices, h), initializer=self._init(),
-                                           name=f"{n}_embedding"),
-                    "w": self.add_weight(shape=(h, d.num_choices), initializer=self._init(),
-                                         name=f"{n}_softmax_w"),
-                    "b": self.add_weight(shape=(d.num_choices,), initializer="zeros",
-                                         name=f"{n}_softmax_b"),
-                }
+        choices = tuple(d.num_choices for d in decisions[len(self._decisions):]
+                        if isinstance(d, Categorical))
+        if choices:
+            h, v, i = self.config.lstm_size, max(choices), len(self._blocks)
+            block = {
+                "emb": self.add_weight(shape=(len(choices), v, h), initializer="zeros",
+                                       name=f"heads_{i}_embedding"),
+                "w": self.add_weight(shape=(len(choices), h, v), initializer="zeros",
+                                     name=f"heads_{i}_softmax_w"),
+                "b": self.add_weight(shape=(len(choices), v), initializer="zeros",
+                                     name=f"heads_{i}_softmax_b"),
+            }
+            self._draw_block(block, choices, np.random.default_rng([self._seed, 17, i]))
+            self._blocks.append(block)
+            self._block_choices = (*self._block_choices, choices)
         self._decisions = decisions
 
-    # ---------------------------------------------------------------- the unroll
-    def _lstm_step(self, x, states):
-        new_states = []
-        for (kernel, bias), (c, h) in zip(self._lstm, states):
-            z = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
-            i, f, g, o = tf.split(z, 4, axis=1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            new_states.append((c, h))
-            x = h
-        return x, new_states
+    @property
+    def head_width(self) -> int:
+        """The widest vocabulary of the categorical decisions (1 with none)."""
+        return max(max(c, default=1) for c in (*self._block_choices, ()))
 
-    def _shape_logits(self, logits):
-        cfg = self.config
-        if cfg.tanh_constant:
-            logits = cfg.tanh_constant * tf.tanh(logits / cfg.tanh_constant)
-        if cfg.temperature != 1.0:
-            logits = logits / cfg.temperature
-        return logits
+    def head(self, name: str):
+        """The weights of one categorical decision's head, as tensors:
+        (embedding [k, h], softmax weights [h, k], softmax bias [k])."""
+        names = iter(d.name for d in self._decisions if isinstance(d, Categorical))
+        for block, choices in zip(self._blocks, self._block_choices):
+            for row, k in enumerate(choices):
+                if next(names) == name:
+                    return (block["emb"][row, :k], block["w"][row, :, :k], block["b"][row, :k])
+        raise KeyError(f"No categorical decision of that name. Received: name={name!r}")
 
-    def _unroll(self, n, decisions, tokens=None):
-        """Runs the controller over ``decisions``.
-
-        With ``tokens`` None, samples; otherwise teacher-forces ``tokens``
-        ([n, width] int32). Returns (tokens, log_prob [n], entropy [n]).
-        """
-        hsize = self.config.lstm_size
-        zeros = tf.zeros([n, hsize])
-        states = [(zeros, zeros) for _ in self._lstm]
-        x = tf.tile(self.g_emb, [n, 1])
-        log_prob = tf.zeros([n])
-        entropy = tf.zeros([n])
-        anchors, anchor_keys, out_tokens = [], [], []
-        pos = 0
-        for d in decisions:
-            out, states = self._lstm_step(x, states)
-            if isinstance(d, Categorical):
-                head = self._heads[d.name]
-                logits = self._shape_logits(tf.matmul(out, head["w"]) + head["b"])
-                logp_all = tf.nn.log_softmax(logits)
-                if tokens is None:
-                    u = self.rng.uniform(tf.shape(logits), minval=1e-12, maxval=1.0)
-                    gumbel = -tf.math.log(-tf.math.log(u))
-                    tok = tf.argmax(logits + gumbel, axis=1, output_type=tf.int32)
-                else:
-                    tok = tokens[:, pos]
-                log_prob += tf.gather(logp_all, tok, axis=1, batch_dims=1)
-                entropy += -tf.reduce_sum(tf.exp(logp_all) * logp_all, axis=1)
-                out_tokens.append(tok[:, None])
-                x = tf.gather(head["emb"], tok)
-                pos += 1
-            else:
-                k = d.num_inputs
-                if k > 0:
-                    keys = tf.stack(anchor_keys, axis=1)  # [n, k, h]
-                    query = tf.matmul(out, self.w_curr)[:, None, :]
-                    logits = tf.squeeze(tf.tensordot(tf.tanh(keys + query), self.v_attn, 1), -1)
-                    logits = self._shape_logits(logits)  # [n, k]
-                    if tokens is None:
-                        u = self.rng.uniform(tf.shape(logits))
-                        bits = tf.cast(u < tf.sigmoid(logits), tf.int32)
-                    else:
-                        bits = tokens[:, pos:pos + k]
-                    fbits = tf.cast(bits, tf.float32)
-                    # log sigmoid(l) for 1, log sigmoid(-l) for 0.
-                    nll = tf.nn.sigmoid_cross_entropy_with_logits(labels=fbits, logits=logits)
-                    log_prob -= tf.reduce_sum(nll, axis=1)
-                    p = tf.sigmoid(logits)
-                    entropy += tf.reduce_sum(
-                        tf.nn.sigmoid_cross_entropy_with_logits(labels=p, logits=logits), axis=1)
-                    out_tokens.append(bits)
-                    chosen = tf.reduce_sum(fbits[:, :, None] * tf.stack(anchors, axis=1), axis=1)
-                    count = tf.reduce_sum(fbits, axis=1, keepdims=True)
-                    x = self.anchor_emb + chosen / (1.0 + count)
-                else:
-                    x = tf.tile(self.anchor_emb, [n, 1])
-                anchors.append(out)
-                anchor_keys.append(tf.matmul(out, self.w_prev))
-                pos += k
-        if out_tokens:
-            all_tokens = tf.concat(out_tokens, axis=1)
-        else:
-            all_tokens = tf.zeros([n, 0], tf.int32)
-        return all_tokens, log_prob, entropy
+    def stacked_heads(self, num_heads: int, v: int):
+        """The first ``num_heads`` heads, padded to ``v`` and stacked:
+        softmax weights [heads, h, v], biases [heads, v], embeddings [heads, v, h]."""
+        h = self.config.lstm_size
+        if not num_heads:
+            return tf.zeros([1, h, v]), tf.zeros([1, v]), tf.zeros([1, v, h])
+        ws, bs, es, left = [], [], [], num_heads
+        for block, choices in zip(self._blocks, self._block_choices):
+            rows = min(left, len(choices))
+            if rows <= 0:
+                break
+            left -= rows
+            w, b, e = block["w"], block["b"], block["emb"]
+            if rows < len(choices):
+                w, b, e = w[:rows], b[:rows], e[:rows]
+            if v > max(choices):
+                pad = v - max(choices)
+                w = tf.pad(w, [[0, 0], [0, 0], [0, pad]])
+                b = tf.pad(b, [[0, 0], [0, pad]])
+                e = tf.pad(e, [[0, 0], [0, pad], [0, 0]])
+            ws.append(w)
+            bs.append(b)
+            es.append(e)
+        if len(ws) == 1:
+            return ws[0], bs[0], es[0]
+        return tf.concat(ws, 0), tf.concat(bs, 0), tf.concat(es, 0)
 
     def _prefix(self, width: int | None) -> tuple[Decision, ...]:
         """The prefix of the controller's decisions that takes ``width`` tokens."""
@@ -235,13 +218,20 @@ class Controller(keras.layers.Layer):
             f"No prefix of the controller's decisions takes {width} tokens. "
             f"Received: width={width}")
 
+    def _draw_width(self) -> int:
+        """Uniform draws per sampled step: enough for any head and for the
+        anchors of any prefix, so that every prefix reads the same stream."""
+        anchors = sum(not isinstance(d, Categorical) for d in self._decisions)
+        return max(self.head_width, anchors)
+
     def _fn(self, kind, decisions):
-        key = (kind, decisions)
+        draw = self._draw_width()
+        key = (kind, decisions, draw)  # extend() may widen the heads and the draws
         if key not in self._fns:
             if kind == "sample":
-                @tf.function(reduce_retracing=True, autograph=False)
+                @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], autograph=False)
                 def fn(n):
-                    return self._unroll(n, decisions)
+                    return graph.sample(self, n, decisions, draw)
             else:
                 # A fixed signature with an unknown batch size: one trace per
                 # decision prefix, whatever the number of children fed back.
@@ -249,7 +239,7 @@ class Controller(keras.layers.Layer):
                 @tf.function(input_signature=[tf.TensorSpec([None, width], tf.int32)],
                              autograph=False)
                 def fn(tokens):
-                    return self._unroll(tf.shape(tokens)[0], decisions, tokens)
+                    return graph.teacher_forced(self, tokens, decisions)
             self._fns[key] = fn
         return self._fns[key]
 

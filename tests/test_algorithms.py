@@ -402,8 +402,8 @@ def test_random_tokens_cover_all_values():
 PINNED = {
     "random": "b738349c905c39be",
     "evolution": "2a812a042e9dd002",
-    "reinforce/paper": "c4863e0e76832012",
-    "reinforce/small_budget": "d936ec9253639a4f",
+    "reinforce/paper": "5d18de423a786a92",
+    "reinforce/small_budget": "187e914cc4b5f093",
 }
 
 
