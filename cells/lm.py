@@ -15,7 +15,9 @@ of the next (carried, but not back-propagated through). We use a custom
 batch to the next, ``fit`` would need stateful layers with a fixed batch size
 and a callback to reset them, while here the state is an explicit input and
 output of the step, reset to zeros only at the start of the stream.
-Gradients are clipped by their global norm (Zaremba et al.: 5).
+Gradients are clipped by their global norm (Zaremba et al.: 5). Several
+windows run per compiled call (:mod:`cells.lm_steps`): the host syncs with the
+device (to check the loss for NaN / inf) once per call, not once per window.
 
 Validation perplexity is ``exp`` of the mean per-token cross entropy over the
 whole validation stream (the tail that does not fill a window is dropped, as
@@ -45,6 +47,7 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
     perplexity,
     window,
 )
+from cells.lm_steps import make_train_chunk
 from cells.nas_cell import NASCell
 from cells.nas_rnn import NASRNN
 from nas_tf.config import check_positive
@@ -245,6 +248,7 @@ def train_lm(
     initial_epoch: int = 0,
     initial_weights: list | None = None,
     on_epoch_end: Callable[[dict, LanguageModel], None] | None = None,
+    steps_per_call: int = 10,
 ) -> TrainResult:
     """Builds a :class:`LanguageModel` and trains it with truncated BPTT.
 
@@ -266,6 +270,9 @@ def train_lm(
         initial_weights: ``model.get_weights()`` of the run being resumed.
         on_epoch_end: Called with each epoch's history row and the model
             (e.g. to save weights or append a results row).
+        steps_per_call: Training windows per compiled call (see
+            :mod:`cells.lm_steps`): the host checks the loss for NaN / inf
+            and calls ``progress`` once per call. Does not change the result.
 
     Returns:
         A :class:`TrainResult`.
@@ -279,6 +286,7 @@ def train_lm(
         ...                LMConfig(units=32, epochs=1))  # doctest: +SKIP
         >>> res.val_perplexity  # doctest: +SKIP
     """
+    check_positive("steps_per_call", steps_per_call)
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     t0 = time.time()
     rows = batchify(train_data, config.batch_size)
@@ -299,24 +307,11 @@ def train_lm(
         opt = keras.optimizers.SGD(learning_rate=config.learning_rate)
     else:
         opt = keras.optimizers.Adam(learning_rate=config.learning_rate)
-    variables = model.trainable_variables
-    opt.build(variables)
-    clip = float(config.max_grad_norm)
+    opt.build(model.trainable_variables)
     # Summed over time (tutorial): the objective is bptt x the per-token mean.
-    scale = float(config.bptt) if config.sum_over_time else 1.0
-
-    @tf.function
-    def train_step(x, y, states):
-        with tf.GradientTape() as tape:
-            logits, new_states = model(x, states, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            objective = loss * scale
-        grads = tape.gradient(objective, variables)
-        grads, _ = tf.clip_by_global_norm(grads, clip)
-        opt.apply_gradients(zip(grads, variables))
-        return loss, new_states
-
+    chunk = make_train_chunk(model, opt, bptt=config.bptt, clip=float(config.max_grad_norm),
+                             scale=float(config.bptt) if config.sum_over_time else 1.0)
+    rows_t = tf.constant(rows)
     eval_step = make_eval_step(model)
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     history = []
@@ -328,24 +323,23 @@ def train_lm(
         te = time.time()
         opt.learning_rate = config.learning_rate * config.lr_decay ** max(
             0, epoch + 1 - config.decay_after)
-        total = 0.0
-        for _ in range(per_epoch):
+        total, left = 0.0, per_epoch
+        while left:
             if pos == 0:
                 states = model.zero_states(config.batch_size)
-            x, y = window(rows, pos, config.bptt)
-            loss, states = train_step(tf.constant(x), tf.constant(y), states)
-            loss = float(loss)
-            if not math.isfinite(loss):
+            # Up to steps_per_call windows per call, never across the end of the stream.
+            k = min(left, n - pos, steps_per_call)
+            loss_sum, done, last, states = chunk(rows_t, tf.constant(pos), tf.constant(k), states)
+            if int(done) < k or not math.isfinite(float(last)):
                 raise ChildTrainingError(
-                    f"Child training diverged: loss={loss} at step {steps} (epoch {epoch})."
+                    f"Child training diverged: loss={float(last)} at step "
+                    f"{steps + int(done) - 1} (epoch {epoch})."
                 )
-            total += loss
-            steps += 1
-            if progress is not None and (steps % 5 == 0 or steps == 1):
+            total += float(loss_sum)
+            steps, left, pos = steps + k, left - k, (pos + k) % n
+            if progress is not None:
                 progress(epoch=epoch + 1, epochs=config.epochs,
-                         step=steps - (epoch - initial_epoch) * per_epoch,
-                         steps=per_epoch)
-            pos = (pos + 1) % n
+                         step=per_epoch - left, steps=per_epoch)
         train_ppl = perplexity(total / per_epoch, "training loss")
         val_ppl = evaluate_perplexity(model, valid_data, bptt=config.bptt,
                                       batch_size=config.eval_batch_size,
