@@ -15,7 +15,9 @@ of the next (carried, but not back-propagated through). We use a custom
 batch to the next, ``fit`` would need stateful layers with a fixed batch size
 and a callback to reset them, while here the state is an explicit input and
 output of the step, reset to zeros only at the start of the stream.
-Gradients are clipped by their global norm (Zaremba et al.: 5).
+Gradients are clipped by their global norm (Zaremba et al.: 5). Several
+windows run per compiled call (:mod:`cells.lm_steps`): the host syncs with the
+device (to check the loss for NaN / inf) once per call, not once per window.
 
 Validation perplexity is ``exp`` of the mean per-token cross entropy over the
 whole validation stream (the tail that does not fill a window is dropped, as
@@ -24,6 +26,7 @@ in the reference PTB reader).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -45,6 +48,7 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
     perplexity,
     window,
 )
+from cells.lm_steps import make_runner, make_strategy
 from cells.nas_cell import NASCell
 from cells.nas_rnn import NASRNN
 from nas_tf.errors import (
@@ -245,6 +249,8 @@ def train_lm(
     initial_epoch: int = 0,
     initial_weights: list | None = None,
     on_epoch_end: Callable[[dict, LanguageModel], None] | None = None,
+    steps_per_call: int = 10,
+    devices: tuple[str, ...] | None = None,
 ) -> TrainResult:
     """Builds a :class:`LanguageModel` and trains it with truncated BPTT.
 
@@ -266,20 +272,31 @@ def train_lm(
         initial_weights: ``model.get_weights()`` of the run being resumed.
         on_epoch_end: Called with each epoch's history row and the model
             (e.g. to save weights or append a results row).
+        steps_per_call: Training windows per compiled call (see
+            :mod:`cells.lm_steps`): the host checks the loss for NaN / inf
+            and calls ``progress`` once per call. Does not change the result.
+        devices: Logical devices of the child (``ChildContext.devices``): one
+            pins training there; several train under a
+            ``tf.distribute.MirroredStrategy``, each device owning
+            ``batch_size / len(devices)`` rows of the stream and their state
+            (same update as on one device, up to rounding; one window per
+            call; evaluation runs on the default device).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         ChildTrainingError: the training loss became NaN or infinite.
-        ConfigError: the training stream is too short for one window.
+        ConfigError: the training stream is too short for one window, or
+            ``batch_size`` does not split evenly over ``devices``.
 
     Example:
         >>> res = train_lm(lambda: keras.layers.LSTMCell(32), train, valid, 50,
         ...                LMConfig(units=32, epochs=1))  # doctest: +SKIP
         >>> res.val_perplexity  # doctest: +SKIP
     """
-    # long: r13 owns cells/lm.py this round; to be split there (setup, epoch loop, result).
+    # long: setup, the epoch loop and the result of one training run; split candidates noted.
+    check_positive("steps_per_call", steps_per_call)
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     t0 = time.time()
     rows = batchify(train_data, config.batch_size)
@@ -290,82 +307,78 @@ def train_lm(
             f"{config.batch_size}. Received: {len(train_data)} tokens"
         )
     per_epoch = min(n, config.steps_per_epoch) if config.steps_per_epoch else n
-    model = LanguageModel(cell_factory, vocab_size, config)
-    # Build the weights eagerly on a one-step window so that the optimizer
-    # can create its slots before the step is traced.
-    model(tf.constant(rows[:, :1]), model.zero_states(config.batch_size))
-    if initial_weights is not None:
-        model.set_weights(initial_weights)
-    if config.optimizer == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=config.learning_rate)
-    else:
-        opt = keras.optimizers.Adam(learning_rate=config.learning_rate)
-    variables = model.trainable_variables
-    opt.build(variables)
-    clip = float(config.max_grad_norm)
+    strategy = make_strategy(devices)
+    if strategy is not None and config.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(
+            f"batch_size must be a multiple of the number of devices ({len(devices)}): each "
+            f"device owns batch_size / devices rows. Received: batch_size={config.batch_size}"
+        )
+    pin = tf.device(devices[0]) if devices and len(devices) == 1 else contextlib.nullcontext()
+    with pin, strategy.scope() if strategy else contextlib.nullcontext():
+        model = LanguageModel(cell_factory, vocab_size, config)
+        # Build the weights eagerly on a one-step window so that the optimizer
+        # can create its slots before the step is traced.
+        model(tf.constant(rows[:, :1]), model.zero_states(config.batch_size))
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+        if config.optimizer == "sgd":
+            opt = keras.optimizers.SGD(learning_rate=config.learning_rate)
+        else:
+            opt = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        opt.build(model.trainable_variables)
     # Summed over time (tutorial): the objective is bptt x the per-token mean.
-    scale = float(config.bptt) if config.sum_over_time else 1.0
-
-    @tf.function
-    def train_step(x, y, states):
-        with tf.GradientTape() as tape:
-            logits, new_states = model(x, states, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            objective = loss * scale
-        grads = tape.gradient(objective, variables)
-        grads, _ = tf.clip_by_global_norm(grads, clip)
-        opt.apply_gradients(zip(grads, variables))
-        return loss, new_states
-
-    eval_step = make_eval_step(model)
-    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
-    history = []
-    pos, steps = (initial_epoch * per_epoch) % n, 0
-    states = model.zero_states(config.batch_size)
-    best = math.inf
-    train_ppl = val_ppl = math.inf
-    for epoch in range(initial_epoch, config.epochs):
-        te = time.time()
-        opt.learning_rate = config.learning_rate * config.lr_decay ** max(
-            0, epoch + 1 - config.decay_after)
-        total = 0.0
-        for _ in range(per_epoch):
-            if pos == 0:
-                states = model.zero_states(config.batch_size)
-            x, y = window(rows, pos, config.bptt)
-            loss, states = train_step(tf.constant(x), tf.constant(y), states)
-            loss = float(loss)
-            if not math.isfinite(loss):
-                raise ChildTrainingError(
-                    f"Child training diverged: loss={loss} at step {steps} (epoch {epoch})."
-                )
-            total += loss
-            steps += 1
-            if progress is not None and (steps % 5 == 0 or steps == 1):
-                progress(epoch=epoch + 1, epochs=config.epochs,
-                         step=steps - (epoch - initial_epoch) * per_epoch,
-                         steps=per_epoch)
-            pos = (pos + 1) % n
-        train_ppl = perplexity(total / per_epoch, "training loss")
-        val_ppl = evaluate_perplexity(model, valid_data, bptt=config.bptt,
-                                      batch_size=config.eval_batch_size,
-                                      max_windows=max_valid_windows, _step=eval_step)
-        best = min(best, val_ppl)
-        row = {"epoch": epoch + 1, "train_perplexity": train_ppl, "val_perplexity": val_ppl,
-               "learning_rate": float(opt.learning_rate), "seconds": time.time() - te}
-        history.append(row)
-        if on_epoch_end is not None:
-            on_epoch_end(row, model)
-        _log.info("epoch %d: train ppl %.2f, valid ppl %.2f", epoch + 1, train_ppl, val_ppl)
+    run, zero_states, per_call = make_runner(
+        model, opt, rows, bptt=config.bptt, clip=float(config.max_grad_norm),
+        scale=float(config.bptt) if config.sum_over_time else 1.0, strategy=strategy,
+        steps_per_call=steps_per_call)
+    with pin:  # one device: everything on it
+        eval_step = make_eval_step(model)
+        writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+        history = []
+        pos, steps = (initial_epoch * per_epoch) % n, 0
+        states = zero_states()
+        best = math.inf
+        train_ppl = val_ppl = math.inf
+        for epoch in range(initial_epoch, config.epochs):
+            te = time.time()
+            lr = config.learning_rate * config.lr_decay ** max(0, epoch + 1 - config.decay_after)
+            opt.learning_rate = lr
+            total, left = 0.0, per_epoch
+            while left:
+                if pos == 0:
+                    states = zero_states()
+                # Up to per_call windows per call, never across the end of the stream.
+                k = min(left, n - pos, per_call)
+                loss_sum, done, last, states = run(pos, k, states)
+                if int(done) < k or not math.isfinite(float(last)):
+                    raise ChildTrainingError(
+                        f"Child training diverged: loss={float(last)} at step "
+                        f"{steps + int(done) - 1} (epoch {epoch})."
+                    )
+                total += float(loss_sum)
+                steps, left, pos = steps + k, left - k, (pos + k) % n
+                if progress is not None:
+                    progress(epoch=epoch + 1, epochs=config.epochs,
+                             step=per_epoch - left, steps=per_epoch)
+            train_ppl = perplexity(total / per_epoch, "training loss")
+            val_ppl = evaluate_perplexity(model, valid_data, bptt=config.bptt,
+                                          batch_size=config.eval_batch_size,
+                                          max_windows=max_valid_windows, _step=eval_step)
+            best = min(best, val_ppl)
+            row = {"epoch": epoch + 1, "train_perplexity": train_ppl, "val_perplexity": val_ppl,
+                   "learning_rate": float(lr), "seconds": time.time() - te}
+            history.append(row)
+            if on_epoch_end is not None:
+                on_epoch_end(row, model)
+            _log.info("epoch %d: train ppl %.2f, valid ppl %.2f", epoch + 1, train_ppl, val_ppl)
+            if writer is not None:
+                with writer.as_default():
+                    tf.summary.scalar("train/perplexity", train_ppl, step=epoch + 1)
+                    tf.summary.scalar("valid/perplexity", val_ppl, step=epoch + 1)
+                    tf.summary.scalar("train/learning_rate", row["learning_rate"], step=epoch + 1)
+                writer.flush()
         if writer is not None:
-            with writer.as_default():
-                tf.summary.scalar("train/perplexity", train_ppl, step=epoch + 1)
-                tf.summary.scalar("valid/perplexity", val_ppl, step=epoch + 1)
-                tf.summary.scalar("train/learning_rate", row["learning_rate"], step=epoch + 1)
-            writer.flush()
-    if writer is not None:
-        writer.close()
+            writer.close()
     return TrainResult(
         val_perplexity=val_ppl,
         best_val_perplexity=best,

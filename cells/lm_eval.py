@@ -101,13 +101,10 @@ def evaluate_loss(model, data: np.ndarray, *, bptt: int, batch_size: int,
             f"{batch_size}. Received: {len(data)} tokens"
         )
     step = _step or make_eval_step(model)
-    states = model.zero_states(batch_size)
-    total = 0.0
-    for i in range(n):
-        x, y = window(rows, i, bptt)
-        loss_sum, states = step(tf.constant(x), tf.constant(y), states)
-        total += float(loss_sum)
-    return total / (n * batch_size * bptt)
+    # One graph call for all the windows: no host round trip per window.
+    total, _ = step(tf.constant(rows), tf.constant(0), tf.constant(n),
+                    model.zero_states(batch_size), bptt=bptt)
+    return float(total) / (n * batch_size * bptt)
 
 
 def evaluate_perplexity(model, data: np.ndarray, *, bptt: int, batch_size: int,
@@ -123,12 +120,32 @@ def evaluate_perplexity(model, data: np.ndarray, *, bptt: int, batch_size: int,
 
 
 def make_eval_step(model):
-    """A ``tf.function`` returning the summed cross entropy of a window and the new states."""
+    """A ``tf.function`` ``step(rows, start, count, states, bptt=)`` over windows of a stream.
+
+    Runs windows ``start .. start + count - 1`` of ``rows`` (int32 ``(batch,
+    columns)``) in one ``tf.while_loop``, carrying the state, and returns the
+    summed cross entropy (float64) and the final states. ``start`` and
+    ``count`` are scalar tensors (no retracing per call); ``bptt`` is static.
+    """
 
     @tf.function
-    def eval_step(x, y, states):
-        logits, new_states = model(x, states, training=False)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(tf.cast(loss, tf.float64)), new_states
+    def eval_step(rows, start, count, states, bptt):
+        def body(i, total, states):
+            x, y = window_tensors(rows, start + i, bptt)
+            logits, new_states = model(x, states, training=False)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            return i + 1, total + tf.reduce_sum(tf.cast(loss, tf.float64)), new_states
+
+        _, total, states = tf.while_loop(lambda i, *_: i < count, body,
+                                         (tf.constant(0), tf.constant(0.0, tf.float64), states))
+        return total, states
 
     return eval_step
+
+
+def window_tensors(rows, i, bptt: int):
+    """:func:`window` in a graph: inputs and targets of window ``i`` (a scalar tensor)."""
+    batch = rows.shape[0]
+    s = i * bptt
+    return (tf.slice(rows, tf.stack([0, s]), [batch, bptt]),
+            tf.slice(rows, tf.stack([0, s + 1]), [batch, bptt]))

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from typing import Any
@@ -278,7 +277,6 @@ class RnnEvaluator(Evaluator):
         return math.exp(math.log(self.config.reward_c) - 2.0 * math.log(ppl))
 
     def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
-        import tensorflow as tf
 
         from cells.lm import train_lm
         from cells.tree_cell import TreeCell
@@ -290,11 +288,10 @@ class RnnEvaluator(Evaluator):
         def cell_factory():
             return TreeCell(spec, units)
 
-        device = context.devices[0] if context.devices else None
-        with tf.device(device) if device else contextlib.nullcontext():
-            res = train_lm(cell_factory, train, valid, vocab_size, cfg.lm_config(),
-                           seed=context.seed, log_dir=context.log_dir,
-                           progress=context.report)
+        # One device: pinned there; several: a MirroredStrategy (see train_lm).
+        res = train_lm(cell_factory, train, valid, vocab_size, cfg.lm_config(),
+                       seed=context.seed, log_dir=context.log_dir,
+                       progress=context.report, devices=context.devices)
         ppl = res.val_perplexity
         metrics = {
             "val_perplexity": ppl,

@@ -11,7 +11,9 @@ language model whose embedding size is the hidden size), for:
 * ``keras.layers.RNN(cells.TreeCell(nas_cell_spec(), u))``
 * ``keras.layers.RNN(cells.TreeCell(spec, u))`` for random base-8 specs
 
-and prints a markdown table (throughput relative to the LSTM too). The
+and prints a markdown table (throughput relative to the LSTM too, by wall
+time and by this process's CPU time: on a shared machine the CPU time per
+step is much less sensitive to the other jobs than the wall time). The
 target of issue 13: NASRNN >= 0.7x the LSTM's throughput on CPU at 200 and 650
 units, with and without XLA.
 
@@ -82,7 +84,8 @@ def _layers(units: int, rng: random.Random):
     return out
 
 
-def _time_layer(make_layer, units: int, jit_compile: bool) -> tuple[float, int]:
+def _time_layer(make_layer, units: int, jit_compile: bool) -> tuple[float, float, int]:
+    """Median wall and CPU (this process, all threads) seconds per step, and parameters."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -107,15 +110,16 @@ def _time_layer(make_layer, units: int, jit_compile: bool) -> tuple[float, int]:
 
     for _ in range(FLAGS.warmup):
         train_step(x).numpy()
-    times = []
+    times, cpu = [], []
     for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(FLAGS.iters):
             loss = train_step(x)
         loss.numpy()
         times.append((time.perf_counter() - start) / FLAGS.iters)
+        cpu.append((time.process_time() - start_cpu) / FLAGS.iters)
     params = sum(int(np.prod(v.shape)) for v in variables)
-    return statistics.median(times), params
+    return statistics.median(times), statistics.median(cpu), params
 
 
 def main(argv):
@@ -137,22 +141,24 @@ def main(argv):
         f"at start {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
     )
     modes = [m.strip().lower() in ("true", "1", "yes", "xla") for m in FLAGS.jit_compile]
-    print("| units | XLA | layer | params | ms / step | tokens / s | vs LSTM |")
-    print("|---:|---|---|---:|---:|---:|---:|")
+    print("| units | XLA | layer | params | ms / step | tokens / s | vs LSTM | CPU ms / step "
+          "| vs LSTM (CPU) |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for units in [int(u) for u in FLAGS.units]:
         for jit in modes:
-            lstm_rate = None
+            lstm_rate = lstm_cpu = None
             for name, make in _layers(units, random.Random(FLAGS.seed)):
                 if FLAGS.only and name != "LSTM" and not any(
                         name.startswith(o) for o in FLAGS.only):
                     continue
-                seconds, params = _time_layer(make, units, jit)
+                seconds, cpu, params = _time_layer(make, units, jit)
                 rate = tokens_per_step / seconds
                 if lstm_rate is None:
-                    lstm_rate = rate
+                    lstm_rate, lstm_cpu = rate, cpu
                 print(
                     f"| {units} | {'yes' if jit else 'no'} | {name} | {params:,} | "
-                    f"{seconds * 1e3:.1f} | {rate:,.0f} | {rate / lstm_rate:.2f}x |",
+                    f"{seconds * 1e3:.1f} | {rate:,.0f} | {rate / lstm_rate:.2f}x | "
+                    f"{cpu * 1e3:.1f} | {lstm_cpu / cpu:.2f}x |",
                     flush=True,
                 )
 

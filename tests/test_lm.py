@@ -164,3 +164,41 @@ def test_sum_over_time_scales_the_step_and_resume_continues():
                           initial_weights=saved[1])
     assert [r["epoch"] for r in resumed.history] == [2]
     assert resumed.history[0]["learning_rate"] == pytest.approx(0.025)
+
+
+def test_compiled_chunks_equal_a_plain_per_window_loop():
+    """Several windows per compiled call (across the stream's end, where the state resets)
+    give the weights and losses of an eager loop of one SGD step per window."""
+    cfg = lm.LMConfig(units=6, bptt=4, batch_size=3, eval_batch_size=3, epochs=3,
+                      steps_per_epoch=3, learning_rate=0.3, decay_after=1, max_grad_norm=0.5,
+                      sum_over_time=True)
+    train = periodic_stream(3 * 4 * 5 + 3, period=5)  # 5 windows: epochs 2-3 wrap around
+    ref = lm.LanguageModel(lambda: keras.layers.LSTMCell(6), VOCAB, cfg)
+    rows = lm.batchify(train, 3)
+    ref(tf.constant(rows[:, :1]), ref.zero_states(3))
+    w0 = ref.get_weights()
+    res = lm.train_lm(lambda: keras.layers.LSTMCell(6), train, periodic_stream(40), VOCAB, cfg,
+                      initial_weights=w0, steps_per_call=2)
+    opt = keras.optimizers.SGD(cfg.learning_rate)
+    variables = ref.trainable_variables
+    pos, states, ppls = 0, None, []
+    for epoch in range(3):
+        opt.learning_rate = 0.3 * 0.5 ** epoch
+        losses = []
+        for _ in range(3):
+            states = ref.zero_states(3) if pos == 0 else states
+            x, y = lm.window(rows, pos, 4)
+            with tf.GradientTape() as tape:
+                logits, states = ref(tf.constant(x), states, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=tf.constant(y), logits=logits))
+                objective = loss * 4
+            grads, _ = tf.clip_by_global_norm(tape.gradient(objective, variables), 0.5)
+            opt.apply_gradients(zip(grads, variables))
+            losses.append(float(loss))
+            pos = (pos + 1) % 5
+        ppls.append(math.exp(sum(losses) / 3))
+    np.testing.assert_allclose([h["train_perplexity"] for h in res.history], ppls, rtol=1e-5)
+    for a, b in zip(res.model.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(res.model.get_weights()[1], w0[1])  # training moved the weights
