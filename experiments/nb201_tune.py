@@ -35,8 +35,9 @@ TABLES = flags.DEFINE_list("tables", ["cifar10"], "cifar10, transformed, synthet
 SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds per setting.")
 BUDGETS = flags.DEFINE_list("budgets", ["50", "100", "200", "500"], "Budgets.")
 CONFIGS = flags.DEFINE_string("configs", "{}", "JSON {name: {ReinforceConfig overrides, "
-                              "optional 'm' and 'patience'}}; the small_budget preset is the "
-                              "base.")
+                              "optional 'm', 'patience', and ControllerConfig overrides "
+                              "'temperature' / 'tanh_constant'}}; the small_budget preset is "
+                              "the base.")
 ALGOS = flags.DEFINE_list("algorithms", ["reinforce"], "Algorithms (others ignore configs).")
 
 
@@ -98,9 +99,11 @@ def main(argv):
             over = dict(over)
             m = over.pop("m", cfgmod.children_per_update_preset("small_budget"))
             patience = over.pop("patience", cfgmod.SearchConfig().patience_rounds)
+            ccfg = dataclasses.replace(cfgmod.controller_preset("small_budget"), **{
+                k: over.pop(k) for k in ("temperature", "tanh_constant") if k in over})
             rcfg = dataclasses.replace(cfgmod.reinforce_preset("small_budget"), **over)
             cfg = cfgmod.SearchConfig(algorithm=algo_name, max_children=budgets[-1],
-                                      children_per_update=m, reinforce=rcfg,
+                                      children_per_update=m, reinforce=rcfg, controller=ccfg,
                                       patience_rounds=patience)
             algo = make_algorithm(space, cfg) if algo_name == "reinforce" else None
             for tname in TABLES.value:
@@ -119,6 +122,8 @@ def main(argv):
                         a = make_algorithm(space, scfg)
                     rewards, p = run_one(a, table, budgets[-1], m, cfg.patience_rounds)
                     props.append(p)
+                    print(f"  {name} {tname} seed {seed}: best@{budgets[-1]} {max(rewards):.3f}, "
+                          f"{len(rewards)} children, {p} proposals", file=sys.stderr, flush=True)
                     for b in budgets:
                         best[b].append(max(rewards[:b]))
                         found[b] += max(rewards[:b]) >= opt - 1e-9
