@@ -33,6 +33,7 @@ TABLE = flags.DEFINE_string("table", "/work/shared/data/nb201/cifar10.csv",
                            "NAS-Bench-201 CSV.")
 TABLES = flags.DEFINE_list("tables", ["cifar10"], "cifar10, transformed, synthetic.")
 SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds per setting.")
+SEED_OFFSET = flags.DEFINE_integer("seed_offset", 0, "First seed (to split a run in parts).")
 BUDGETS = flags.DEFINE_list("budgets", ["50", "100", "200", "500"], "Budgets.")
 CONFIGS = flags.DEFINE_string("configs", "{}", "JSON {name: {ReinforceConfig overrides, "
                               "optional 'm', 'patience', and ControllerConfig overrides "
@@ -113,7 +114,7 @@ def main(argv):
                 best = {b: [] for b in budgets}
                 found = {b: 0 for b in budgets}
                 props = []
-                for seed in range(SEEDS.value):
+                for seed in range(SEED_OFFSET.value, SEED_OFFSET.value + SEEDS.value):
                     scfg = dataclasses.replace(cfg, seed=seed)
                     if algo is not None:
                         algo.reset(scfg)
@@ -122,8 +123,9 @@ def main(argv):
                         a = make_algorithm(space, scfg)
                     rewards, p = run_one(a, table, budgets[-1], m, cfg.patience_rounds)
                     props.append(p)
-                    print(f"  {name} {tname} seed {seed}: best@{budgets[-1]} {max(rewards):.3f}, "
-                          f"{len(rewards)} children, {p} proposals", file=sys.stderr, flush=True)
+                    print(f"  {name} {tname} seed {seed}: best " + " ".join(
+                        f"@{b}={max(rewards[:b]):.4f}" for b in budgets) +
+                        f", {len(rewards)} children, {p} proposals", file=sys.stderr, flush=True)
                     for b in budgets:
                         best[b].append(max(rewards[:b]))
                         found[b] += max(rewards[:b]) >= opt - 1e-9
