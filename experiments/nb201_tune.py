@@ -33,10 +33,12 @@ TABLE = flags.DEFINE_string("table", "/work/shared/data/nb201/cifar10.csv",
                            "NAS-Bench-201 CSV.")
 TABLES = flags.DEFINE_list("tables", ["cifar10"], "cifar10, transformed, synthetic.")
 SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds per setting.")
+SEED_OFFSET = flags.DEFINE_integer("seed_offset", 0, "First seed (to split a run in parts).")
 BUDGETS = flags.DEFINE_list("budgets", ["50", "100", "200", "500"], "Budgets.")
 CONFIGS = flags.DEFINE_string("configs", "{}", "JSON {name: {ReinforceConfig overrides, "
-                              "optional 'm' and 'patience'}}; the small_budget preset is the "
-                              "base.")
+                              "optional 'm', 'patience', and ControllerConfig overrides "
+                              "'temperature' / 'tanh_constant'}}; the small_budget preset is "
+                              "the base.")
 ALGOS = flags.DEFINE_list("algorithms", ["reinforce"], "Algorithms (others ignore configs).")
 
 
@@ -98,9 +100,11 @@ def main(argv):
             over = dict(over)
             m = over.pop("m", cfgmod.children_per_update_preset("small_budget"))
             patience = over.pop("patience", cfgmod.SearchConfig().patience_rounds)
+            ccfg = dataclasses.replace(cfgmod.controller_preset("small_budget"), **{
+                k: over.pop(k) for k in ("temperature", "tanh_constant") if k in over})
             rcfg = dataclasses.replace(cfgmod.reinforce_preset("small_budget"), **over)
             cfg = cfgmod.SearchConfig(algorithm=algo_name, max_children=budgets[-1],
-                                      children_per_update=m, reinforce=rcfg,
+                                      children_per_update=m, reinforce=rcfg, controller=ccfg,
                                       patience_rounds=patience)
             algo = make_algorithm(space, cfg) if algo_name == "reinforce" else None
             for tname in TABLES.value:
@@ -110,7 +114,7 @@ def main(argv):
                 best = {b: [] for b in budgets}
                 found = {b: 0 for b in budgets}
                 props = []
-                for seed in range(SEEDS.value):
+                for seed in range(SEED_OFFSET.value, SEED_OFFSET.value + SEEDS.value):
                     scfg = dataclasses.replace(cfg, seed=seed)
                     if algo is not None:
                         algo.reset(scfg)
@@ -119,6 +123,9 @@ def main(argv):
                         a = make_algorithm(space, scfg)
                     rewards, p = run_one(a, table, budgets[-1], m, cfg.patience_rounds)
                     props.append(p)
+                    print(f"  {name} {tname} seed {seed}: best " + " ".join(
+                        f"@{b}={max(rewards[:b]):.4f}" for b in budgets) +
+                        f", {len(rewards)} children, {p} proposals", file=sys.stderr, flush=True)
                     for b in budgets:
                         best[b].append(max(rewards[:b]))
                         found[b] += max(rewards[:b]) >= opt - 1e-9

@@ -55,23 +55,24 @@ def reinforce():
     return Reinforce(LEARN_SPACE, _small_budget(seed=0))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_reinforce_learns_a_hidden_target_much_faster_than_random(reinforce, seed):
+    # 150 children, 2 seeds (was 300 x 3, ~48 s): with the small_budget preset
+    # REINFORCE is at 0.63-0.79 over children 50-150 (seeds 0-3), random at ~0.28.
     ds = LEARN_SPACE.decisions()
     target = random_tokens(ds, np.random.default_rng(1000 + seed))
     cfg = _small_budget(seed=seed)
     reinforce.reset(cfg)
     m = cfg.children_per_update
-    rl = _drive(reinforce, ds, target, 300, m)
+    rl = _drive(reinforce, ds, target, 150, m)
     rnd = _drive(RandomSearch(LEARN_SPACE, dataclasses.replace(cfg, algorithm="random")),
-                 ds, target, 300, m)
+                 ds, target, 150, m)
     # Random search stays near the chance level (1/5 per categorical decision,
     # 1/2 per skip bit: ~0.28); REINFORCE concentrates on the target.
-    assert rnd[-100:].mean() < 0.4
-    assert rl[-100:].mean() > 0.65, rl.reshape(-1, 50).mean(axis=1)
-    assert rl[-100:].mean() > rnd[-100:].mean() + 0.3
-    # It moves early: already clearly ahead within the first 150 children.
-    assert rl[50:150].mean() > rnd[50:150].mean() + 0.15
+    assert rnd[50:].mean() < 0.4
+    assert rl[-50:].mean() > 0.55, rl.reshape(-1, 50).mean(axis=1)
+    # It moves early: clearly ahead over children 50-150.
+    assert rl[50:].mean() > rnd[50:].mean() + 0.25, rl.reshape(-1, 50).mean(axis=1)
 
 
 def test_reinforce_feedback_stats_and_baseline(reinforce):
@@ -430,14 +431,11 @@ def test_first_20_proposals_are_pinned():
         cfg = SearchConfig(algorithm=name, seed=0, children_per_update=3,
                            evolution=EvolutionConfig(population_size=6, tournament_size=3))
         got[name] = _first_20_specs_hash(make_algorithm(space, cfg), space, 3)
-    alg = None
     for preset in ("paper", "small_budget"):
         cfg = SearchConfig(algorithm="reinforce", seed=0,
                            children_per_update=cfgmod.children_per_update_preset(preset),
                            controller=cfgmod.controller_preset(preset),
                            reinforce=cfgmod.reinforce_preset(preset))
-        if alg is None:
-            alg = Reinforce(space, cfg)
-        alg.reset(cfg)
+        alg = Reinforce(space, cfg)  # the presets' controllers differ (tanh_constant)
         got[f"reinforce/{preset}"] = _first_20_specs_hash(alg, space, cfg.children_per_update)
     assert got == PINNED, f"proposals changed; if on purpose, update PINNED to {got}"
