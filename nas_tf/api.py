@@ -113,11 +113,12 @@ def search_config(algorithm: str = "reinforce", max_children: int = 100, seed: i
 
     recorded = recorded_search(run_dir)
     preset = cfgmod.resolve_preset(preset, max_children, recorded)
+    controller, reinforce = cfgmod.preset_settings(preset, recorded)
     values = {
         "algorithm": algorithm, "max_children": max_children, "seed": seed,
         "children_per_update": cfgmod.default_children_per_update(preset, algorithm, recorded),
-        "controller": cfgmod.controller_preset(preset),
-        "reinforce": cfgmod.reinforce_preset(preset),
+        "controller": controller,
+        "reinforce": reinforce,
     }
     fields = {f.name for f in dataclasses.fields(cfgmod.SearchConfig)}
     unknown = sorted(set(overrides) - fields)

@@ -12,6 +12,7 @@ newest one that restores, and :attr:`Checkpointer.note` says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,37 @@ from pathlib import Path
 from nas_tf.errors import RunDirError
 from nas_tf.rundir import describe_os_error
 from nas_tf.store import DONE, FAILED
+
+
+@contextlib.contextmanager
+def _quiet_restore():
+    """Silences TensorFlow's "value in checkpoint could not be found" warnings
+    of failed restore attempts (the failure is reported in one line instead)."""
+    import gc
+    import logging
+
+    from absl import logging as absl_logging
+
+    level, tf_logger = absl_logging.get_verbosity(), logging.getLogger("tensorflow")
+    tf_level = tf_logger.level
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        gc.collect()  # the load statuses warn when they are collected
+        absl_logging.set_verbosity(level)
+        tf_logger.setLevel(tf_level)
+
+
+def _short(e: BaseException) -> str:
+    """One short line of a restore error; a controller of another layout (an
+    older nas_tf) is said as such."""
+    text = _first_line(e)
+    if "incompatible tensor" in text and "controller/" in text:
+        return ("its controller was saved by another version of nas_tf, with weights of other "
+                "shapes")
+    return text[:300]
 
 
 def _first_line(e: BaseException) -> str:
@@ -81,6 +113,10 @@ class Checkpointer:
         if not candidates:
             return None
         damaged = []
+        with _quiet_restore():
+            return self._restore_first(candidates, damaged)
+
+    def _restore_first(self, candidates, damaged) -> dict:
         for path in candidates:
             try:
                 self.ckpt.restore(path).assert_existing_objects_matched()
@@ -92,7 +128,7 @@ class Checkpointer:
                 self.algorithm.set_state(state["algorithm"])
                 loop = state["loop"]
             except Exception as e:  # noqa: BLE001 - any damage: try the previous checkpoint
-                damaged.append(f"{os.path.basename(path)} ({_first_line(e)})")
+                damaged.append(f"{os.path.basename(path)} ({_short(e)})")
                 continue
             if damaged:
                 self.note = ((self.note + " ") if self.note else "") + (

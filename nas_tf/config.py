@@ -318,6 +318,32 @@ def recorded_preset(search: dict | None) -> str | None:
     return None
 
 
+def preset_settings(preset: str, recorded_search: dict | None = None
+                    ) -> tuple[ControllerConfig, ReinforceConfig]:
+    """The controller and REINFORCE settings of ``preset``. A resumed run of
+    the same preset keeps the settings it recorded: a preset retuned since
+    (e.g. ``small_budget``'s tanh bound) must not make an older run refuse to
+    resume, nor change its search half way."""
+    ctrl, rein = controller_preset(preset), reinforce_preset(preset)
+    if recorded_search and recorded_preset(recorded_search) == preset:
+        ctrl = _from_record(ctrl, recorded_search.get("controller"))
+        rein = _from_record(rein, recorded_search.get("reinforce"))
+    return ctrl, rein
+
+
+def _from_record(default, record):
+    """``default`` with the fields a record gives (unknown keys ignored)."""
+    import dataclasses as _dc
+
+    if not isinstance(record, dict):
+        return default
+    known = {f.name for f in _dc.fields(default)}
+    try:
+        return _dc.replace(default, **{k: v for k, v in record.items() if k in known})
+    except (ConfigError, TypeError, ValueError):
+        return default
+
+
 def resolve_preset(preset: str, max_children: int, recorded_search: dict | None = None) -> str:
     """The preset to use: ``auto`` keeps the preset of the run being resumed
     (whatever its new budget), else takes ``small_budget`` up to

@@ -174,8 +174,7 @@ def _search_config(max_children: int):
     # auto: a resumed search keeps the preset it started with, whatever its new budget.
     recorded = recorded_search(_run_dir())
     preset = cfgmod.resolve_preset(PRESET.value, max_children, recorded)
-    ctrl = cfgmod.controller_preset(preset)
-    rein = cfgmod.reinforce_preset(preset)
+    ctrl, rein = cfgmod.preset_settings(preset, recorded)
     ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),
                                    ("tanh_constant", TANH_CONSTANT.value)) if v is not None}
     rein_over = {k: v for k, v in (("learning_rate", LEARNING_RATE.value),
@@ -303,6 +302,18 @@ def _closing(run_dir: str, space, summary: dict) -> list[str]:
                          run_dir, pictures)
 
 
+def _last_line() -> None:
+    """Keeps the ``error:`` line last: TensorFlow's warnings logged while
+    the process shuts down (e.g. of a checkpoint that failed to restore) are
+    dropped."""
+    import logging as py_logging
+
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)
+    py_logging.getLogger("tensorflow").setLevel(py_logging.ERROR)
+
+
 def main(argv):
     from absl import logging
 
@@ -318,6 +329,7 @@ def main(argv):
     try:
         _run()
     except NasTfError as e:
+        _last_line()
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - the machine's: a full disk, a read-only mount
