@@ -62,7 +62,7 @@ MAX_CHILDREN = flags.DEFINE_integer(
     "rnn 10, cnn 10.")
 CHILDREN_PER_UPDATE = flags.DEFINE_integer(
     "children_per_update", None, "m, children per controller update (paper §3.3: 8). Default "
-    "depends on --controller_preset: paper 8, small_budget 3."
+    "depends on --controller_preset: paper 8, small_budget 1."
 )
 MAX_PROPOSALS = flags.DEFINE_integer(
     "max_proposals", None, "Bound on proposals incl. duplicates (default 20x max_children)."
