@@ -117,6 +117,9 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
     pids = {int(line.split()[1]) for line in Path(calls).read_text().splitlines()}
     _wait_for(lambda: not any(_alive(p) for p in pids), 15, what="workers to die with the search")
     n_calls_before = len(read_calls(calls))
+    # A worker may finish its child in the instant after the kill and leave its
+    # result file: the resume then takes the result instead of training it again.
+    victim_saved = (run / "results" / f"{victim}.json").exists()
 
     # Resume, as the same command would (in this process: cheaper).
     ev = FakeEvaluator(sleep_s=0.05, calls_file=calls)
@@ -134,7 +137,8 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
     assert again == []  # no finished child trained again
     assert sorted(set(all_calls)) == sorted(after)  # none lost
     if victim not in done_before:  # (it did not finish in the instant before the kill)
-        assert all_calls.count(victim) == 2  # in flight at the kill: trained again
+        # In flight at the kill: trained again, unless its worker saved the result.
+        assert all_calls.count(victim) == (1 if victim_saved else 2)
     assert all(all_calls.count(i) <= 2 for i in after)  # in flight at the kill: twice at most
 
     # The same seed, never killed, in this process with one worker: the same children.

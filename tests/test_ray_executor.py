@@ -55,10 +55,11 @@ def test_children_run_as_ray_tasks(ray_cluster, tmp_path):
 
 def test_ray_failures_timeout_and_dead_workers(ray_cluster, tmp_path):
     calls = str(tmp_path / "calls")
-    ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=60, die_once_ids={4},
+    ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=300, die_once_ids={4},
                        die_always_ids={5}, marker_dir=str(tmp_path), calls_file=calls)
-    # 20 s: the timeout counts a new Ray worker's start-up, over 8 s on a loaded machine.
-    ex = RayExecutor(cpus_per_child=1, child_timeout=20.0, max_retries=1)
+    # 45 s: the timeout counts a new Ray worker's start-up, over 20 s on a loaded
+    # machine (and the suite runs two test files at once).
+    ex = RayExecutor(cpus_per_child=1, child_timeout=45.0, max_retries=1)
     out = by_id(ex.run(ev, jobs(6)))
     ex.close()
     assert "RuntimeError: synthetic failure of child 1" in out[1].error
