@@ -30,18 +30,12 @@ from nas_tf.errors import ConfigError
 
 
 def _select(options, index):
-    """``options[index]`` for a scalar integer tensor ``index`` (a chain of ``where``)."""
+    """``options[index]`` by a chain of ``where``: ``index`` is a scalar integer
+    tensor (one choice for all), or one per column (column j of the result is
+    column j of ``options[index[j]]``)."""
     out = options[-1]
     for i in range(len(options) - 2, -1, -1):
         out = ops.where(ops.equal(index, i), options[i], out)
-    return out
-
-
-def _select_per_column(options, index_per_column):
-    """Column-wise choice: column j of the result is column j of ``options[index[j]]``."""
-    out = options[-1]
-    for i in range(len(options) - 2, -1, -1):
-        out = ops.where(ops.equal(index_per_column, i), options[i], out)
     return out
 
 
@@ -151,8 +145,8 @@ class SharedTreeCell(keras.layers.Layer):
         # Leaves, all at once: column j belongs to leaf j // units.
         leaf_comb = ops.repeat(arch[0:2 * self.base:2], units)
         leaf_act = ops.repeat(arch[1:2 * self.base:2], units)
-        pre_leaves = _select_per_column(_combine_all(x_part, h_part), leaf_comb)
-        out_leaves = _select_per_column(_activate_all(pre_leaves), leaf_act)
+        pre_leaves = _select(_combine_all(x_part, h_part), leaf_comb)
+        out_leaves = _select(_activate_all(pre_leaves), leaf_act)
         pre = list(ops.split(pre_leaves, self.base, axis=-1))
         out = list(ops.split(out_leaves, self.base, axis=-1))
         inject_comb, inject_act = arch[2 * n], arch[2 * n + 1]
