@@ -145,16 +145,19 @@ class SharedLM:
             self.position = (self.position + 1) % self.num_windows
         return total / finite_steps if finite_steps else math.nan
 
-    def score(self, spec: CellSpec | Sequence[int], max_windows: int | None = None) -> float:
+    def score(self, spec: CellSpec | Sequence[int], max_windows: int | None = None,
+              batch_size: int | None = None) -> float:
         """Validation perplexity of ``spec`` with the shared weights (no dropout).
 
         The first ``max_windows`` windows of the validation stream (None: all),
-        the same for every cell. A cell whose loss is not finite (its state
-        blows up, e.g. unbounded activations on the memory path) scores ``inf``.
+        the same for every cell, in ``batch_size`` parallel rows (default: the
+        child's ``eval_batch_size``; a whole-split score is faster in more
+        rows). A cell whose loss is not finite (its state blows up, e.g.
+        unbounded activations on the memory path) scores ``inf``.
         """
         self.set_architecture(spec)
         loss = evaluate_loss(self.model, self.valid_data, bptt=self.config.bptt,
-                             batch_size=self.config.eval_batch_size,
+                             batch_size=batch_size or self.config.eval_batch_size,
                              max_windows=max_windows, _step=self._eval_step)
         if not math.isfinite(loss) or loss > 700.0:  # exp overflows past ~709
             return math.inf

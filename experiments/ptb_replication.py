@@ -102,6 +102,8 @@ def _parse(argv=None):
     p.add_argument("--max_valid_windows", type=int, default=None, help="smoke tests only")
     p.add_argument("--max_test_windows", type=int, default=None, help="smoke tests only")
     p.add_argument("--unroll", action="store_true", help="unroll the recurrence over bptt")
+    p.add_argument("--skip_test", action="store_true",
+                   help="no test pass (for short retrains that compare validation only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="suffix of the run name")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "ptb_replication.md"))
@@ -293,6 +295,8 @@ def main(argv=None):
                               vocab, cfg)
         model(tf.zeros((1, 1), tf.int32), model.zero_states(1))
         model.set_weights(weights)
+    if args.skip_test:
+        return 0
     # The tutorial's test protocol: batch 1, one continuous pass (bptt only sets the chunking).
     t_test = time.time()
     test_loss = evaluate_loss(model, corpus.test, bptt=args.bptt, batch_size=1,

@@ -129,9 +129,10 @@ SHARING = flags.DEFINE_enum(
     "sharing", "none", ["none", "enas"],
     "none: every child trains from scratch (the paper); enas: score architectures with one "
     "shared model (Pham et al. 2018; --space=rnn), thousands per hour on a CPU.")
-SHARED_STEPS = flags.DEFINE_integer(
+SHARED_STEPS = flags.DEFINE_float(
     "shared_steps_per_child", None, "enas: shared-model training batches run on each scored "
-    "architecture, after its score (default 1).")
+    "architecture, after its score (default 1; a fraction such as 0.2, ENAS's ratio, trains "
+    "one batch after every fifth).")
 SHARED_SCORE = flags.DEFINE_integer(
     "shared_score_windows", None, "enas: validation batches of each reward (default 2).")
 SHARED_TOP_K = flags.DEFINE_integer(

@@ -18,9 +18,11 @@ This module imports no TensorFlow; a space's evaluator reads the settings.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 from nas_tf.errors import ConfigError
-from nas_tf.validation import check_int
+from nas_tf.validation import check_int, check_positive
 
 #: ``none``: every child trains from scratch; ``enas``: one shared model.
 SHARING_MODES = ("none", "enas")
@@ -36,7 +38,9 @@ class SharingConfig:
             language model) run on each scored architecture, after its score.
             ENAS (§3.2 of Pham et al.) trains the shared weights ~0.2 batches
             per architecture the controller scores; 1 keeps the shared model
-            learning at the pace of the search.
+            learning at the pace of the search. A fraction trains that many
+            batches per architecture on average: 0.2 is one batch after
+            every fifth (see :meth:`train_steps`).
         score_windows: Validation batches of a reward (ENAS: one batch). The
             same batches for every architecture, so rewards are comparable.
         top_k: At the end of a search, the ``top_k`` best-scoring
@@ -48,7 +52,7 @@ class SharingConfig:
     """
 
     mode: str = "none"
-    steps_per_child: int = 1
+    steps_per_child: float = 1
     score_windows: int = 2
     top_k: int = 10
 
@@ -56,12 +60,34 @@ class SharingConfig:
         if self.mode not in SHARING_MODES:
             raise ConfigError(f"sharing must be one of {list(SHARING_MODES)}. "
                               f"Received: sharing={self.mode!r}")
-        for name in ("steps_per_child", "score_windows", "top_k"):
+        steps = self.steps_per_child
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Real):
+            raise ConfigError(f"shared_steps_per_child must be a number > 0. "
+                              f"Received: shared_steps_per_child={steps!r}")
+        check_positive("shared_steps_per_child", steps)
+        for name in ("score_windows", "top_k"):
             check_int(f"shared_{name}", getattr(self, name))
 
     @property
     def enabled(self) -> bool:
         return self.mode != "none"
+
+    def train_steps(self, index: int) -> int:
+        """Shared training batches after the ``index``-th scored architecture.
+
+        ``floor((index + 1) * s) - floor(index * s)`` for ``s =
+        steps_per_child``: exactly ``s`` for an integer, and ``s`` on average
+        for a fraction, e.g. 0.25 trains one batch after architectures 3, 7,
+        11, ... The count depends only on ``index`` (a trial's id), so a
+        resumed search keeps the schedule.
+
+        Example:
+
+        >>> [SharingConfig("enas", steps_per_child=0.5).train_steps(i) for i in range(4)]
+        [0, 1, 0, 1]
+        """
+        s = self.steps_per_child
+        return int(math.floor((index + 1) * s + 1e-9) - math.floor(index * s + 1e-9))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

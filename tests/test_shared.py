@@ -177,6 +177,13 @@ def test_shared_evaluator_scores_trains_saves_resumes_and_ranks(tmp_path):
     ranking = json.loads((tmp_path / "shared" / "ranking.json").read_text())
     assert len(ranking) == 2
     assert ranking[0]["val_perplexity"] <= ranking[1]["val_perplexity"]
+    # A fraction trains by trial id: none after child 0, one after child 1.
+    half = SharedRnnEvaluator(cfg, SharingConfig(mode="enas", steps_per_child=0.5,
+                                                 score_windows=1, top_k=1))
+    first, second = (half.evaluate(s, ChildContext(child_id=i)) for i, s in enumerate(specs[:2]))
+    assert (first.metrics["shared_steps"], second.metrics["shared_steps"]) == (0, 1)
+    assert "shared_train_loss" not in first.metrics
+    assert math.isfinite(second.metrics["shared_train_loss"])
     with pytest.raises(ConfigError, match="sharing"):
         SharingConfig(mode="darts")
     with pytest.raises(ConfigError, match="shared_top_k"):

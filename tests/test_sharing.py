@@ -41,6 +41,20 @@ def test_config_checks_and_json_round_trip():
         SharingConfig.from_json({"mode": "enas", "epochs": 3})
 
 
+def test_fractional_steps_per_child_trains_on_average_and_by_trial_id():
+    # ENAS's ratio: one shared batch after every fifth scored architecture.
+    fifth = SharingConfig(mode="enas", steps_per_child=0.2)
+    assert [fifth.train_steps(i) for i in range(10)] == [0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    assert sum(SharingConfig(mode="enas", steps_per_child=0.3).train_steps(i)
+               for i in range(100)) == 30
+    assert [SharingConfig(mode="enas", steps_per_child=2).train_steps(i)
+            for i in range(3)] == [2, 2, 2]
+    assert SharingConfig.from_json(fifth.to_json()) == fifth
+    for bad in (0, -1, float("nan"), "2", True):
+        with pytest.raises(ConfigError, match="shared_steps_per_child"):
+            SharingConfig(mode="enas", steps_per_child=bad)
+
+
 def test_only_spaces_that_supply_sharing_accept_it():
     plugins.check_sharing(plugins.get("rnn"), "enas")
     plugins.check_sharing(plugins.get("nb201"), "none")
