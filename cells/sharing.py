@@ -58,6 +58,7 @@ class SharedRnnEvaluator(RnnEvaluator):
         self._lm = None
         self._folder: Path | None = None
         self._scores: dict[str, float] = {}
+        self._recent: list[float] = []  # shared training losses since the last scalars()
 
     @property
     def sharing_mode(self) -> str:
@@ -65,7 +66,7 @@ class SharedRnnEvaluator(RnnEvaluator):
 
     def __getstate__(self):
         return {**super().__getstate__(), "sharing": self.sharing, "_lm": None,
-                "_folder": self._folder, "_scores": {}}
+                "_folder": self._folder, "_scores": {}, "_recent": []}
 
     def bind_run_dir(self, folder: str | Path) -> None:
         """Keeps the shared model in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
@@ -116,7 +117,23 @@ class SharedRnnEvaluator(RnnEvaluator):
                    "train_seconds": t2 - t0}
         if loss is not None:  # trained this time (see SharingConfig.train_steps)
             metrics["shared_train_loss"] = loss
+            if math.isfinite(loss):
+                self._recent.append(loss)
         return EvalResult(reward=self.reward(ppl), metrics=metrics)
+
+    def scalars(self) -> dict[str, float]:
+        """The shared model's TensorBoard scalars at a controller update:
+        ``shared/train_loss`` (mean training loss, nats per token, since the
+        last update), ``shared/steps`` and ``shared/skipped_steps`` (non-finite
+        steps left out)."""
+        if self._lm is None:
+            return {}
+        out = {"shared/steps": float(self._lm.steps),
+               "shared/skipped_steps": float(self._lm.skipped)}
+        if self._recent:
+            out["shared/train_loss"] = sum(self._recent) / len(self._recent)
+            self._recent = []
+        return out
 
     def rank(self, top_k: int | None = None) -> list[dict]:
         """Scores the ``top_k`` best-scoring cells so far on the whole validation

@@ -62,4 +62,8 @@ def update_scalars(loop, rewards: list[float], staleness: float, stats: dict) ->
         scalars["controller/entropy"] = algorithm.last_entropy
     if hasattr(algorithm, "optimizer"):
         scalars["controller/learning_rate"] = float(algorithm.optimizer.learning_rate.numpy())
+    # An evaluator with state of its own (a shared model) adds its scalars, e.g. shared/*.
+    own = getattr(loop.evaluator, "scalars", None)
+    if callable(own):
+        scalars.update(own())
     return scalars

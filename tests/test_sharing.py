@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_events
 
 from nas_tf import plugins
 from nas_tf.errors import ConfigError
@@ -84,6 +84,10 @@ def test_rnn_search_with_sharing_from_the_cli_resumes_and_ranks(tmp_path):
     assert (run_dir / "shared" / "shared_lm.npz").exists()
     ranking = json.loads((run_dir / "shared" / "ranking.json").read_text())
     assert 1 <= len(ranking) <= 3
+    # TensorBoard: the shared model's loss and steps beside the controller's scalars.
+    events = run_events(run_dir)
+    assert {"shared/train_loss", "shared/steps", "controller/loss"} <= set(events)
+    assert all(v is not None and v > 0 for _, v in events["shared/train_loss"])
     steps_before = _shared_steps(run_dir)
     # Resume with a larger budget: the shared weights continue where they were.
     out = _cli(*args, "--max_children=8")
