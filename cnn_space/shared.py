@@ -16,9 +16,11 @@ Choices, and why:
   (16 sizes x 4 counts per layer) each kernel would train on 1/64 of the
   steps of its layer; with slices every step trains the centre taps that all
   larger filters contain (as in slimmable / once-for-all networks). Only the
-  chosen crop is convolved (``tf.switch_case`` over the 16 sizes), so a step
-  costs one convolution per layer, not 16; the unchosen output channels are
-  computed and zeroed (static shapes, hence one trace).
+  chosen crop is convolved (sliced at run time, so the convolution's kernel
+  shape is a runtime value): a step costs one convolution per layer, not 16.
+  (A ``tf.switch_case`` over the 16 sizes ran as fast but took 2.3x longer
+  to trace.) The unchosen output channels are computed and zeroed, and the
+  unchosen input blocks are zeros (static shapes, hence one trace).
 * **Skip connections:** the input of layer ``i`` is the concatenation of the
   image block and of every earlier layer's output, each multiplied by its
   anchor bit (the image block by "no input chosen"), max-pooled across the
@@ -37,7 +39,7 @@ Choices, and why:
 * **Strides (preset v2) are not supported:** a predicted stride changes the
   shapes of every later layer, which one static graph cannot follow.
 * **Depth:** the network has the space's full depth; a shallower child (the
-  curriculum) leaves the later layers inactive (outputs zero, no convolution).
+  curriculum) leaves the later layers inactive (outputs zero).
 
 A step whose loss or gradient is not finite changes no weight (``tf.cond``),
 as in :class:`cells.shared_lm.SharedLM`.
@@ -55,7 +57,7 @@ import tensorflow as tf
 from cnn_space.spec import FILTER_SIZES, POOL_SIZE
 from nas_tf.errors import ConfigError
 
-#: (filter_height, filter_width) of each ``tf.switch_case`` branch; one more branch: inactive.
+#: (filter_height, filter_width) of each size index; index ``len(SIZE_PAIRS)``: inactive layer.
 SIZE_PAIRS = tuple((h, w) for h in FILTER_SIZES for w in FILTER_SIZES)
 _MAX = max(FILTER_SIZES)
 _CLIP = 5.0  # global gradient norm bound of the shared weights (ENAS: 5.0)
@@ -172,20 +174,13 @@ class SharedCnnNetwork(keras.layers.Layer):
         self.arch_depth.assign(n)
 
     def _conv(self, i, x):
-        kernel, f = self.kernels[i], self.width
-
-        def branch(h, w):
-            def conv():
-                k = kernel[_MAX // 2 - h // 2:_MAX // 2 + h // 2 + 1,
-                           _MAX // 2 - w // 2:_MAX // 2 + w // 2 + 1]
-                return tf.nn.conv2d(x, k, 1, "SAME")
-            return conv
-
-        def inactive():
-            return tf.zeros(tf.concat([tf.shape(x)[:3], [f]], 0), x.dtype)
-
-        branches = [branch(h, w) for h, w in SIZE_PAIRS] + [inactive]
-        return tf.switch_case(self.arch_size[i], branches)
+        # The chosen centre crop, sliced at run time: one convolution whose kernel
+        # shape is a runtime value (an inactive layer convolves 1 x 1; it is zeroed).
+        sizes = tf.constant([*SIZE_PAIRS, (1, 1)], tf.int32)
+        h, w = sizes[self.arch_size[i], 0], sizes[self.arch_size[i], 1]
+        kernel = tf.slice(tf.convert_to_tensor(self.kernels[i]),
+                          [_MAX // 2 - h // 2, _MAX // 2 - w // 2, 0, 0], [h, w, -1, -1])
+        return tf.nn.conv2d(x, kernel, 1, "SAME")
 
     def call(self, inputs, training=None):
         images = tf.cast(inputs, "float32")
