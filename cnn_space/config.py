@@ -140,11 +140,7 @@ class CnnSearchConfig:
     sharing: SharingConfig = SharingConfig()
 
     def __post_init__(self):
-        object.__setattr__(self, "sharing", sharing_config(self.sharing))
-        if self.sharing.enabled and PRESETS.get(self.preset, (0, False))[1]:
-            raise ConfigError("Weight sharing (--sharing=enas) supports the CNN presets v1 and "
-                              "v3: predicted strides change the shapes of every later layer. "
-                              f"Received: preset={self.preset!r}")
+        self._check_sharing()
         if self.dataset not in DATASETS:
             from cnn_space.tfds_images import tfds_name
 
@@ -200,6 +196,13 @@ class CnnSearchConfig:
         if self.reward_last_k > self.epochs:
             logger.debug("reward_last_k=%d > epochs=%d: all epochs count.", self.reward_last_k,
                          self.epochs)
+
+    def _check_sharing(self) -> None:
+        object.__setattr__(self, "sharing", sharing_config(self.sharing))
+        if self.sharing.enabled and PRESETS.get(self.preset, (0, False))[1]:
+            raise ConfigError("Weight sharing (--sharing=enas) supports the CNN presets v1 and "
+                              "v3: predicted strides change the shapes of every later layer. "
+                              f"Received: preset={self.preset!r}")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -44,7 +44,8 @@ def test_config_checks_and_json_round_trip():
 def test_only_spaces_that_supply_sharing_accept_it():
     plugins.check_sharing(plugins.get("rnn"), "enas")
     plugins.check_sharing(plugins.get("nb201"), "none")
-    with pytest.raises(ConfigError, match="not available for --space=nb201; spaces with it: rnn"):
+    with pytest.raises(ConfigError,
+                       match="not available for --space=nb201; spaces with it: cnn, rnn"):
         plugins.check_sharing(plugins.get("nb201"), "enas")
 
 
