@@ -13,6 +13,7 @@ import logging
 from cnn_space.data import AUGMENTATIONS, DATASETS, augmentation_mode
 from cnn_space.space import PRESETS
 from nas_tf.errors import ConfigError
+from nas_tf.sharing import SharingConfig, sharing_config
 from nas_tf.validation import check_finite, check_int, check_positive, check_rate
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class CnnSearchConfig:
         eval_batch_size: Batch size of the validation pass.
         split_seed: Seed of the train/validation split (the same for every
             child, so rewards are comparable).
+        sharing: Weight sharing (:class:`nas_tf.sharing.SharingConfig`, its
+            mode ``"enas"`` or its JSON form): ``none`` trains every child from
+            scratch (the paper); ``enas`` scores children with one shared
+            network (:mod:`cnn_space.sharing`; presets v1 and v3).
     """
 
     dataset: str = "cifar10"
@@ -132,8 +137,10 @@ class CnnSearchConfig:
     steps_per_execution: int = 1
     eval_batch_size: int = 500
     split_seed: int = 0
+    sharing: SharingConfig = SharingConfig()
 
     def __post_init__(self):
+        self._check_sharing()
         if self.dataset not in DATASETS:
             from cnn_space.tfds_images import tfds_name
 
@@ -189,6 +196,13 @@ class CnnSearchConfig:
         if self.reward_last_k > self.epochs:
             logger.debug("reward_last_k=%d > epochs=%d: all epochs count.", self.reward_last_k,
                          self.epochs)
+
+    def _check_sharing(self) -> None:
+        object.__setattr__(self, "sharing", sharing_config(self.sharing))
+        if self.sharing.enabled and PRESETS.get(self.preset, (0, False))[1]:
+            raise ConfigError("Weight sharing (--sharing=enas) supports the CNN presets v1 and "
+                              "v3: predicted strides change the shapes of every later layer. "
+                              f"Received: preset={self.preset!r}")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

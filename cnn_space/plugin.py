@@ -18,6 +18,7 @@ class CnnPlugin(SpacePlugin):
     summary = "convolutional networks (paper §3.1-3.3); children are image classifiers"
     default_max_children = 10
     layer_modules = ("cnn_space.builder",)
+    sharing_modes = ("enas",)  # cnn_space.sharing: one shared network (presets v1, v3)
 
     def make(self, **settings):
         from cnn_space.train import CnnSearchConfig, make_evaluator, make_space

@@ -65,7 +65,12 @@ def make_space(cfg: CnnSearchConfig) -> CnnSpace:
 
 
 def make_evaluator(cfg: CnnSearchConfig) -> CnnEvaluator:
-    """The picklable :class:`CnnEvaluator` of a config."""
+    """The picklable :class:`CnnEvaluator` of a config (with ``cfg.sharing``
+    enabled: :class:`cnn_space.sharing.SharedCnnEvaluator`, one shared network)."""
+    if cfg.sharing.enabled:
+        from cnn_space.sharing import SharedCnnEvaluator
+
+        return SharedCnnEvaluator(cfg, cfg.sharing)
     return CnnEvaluator(cfg)
 
 

@@ -24,6 +24,7 @@ command, the date and the machine's load.
 Usage::
 
     python experiments/sharing_benchmark.py --dataset=ptb --archs=20
+    python experiments/sharing_benchmark.py --dataset=cifar10 --archs=20  # cnn space
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def kendall_tau_b(xs, ys) -> float:
 
 def _parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="ptb", help="synthetic, ptb or ptb_char")
+    p.add_argument("--dataset", default="ptb", help="synthetic, ptb or ptb_char (rnn "
+                   "space); cifar10 runs experiments/cnn_sharing_benchmark.py (cnn space)")
     shared = os.environ.get("NAS_TF_SHARED_DATA") or str(ROOT.parent / "shared" / "data")
     p.add_argument("--data_dir", default=str(Path(shared) / "ptb"))
     p.add_argument("--archs", type=int, default=20)
@@ -91,6 +93,13 @@ def _append(out: Path, text: str) -> None:
 
 
 def main(argv=None):
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--dataset")
+    if pre.parse_known_args(argv)[0].dataset == "cifar10":  # the CNN space
+        sys.path.insert(0, str(ROOT / "experiments"))
+        from cnn_sharing_benchmark import main as cnn_main
+
+        return cnn_main(argv)
     args = _parse(argv)
     from cells.search import RnnEvaluator, RnnSearchConfig
     from cells.shared_lm import SharedLM

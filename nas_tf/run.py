@@ -128,7 +128,7 @@ CHILD_BATCH_SIZE = flags.DEFINE_integer(
 SHARING = flags.DEFINE_enum(
     "sharing", "none", ["none", "enas"],
     "none: every child trains from scratch (the paper); enas: score architectures with one "
-    "shared model (Pham et al. 2018; --space=rnn), thousands per hour on a CPU.")
+    "shared model (Pham et al. 2018; --space=rnn or cnn), thousands per hour on a CPU.")
 SHARED_STEPS = flags.DEFINE_float(
     "shared_steps_per_child", None, "enas: shared-model training batches run on each scored "
     "architecture, after its score (default 1; a fraction such as 0.2, ENAS's ratio, trains "

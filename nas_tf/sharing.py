@@ -105,3 +105,20 @@ class SharingConfig:
         if unknown:
             raise ConfigError(f"Unknown sharing setting(s) {unknown}. Received: {obj!r}")
         return cls(**obj)
+
+
+def sharing_config(value) -> SharingConfig:
+    """A SharingConfig from itself, its mode (``"enas"``) or its JSON form (a search
+    config's ``sharing`` field as given, or as a run directory recorded it).
+
+    Raises:
+        ConfigError: anything else, or a bad mode or setting.
+    """
+    if isinstance(value, SharingConfig):
+        return value
+    if isinstance(value, str):
+        return SharingConfig(mode=value)
+    if isinstance(value, dict):
+        return SharingConfig.from_json(value)
+    raise ConfigError(f"sharing must be a mode ('none', 'enas'), a dict or a SharingConfig. "
+                      f"Received: sharing={value!r}")

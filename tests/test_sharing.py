@@ -58,7 +58,8 @@ def test_fractional_steps_per_child_trains_on_average_and_by_trial_id():
 def test_only_spaces_that_supply_sharing_accept_it():
     plugins.check_sharing(plugins.get("rnn"), "enas")
     plugins.check_sharing(plugins.get("nb201"), "none")
-    with pytest.raises(ConfigError, match="not available for --space=nb201; spaces with it: rnn"):
+    with pytest.raises(ConfigError,
+                       match="not available for --space=nb201; spaces with it: cnn, rnn"):
         plugins.check_sharing(plugins.get("nb201"), "enas")
 
 

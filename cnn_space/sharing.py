@@ -1,0 +1,149 @@
+"""``--space=cnn --sharing=enas``: rewards from the shared network of the CNN space.
+
+Each proposed child is scored on the first ``score_windows`` validation
+batches with the weights of :class:`cnn_space.shared.SharedCnn`: its
+``val_accuracy`` (reward ``val_accuracy ** reward_power``, cubed as in §4.1 of
+Zoph & Le 2017, arXiv:1611.01578); then the shared weights train
+``steps_per_child`` batches on it (see :mod:`nas_tf.sharing` for why in that
+order). The shared network and the scores so far live in the run
+directory's ``shared/`` folder, written after every child, so a search
+killed at any moment resumes with its shared weights; at the end the
+``top_k`` best-scoring children are scored again on the whole validation
+split and ranked in ``shared/ranking.json``. The test split is never read.
+The same shape as :mod:`cells.sharing` (the recurrent space).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from cnn_space.config import CnnSearchConfig
+from cnn_space.train import CnnEvaluator, make_space
+from nas_tf.errors import ConfigError
+from nas_tf.evaluator import ChildContext, EvalResult
+from nas_tf.sharing import SharingConfig
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "shared_cnn.npz"
+SCORES_FILE = "scores.json"
+RANKING_FILE = "ranking.json"
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+class SharedCnnEvaluator(CnnEvaluator):
+    """Scores CNN children with one shared network instead of training each.
+
+    Args:
+        config: A :class:`cnn_space.config.CnnSearchConfig` (data, space,
+            learning rate, momentum, weight decay, batch sizes, augmentation).
+        sharing: A :class:`nas_tf.sharing.SharingConfig` with mode ``enas``.
+        data: Already loaded data of ``config`` (not pickled).
+
+    Raises:
+        ConfigError: ``sharing`` is not an enabled SharingConfig.
+    """
+
+    in_process_only = True  # the shared weights live in this process
+
+    def __init__(self, config: CnnSearchConfig, sharing: SharingConfig, data=None):
+        super().__init__(config, data)
+        if not isinstance(sharing, SharingConfig) or not sharing.enabled:
+            raise ConfigError(f"SharedCnnEvaluator needs an enabled SharingConfig. "
+                              f"Received: sharing={sharing!r}")
+        self.sharing = sharing
+        self._net = None
+        self._folder: Path | None = None
+        self._scores: dict[str, float] = {}
+
+    @property
+    def sharing_mode(self) -> str:
+        return self.sharing.mode
+
+    def __getstate__(self):
+        return {"config": self.config, "sharing": self.sharing, "_folder": self._folder}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.sharing, self._folder = state["sharing"], state["_folder"]
+        self._net, self._scores = None, {}
+
+    def bind_run_dir(self, folder: str | Path) -> None:
+        """Keeps the shared network in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
+        self._folder = Path(folder)
+
+    def model(self):
+        """The :class:`cnn_space.shared.SharedCnn` (built, or restored from the
+        run directory, on first use)."""
+        if self._net is None:
+            from cnn_space.shared import SharedCnn
+
+            self._net = SharedCnn(make_space(self.config), self.data(), self.config, seed=0)
+            if self._folder is not None and (self._folder / MODEL_FILE).exists():
+                self._net.restore(self._folder / MODEL_FILE)
+                scores = self._folder / SCORES_FILE
+                if scores.exists():
+                    self._scores = json.loads(scores.read_text())
+                logger.info("Shared CNN restored from %s (%d steps)", self._folder,
+                            self._net.steps)
+        return self._net
+
+    def _save(self) -> None:
+        if self._folder is None:
+            return
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._net.save(self._folder / MODEL_FILE)
+        _write_json(self._folder / SCORES_FILE, self._scores)
+
+    def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
+        net = self.model()
+        t0 = time.time()
+        acc = net.score(spec, max_batches=self.sharing.score_windows)
+        t1 = time.time()
+        loss = net.train(lambda: spec, self.sharing.steps_per_child)
+        t2 = time.time()
+        self._scores[json.dumps(spec.to_json(), sort_keys=True)] = acc
+        self._save()
+        context.report(step=net.steps, steps=None)
+        metrics = {"val_accuracy": acc, "shared_steps": net.steps,
+                   "shared_train_loss": loss, "shared_skipped_steps": net.skipped,
+                   "score_seconds": t1 - t0, "shared_train_seconds": t2 - t1,
+                   "train_seconds": t2 - t0}
+        reward = acc ** self.config.reward_power
+        if not math.isfinite(reward):
+            reward = 0.0
+        return EvalResult(reward=reward, metrics=metrics)
+
+    def rank(self, top_k: int | None = None) -> list[dict]:
+        """Scores the ``top_k`` best-scoring children so far on the whole validation
+        split; best first. Each row: ``spec``, ``search_accuracy``, ``val_accuracy``."""
+        from cnn_space.spec import CnnSpec
+
+        net = self.model()
+        k = top_k or self.sharing.top_k
+        best = sorted(self._scores.items(), key=lambda kv: -kv[1])[:k]
+        rows = []
+        for key, search_acc in best:
+            spec = CnnSpec.from_json(json.loads(key))
+            rows.append({"spec": spec.to_json(), "search_accuracy": search_acc,
+                         "val_accuracy": net.score(spec)})
+        rows.sort(key=lambda r: -r["val_accuracy"])
+        return rows
+
+    def close(self) -> None:
+        """Writes ``ranking.json`` (the final ranking) when the search scored any child,
+        then lets go of the network and the data."""
+        if self._net is not None and self._scores and self._folder is not None:
+            _write_json(self._folder / RANKING_FILE, self.rank())
+        self._net = None
+        super().close()
