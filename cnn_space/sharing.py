@@ -65,6 +65,7 @@ class SharedCnnEvaluator(CnnEvaluator):
         self._net = None
         self._folder: Path | None = None
         self._scores: dict[str, float] = {}
+        self._recent: list[float] = []  # shared training losses since the last scalars()
 
     @property
     def sharing_mode(self) -> str:
@@ -76,7 +77,7 @@ class SharedCnnEvaluator(CnnEvaluator):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.sharing, self._folder = state["sharing"], state["_folder"]
-        self._net, self._scores = None, {}
+        self._net, self._scores, self._recent = None, {}, []
 
     def bind_run_dir(self, folder: str | Path) -> None:
         """Keeps the shared network in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
@@ -110,19 +111,37 @@ class SharedCnnEvaluator(CnnEvaluator):
         t0 = time.time()
         acc = net.score(spec, max_batches=self.sharing.score_windows)
         t1 = time.time()
-        loss = net.train(lambda: spec, self.sharing.steps_per_child)
+        steps = self.sharing.train_steps(context.child_id)  # a fraction: on average
+        loss = net.train(lambda: spec, steps) if steps else None
         t2 = time.time()
         self._scores[json.dumps(spec.to_json(), sort_keys=True)] = acc
         self._save()
         context.report(step=net.steps, steps=None)
         metrics = {"val_accuracy": acc, "shared_steps": net.steps,
-                   "shared_train_loss": loss, "shared_skipped_steps": net.skipped,
+                   "shared_skipped_steps": net.skipped,
                    "score_seconds": t1 - t0, "shared_train_seconds": t2 - t1,
                    "train_seconds": t2 - t0}
+        if loss is not None:  # trained this time (see SharingConfig.train_steps)
+            metrics["shared_train_loss"] = loss
+            if math.isfinite(loss):
+                self._recent.append(loss)
         reward = acc ** self.config.reward_power
         if not math.isfinite(reward):
             reward = 0.0
         return EvalResult(reward=reward, metrics=metrics)
+
+    def scalars(self) -> dict[str, float]:
+        """The shared network's TensorBoard scalars at a controller update:
+        ``shared/train_loss`` (mean since the last update), ``shared/steps``,
+        ``shared/skipped_steps``."""
+        if self._net is None:
+            return {}
+        out = {"shared/steps": float(self._net.steps),
+               "shared/skipped_steps": float(self._net.skipped)}
+        if self._recent:
+            out["shared/train_loss"] = sum(self._recent) / len(self._recent)
+            self._recent = []
+        return out
 
     def rank(self, top_k: int | None = None) -> list[dict]:
         """Scores the ``top_k`` best-scoring children so far on the whole validation

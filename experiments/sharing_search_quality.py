@@ -64,15 +64,18 @@ def _search_args(args, algorithm: str) -> list[str]:
             f"--seed={args.seed}", f"--run_dir={Path(args.root) / algorithm}"]
 
 
-def run_searches(args) -> dict:
-    """Runs (or skips, when finished) both searches side by side; their summaries."""
+def run_searches(args, search_args=_search_args) -> dict:
+    """Runs (or skips, when finished) both searches side by side; their summaries.
+
+    ``search_args(args, algorithm)``: the ``nas_tf.run`` flags of one search.
+    """
     procs = {}
     for algorithm in ALGORITHMS:
         if (Path(args.root) / algorithm / "shared" / "ranking.json").exists():
             continue
         log = open(Path(args.root) / f"{algorithm}.log", "a")
         procs[algorithm] = subprocess.Popen(
-            [sys.executable, "-m", "nas_tf.run", *_search_args(args, algorithm)], cwd=ROOT,
+            [sys.executable, "-m", "nas_tf.run", *search_args(args, algorithm)], cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT)
     for algorithm, proc in procs.items():
         if proc.wait() != 0:
