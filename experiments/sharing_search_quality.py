@@ -21,7 +21,9 @@ retrain ~5-10 min per epoch on 2 CPU cores)::
 
     nohup python experiments/sharing_search_quality.py --search_s=900 > /tmp/m3.log 2>&1 &
 
-Running it again skips finished searches and retrains (each retrain resumes
+``--retrain_steps=N`` caps each retrain epoch at N windows (the same cap
+for every cell, and an LSTM-200 row trained with it), for a machine that
+cannot afford whole epochs. Running it again skips finished searches and retrains (each retrain resumes
 per epoch); rows go to ``--out`` as they are measured.
 """
 
@@ -50,6 +52,8 @@ def _parse(argv=None):
     p.add_argument("--top_k", type=int, default=3)
     p.add_argument("--uniform", type=int, default=5)
     p.add_argument("--retrain_epochs", type=int, default=1)
+    p.add_argument("--retrain_steps", type=int, default=None,
+                   help="windows per retrain epoch (default: the whole epoch, 2,323)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default="/tmp/nas_tf_sharing_quality",
                    help="run directories, cell specs and retrain states")
@@ -97,17 +101,27 @@ def uniform_specs(n: int, seed: int) -> list:
     return specs
 
 
+def _state_dir(args) -> Path:
+    return Path(args.root) / (f"retrain_{args.retrain_steps}" if args.retrain_steps
+                              else "retrain")
+
+
 def retrain(args, name: str, spec) -> dict:
-    """Valid perplexity per epoch of ``spec`` trained alone (resumes per epoch)."""
-    spec_file = Path(args.root) / f"{name}.json"
-    spec_file.write_text(json.dumps(spec.to_json()))
-    state_dir = Path(args.root) / "retrain"
-    cmd = [sys.executable, str(ROOT / "experiments" / "ptb_replication.py"), "--model=tree",
-           f"--spec={spec_file}", f"--epochs={args.retrain_epochs}", "--skip_test",
-           f"--tag={name}", f"--data_dir={args.data_dir}", f"--state_dir={state_dir}",
-           f"--out={Path(args.root) / 'retrain.md'}"]
+    """Valid perplexity per epoch of ``spec`` (a CellSpec, or None: the LSTM)
+    trained alone (resumes per epoch)."""
+    model = ["--model=lstm"]
+    if spec is not None:
+        spec_file = Path(args.root) / f"{name}.json"
+        spec_file.write_text(json.dumps(spec.to_json()))
+        model = ["--model=tree", f"--spec={spec_file}"]
+    state_dir = _state_dir(args)
+    steps = [f"--steps_per_epoch={args.retrain_steps}"] if args.retrain_steps else []
+    cmd = [sys.executable, str(ROOT / "experiments" / "ptb_replication.py"), *model, *steps,
+           f"--epochs={args.retrain_epochs}", "--skip_test", f"--tag={name}",
+           f"--data_dir={args.data_dir}", f"--state_dir={state_dir}",
+           f"--out={state_dir / 'retrain.md'}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    states = list(state_dir.glob(f"ptb-tree-*-{name}/state.json"))
+    states = list(state_dir.glob(f"ptb-*-{name}/state.json"))
     if proc.returncode != 0 or not states:
         return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     history = json.loads(states[0].read_text())["history"]
@@ -143,12 +157,16 @@ def main(argv=None):
             top = json.loads((Path(args.root) / a / "shared" / "ranking.json").read_text())[0]
             f.write(f"| {a} + sharing | {s.get('architectures_evaluated')} | "
                     f"{s.get('wall_time_s', float('nan')):.0f} | {top['val_perplexity']:.2f} |\n")
-        f.write(f"\nRetrained alone, small recipe, {args.retrain_epochs} epoch(s), valid ppl:\n\n"
+        steps = f" of {args.retrain_steps} windows" if args.retrain_steps else ""
+        f.write(f"\nRetrained alone, small recipe, {args.retrain_epochs} epoch(s){steps}, "
+                "valid ppl:\n\n"
                 "| cell | valid ppl | retrain s |\n|---|---:|---:|\n")
     cells = [(f"top-{a}", CellSpec.from_json(json.loads(
         (Path(args.root) / a / "shared" / "ranking.json").read_text())[0]["spec"]))
         for a in ALGORITHMS]
     cells += [(f"uniform-{i}", s) for i, s in enumerate(uniform_specs(args.uniform, args.seed))]
+    if args.retrain_steps:  # the anchor run trained whole epochs: an LSTM row of its own
+        cells.append(("lstm-200", None))
     uniform = []
     for name, spec in cells:
         row = retrain(args, name, spec)
@@ -161,12 +179,13 @@ def main(argv=None):
             f.write(text)
         print(text.strip(), flush=True)
     finite = [v for v in uniform if v == v and v < float("inf")]
-    lstm = _anchor_lstm(args.retrain_epochs)
     with open(out, "a") as f:
         f.write(f"| mean of the {len(finite)} finite uniform cells (of {len(uniform)}) | "
                 f"{statistics.mean(finite) if finite else float('nan'):.2f} | |\n")
-        f.write(f"| LSTM-200 (anchor run, epoch {args.retrain_epochs}) | "
-                f"{lstm if lstm is not None else float('nan'):.2f} | |\n")
+        if not args.retrain_steps:
+            lstm = _anchor_lstm(args.retrain_epochs)
+            f.write(f"| LSTM-200 (anchor run, epoch {args.retrain_epochs}) | "
+                    f"{lstm if lstm is not None else float('nan'):.2f} | |\n")
     return 0
 
 
