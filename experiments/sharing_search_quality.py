@@ -23,8 +23,8 @@ retrain ~5-10 min per epoch on 2 CPU cores)::
 
 ``--retrain_steps=N`` caps each retrain epoch at N windows (the same cap
 for every cell, and an LSTM-200 row trained with it), for a machine that
-cannot afford whole epochs. Running it again skips finished searches and retrains (each retrain resumes
-per epoch); rows go to ``--out`` as they are measured.
+cannot afford whole epochs. Running it again skips finished searches and
+retrains (each retrain resumes per epoch); rows go to ``--out`` as they are measured.
 """
 
 from __future__ import annotations
