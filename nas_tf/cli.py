@@ -9,6 +9,7 @@ environment or the warning filters by itself.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -113,6 +114,18 @@ QUIET_MARK = "NAS_TF_QUIET_STARTUP"
 def _ignore_keras_shuffle_warning() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _PerChildRetracing) for f in logger.filters):
+        logger.addFilter(_PerChildRetracing())
+
+
+class _PerChildRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last N calls to ... triggered tf.function
+    retracing" warning: every child is a new model with its own functions, so
+    one trace per child is expected, not a mistake the user can fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def import_tensorflow_quietly() -> None:

@@ -67,3 +67,29 @@ def test_run_help_imports_tensorflow_only_for_a_plugin_that_needs_it():
     last, out = _probe("nas_tf.run", "--help", hide="")
     assert last.startswith("exit 0 heavy ") and "tensorflow" in last, out
     assert "--child_units" in out and "oneDNN" not in out and "cpu_feature_guard" not in out
+
+
+def test_per_child_retracing_warning_is_dropped_and_other_warnings_kept():
+    import logging
+
+    from nas_tf.cli import quiet_tensorflow
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    quiet_tensorflow()
+    quiet_tensorflow()  # idempotent: one filter
+    tf_logger = logging.getLogger("tensorflow")
+    handler = Keep()
+    tf_logger.addHandler(handler)
+    try:
+        tf_logger.warning("5 out of the last 5 calls to <function make_eval_step.<locals>."
+                          "eval_step> triggered tf.function retracing. Tracing is expensive")
+        tf_logger.warning("a checkpoint could not be restored")
+    finally:
+        tf_logger.removeHandler(handler)
+    assert seen == ["a checkpoint could not be restored"]
+    assert sum(type(f).__name__ == "_PerChildRetracing" for f in tf_logger.filters) == 1
