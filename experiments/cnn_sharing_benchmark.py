@@ -65,6 +65,9 @@ def _parse(argv=None):
     p.add_argument("--steps_per_child", type=int, default=1)
     p.add_argument("--score_batches", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alone_json", default=None,
+                   help="[[accuracy, seconds], ...] of the same children trained alone by an "
+                        "earlier run (same seed and recipe): reused instead of retraining")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "sharing.md"))
     return p.parse_args(argv)
 
@@ -118,6 +121,7 @@ def main(argv=None):
                  "| child | shared acc (score batches) | shared acc (whole valid) | score s | "
                  "alone acc | alone s |\n|---:|---:|---:|---:|---:|---:|\n")
     alone_eval = CnnEvaluator(cfg, data)
+    known = json.loads(Path(args.alone_json).read_text()) if args.alone_json else None
     rows = []
     for i, spec in enumerate(specs):
         ts = time.time()
@@ -125,6 +129,11 @@ def main(argv=None):
         score_s = time.time() - ts
         full = model.score(spec)
         ta = time.time()
+        if known:
+            rows.append((quick, full, known[i][0], score_s, known[i][1]))
+            _append(out, f"| {i} | {quick:.3f} | {full:.3f} | {score_s:.2f} | {known[i][0]:.3f} "
+                         f"(earlier run) | {known[i][1]:.1f} |\n")
+            continue
         try:
             alone = alone_eval.evaluate(spec, ChildContext(child_id=i, seed=args.seed))
             alone = alone.metrics["val_accuracy"]

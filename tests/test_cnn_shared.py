@@ -88,12 +88,13 @@ def test_a_child_on_the_shared_network_equals_the_stand_alone_child(preset, laye
     from cnn_space.builder import build_model
     from cnn_space.shared import uniform_spec
 
-    model, _ = _model(preset, layers)
-    model.train(lambda: uniform_spec(model.space, random.Random(1)), 2)  # non-trivial gammas
+    # A curriculum space: the network has the full depth, a 2-layer child leaves the rest idle.
+    model, _ = _model(preset, layers, curriculum=True, curriculum_start=2, curriculum_step=1)
+    model.train(lambda: uniform_spec(model.space, random.Random(1), depth=layers), 2)
     x = np.random.default_rng(1).normal(size=(6, 8, 8, 3)).astype("float32")
     rng = random.Random(3)
-    for _ in range(3):
-        spec = uniform_spec(model.space, rng)
+    for depth in (layers, layers, 2):
+        spec = uniform_spec(model.space, rng, depth=depth)
         model.set_architecture(spec)
         shared = keras.ops.softmax(model.net(x))
         child = build_model(spec, (8, 8, 3), 4, weight_decay=0.0)
