@@ -23,7 +23,7 @@ from cells.ptb import DATASETS
 from cells.tfds_text import parse_dataset
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult, Evaluator
-from nas_tf.sharing import SharingConfig
+from nas_tf.sharing import SharingConfig, sharing_config
 from nas_tf.validation import check_finite, check_positive
 
 CELL_BASES = (2, 8)
@@ -129,7 +129,7 @@ class RnnSearchConfig:
         for f in dataclasses.fields(self):
             if f.name != "child":
                 object.__setattr__(self, f.name, settings.get(f.name, f.default))
-        object.__setattr__(self, "sharing", _sharing(self.sharing))
+        object.__setattr__(self, "sharing", sharing_config(self.sharing))
         self._check()
         given = {k: v for k, v in settings.items() if k in _child_setting_names()}
         lr = {"learning_rate": self.child_learning_rate()}
@@ -208,18 +208,6 @@ def make_evaluator(cfg: RnnSearchConfig) -> RnnEvaluator:
 
         return SharedRnnEvaluator(cfg, cfg.sharing)
     return RnnEvaluator(cfg)
-
-
-def _sharing(value) -> SharingConfig:
-    """A SharingConfig from itself, its mode (``"enas"``) or its JSON form."""
-    if isinstance(value, SharingConfig):
-        return value
-    if isinstance(value, str):
-        return SharingConfig(mode=value)
-    if isinstance(value, dict):
-        return SharingConfig.from_json(value)
-    raise ConfigError(f"sharing must be a mode ('none', 'enas'), a dict or a SharingConfig. "
-                      f"Received: sharing={value!r}")
 
 
 class RnnEvaluator(Evaluator):

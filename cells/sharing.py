@@ -18,24 +18,21 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from cells.search import RnnEvaluator, RnnSearchConfig
-from nas_tf.errors import ChildTrainingError, ConfigError
+from nas_tf.errors import ChildTrainingError
 from nas_tf.evaluator import ChildContext, EvalResult
-from nas_tf.sharing import SharingConfig
+from nas_tf.sharing import SharedScoring, SharingConfig
 
 MODEL_FILE = "shared_lm.npz"
-SCORES_FILE = "scores.json"
-RANKING_FILE = "ranking.json"
 #: Rows of the whole-split scores of the final ranking: the same tokens as the
 #: search's eval batch, ~2x faster than 10 rows on a 2-core CPU (34 s vs 65 s for
 #: one cell, measured under load; perplexity within 0.1 %).
 RANK_BATCH = 64
 
 
-class SharedRnnEvaluator(RnnEvaluator):
+class SharedRnnEvaluator(SharedScoring, RnnEvaluator):
     """Scores cells with one shared language model instead of training each.
 
     Args:
@@ -47,56 +44,25 @@ class SharedRnnEvaluator(RnnEvaluator):
         ConfigError: ``sharing`` is not an enabled SharingConfig.
     """
 
-    in_process_only = True  # the shared weights live in this process
+    model_file = MODEL_FILE
 
     def __init__(self, config: RnnSearchConfig, sharing: SharingConfig):
         super().__init__(config)
-        if not isinstance(sharing, SharingConfig) or not sharing.enabled:
-            raise ConfigError(f"SharedRnnEvaluator needs an enabled SharingConfig. "
-                              f"Received: sharing={sharing!r}")
-        self.sharing = sharing
-        self._lm = None
-        self._folder: Path | None = None
-        self._scores: dict[str, float] = {}
-        self._recent: list[float] = []  # shared training losses since the last scalars()
-
-    @property
-    def sharing_mode(self) -> str:
-        return self.sharing.mode
+        self._init_sharing(sharing)
 
     def __getstate__(self):
-        return {**super().__getstate__(), "sharing": self.sharing, "_lm": None,
+        return {**super().__getstate__(), "sharing": self.sharing, "_shared": None,
                 "_folder": self._folder, "_scores": {}, "_recent": []}
 
-    def bind_run_dir(self, folder: str | Path) -> None:
-        """Keeps the shared model in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
-        self._folder = Path(folder)
+    def _build_shared(self):
+        from cells.shared_lm import SharedLM
 
-    def _model(self):
-        if self._lm is None:
-            from cells.shared_lm import SharedLM
-
-            train, valid, vocab = self.data()
-            self._lm = SharedLM(self.config.cell_base, vocab, train, valid,
-                                self.config.lm_config(), seed=0)
-            if self._folder is not None and (self._folder / MODEL_FILE).exists():
-                self._lm.restore(self._folder / MODEL_FILE)
-                scores = self._folder / SCORES_FILE
-                if scores.exists():
-                    self._scores = json.loads(scores.read_text())
-        return self._lm
-
-    def _save(self) -> None:
-        if self._folder is None:
-            return
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self._lm.save(self._folder / MODEL_FILE)
-        tmp = self._folder / (SCORES_FILE + ".tmp")
-        tmp.write_text(json.dumps(self._scores))
-        tmp.replace(self._folder / SCORES_FILE)
+        train, valid, vocab = self.data()
+        return SharedLM(self.config.cell_base, vocab, train, valid, self.config.lm_config(),
+                        seed=0)
 
     def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
-        lm = self._model()
+        lm = self.shared_model()
         t0 = time.time()
         ppl = lm.score(spec, max_windows=self.sharing.score_windows)
         t1 = time.time()
@@ -105,42 +71,23 @@ class SharedRnnEvaluator(RnnEvaluator):
         if steps and math.isfinite(ppl):  # a cell that blows up is not trained on
             loss = lm.train(lambda: spec, steps)
         t2 = time.time()
-        self._scores[json.dumps(spec.to_json(), sort_keys=True)] = ppl
-        self._save()
+        metrics = {"val_perplexity": ppl, "shared_steps": lm.steps,
+                   "score_seconds": t1 - t0, "shared_train_seconds": t2 - t1,
+                   "train_seconds": t2 - t0}
+        self._record(spec, ppl, loss, metrics)
         context.report(step=lm.steps, steps=None)
         if not math.isfinite(ppl):
             raise ChildTrainingError(
                 "The cell's state blows up on the shared weights (validation perplexity "
                 "is not finite).")
-        metrics = {"val_perplexity": ppl, "shared_steps": lm.steps,
-                   "score_seconds": t1 - t0, "shared_train_seconds": t2 - t1,
-                   "train_seconds": t2 - t0}
-        if loss is not None:  # trained this time (see SharingConfig.train_steps)
-            metrics["shared_train_loss"] = loss
-            if math.isfinite(loss):
-                self._recent.append(loss)
         return EvalResult(reward=self.reward(ppl), metrics=metrics)
-
-    def scalars(self) -> dict[str, float]:
-        """The shared model's TensorBoard scalars at a controller update:
-        ``shared/train_loss`` (mean training loss, nats per token, since the
-        last update), ``shared/steps`` and ``shared/skipped_steps`` (non-finite
-        steps left out)."""
-        if self._lm is None:
-            return {}
-        out = {"shared/steps": float(self._lm.steps),
-               "shared/skipped_steps": float(self._lm.skipped)}
-        if self._recent:
-            out["shared/train_loss"] = sum(self._recent) / len(self._recent)
-            self._recent = []
-        return out
 
     def rank(self, top_k: int | None = None) -> list[dict]:
         """Scores the ``top_k`` best-scoring cells so far on the whole validation
         split; best first. Each row: ``spec``, ``search_perplexity``, ``val_perplexity``."""
         from cells.tree_space import CellSpec
 
-        lm = self._model()
+        lm = self.shared_model()
         k = top_k or self.sharing.top_k
         best = sorted(self._scores.items(), key=lambda kv: kv[1])[:k]
         rows = []
@@ -153,9 +100,4 @@ class SharedRnnEvaluator(RnnEvaluator):
 
     def close(self) -> None:
         """Writes ``ranking.json`` (the final ranking) when the search scored any cell."""
-        if self._lm is None or not self._scores or self._folder is None:
-            return
-        rows = self.rank()
-        tmp = self._folder / (RANKING_FILE + ".tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        tmp.replace(self._folder / RANKING_FILE)
+        self._write_ranking()

@@ -16,32 +16,19 @@ The same shape as :mod:`cells.sharing` (the recurrent space).
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from cnn_space.config import CnnSearchConfig
 from cnn_space.train import CnnEvaluator, make_space
-from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext, EvalResult
-from nas_tf.sharing import SharingConfig
-
-logger = logging.getLogger(__name__)
+from nas_tf.sharing import SharedScoring, SharingConfig
 
 MODEL_FILE = "shared_cnn.npz"
-SCORES_FILE = "scores.json"
-RANKING_FILE = "ranking.json"
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
-
-class SharedCnnEvaluator(CnnEvaluator):
+class SharedCnnEvaluator(SharedScoring, CnnEvaluator):
     """Scores CNN children with one shared network instead of training each.
 
     Args:
@@ -54,22 +41,11 @@ class SharedCnnEvaluator(CnnEvaluator):
         ConfigError: ``sharing`` is not an enabled SharingConfig.
     """
 
-    in_process_only = True  # the shared weights live in this process
+    model_file = MODEL_FILE
 
     def __init__(self, config: CnnSearchConfig, sharing: SharingConfig, data=None):
         super().__init__(config, data)
-        if not isinstance(sharing, SharingConfig) or not sharing.enabled:
-            raise ConfigError(f"SharedCnnEvaluator needs an enabled SharingConfig. "
-                              f"Received: sharing={sharing!r}")
-        self.sharing = sharing
-        self._net = None
-        self._folder: Path | None = None
-        self._scores: dict[str, float] = {}
-        self._recent: list[float] = []  # shared training losses since the last scalars()
-
-    @property
-    def sharing_mode(self) -> str:
-        return self.sharing.mode
+        self._init_sharing(sharing)
 
     def __getstate__(self):
         return {"config": self.config, "sharing": self.sharing, "_folder": self._folder}
@@ -77,34 +53,17 @@ class SharedCnnEvaluator(CnnEvaluator):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.sharing, self._folder = state["sharing"], state["_folder"]
-        self._net, self._scores, self._recent = None, {}, []
-
-    def bind_run_dir(self, folder: str | Path) -> None:
-        """Keeps the shared network in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
-        self._folder = Path(folder)
+        self._shared, self._scores, self._recent = None, {}, []
 
     def model(self):
         """The :class:`cnn_space.shared.SharedCnn` (built, or restored from the
         run directory, on first use)."""
-        if self._net is None:
-            from cnn_space.shared import SharedCnn
+        return self.shared_model()
 
-            self._net = SharedCnn(make_space(self.config), self.data(), self.config, seed=0)
-            if self._folder is not None and (self._folder / MODEL_FILE).exists():
-                self._net.restore(self._folder / MODEL_FILE)
-                scores = self._folder / SCORES_FILE
-                if scores.exists():
-                    self._scores = json.loads(scores.read_text())
-                logger.info("Shared CNN restored from %s (%d steps)", self._folder,
-                            self._net.steps)
-        return self._net
+    def _build_shared(self):
+        from cnn_space.shared import SharedCnn
 
-    def _save(self) -> None:
-        if self._folder is None:
-            return
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self._net.save(self._folder / MODEL_FILE)
-        _write_json(self._folder / SCORES_FILE, self._scores)
+        return SharedCnn(make_space(self.config), self.data(), self.config, seed=0)
 
     def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
         net = self.model()
@@ -114,34 +73,16 @@ class SharedCnnEvaluator(CnnEvaluator):
         steps = self.sharing.train_steps(context.child_id)  # a fraction: on average
         loss = net.train(lambda: spec, steps) if steps else None
         t2 = time.time()
-        self._scores[json.dumps(spec.to_json(), sort_keys=True)] = acc
-        self._save()
-        context.report(step=net.steps, steps=None)
         metrics = {"val_accuracy": acc, "shared_steps": net.steps,
                    "shared_skipped_steps": net.skipped,
                    "score_seconds": t1 - t0, "shared_train_seconds": t2 - t1,
                    "train_seconds": t2 - t0}
-        if loss is not None:  # trained this time (see SharingConfig.train_steps)
-            metrics["shared_train_loss"] = loss
-            if math.isfinite(loss):
-                self._recent.append(loss)
+        self._record(spec, acc, loss, metrics)
+        context.report(step=net.steps, steps=None)
         reward = acc ** self.config.reward_power
         if not math.isfinite(reward):
             reward = 0.0
         return EvalResult(reward=reward, metrics=metrics)
-
-    def scalars(self) -> dict[str, float]:
-        """The shared network's TensorBoard scalars at a controller update:
-        ``shared/train_loss`` (mean since the last update), ``shared/steps``,
-        ``shared/skipped_steps``."""
-        if self._net is None:
-            return {}
-        out = {"shared/steps": float(self._net.steps),
-               "shared/skipped_steps": float(self._net.skipped)}
-        if self._recent:
-            out["shared/train_loss"] = sum(self._recent) / len(self._recent)
-            self._recent = []
-        return out
 
     def rank(self, top_k: int | None = None) -> list[dict]:
         """Scores the ``top_k`` best-scoring children so far on the whole validation
@@ -162,7 +103,6 @@ class SharedCnnEvaluator(CnnEvaluator):
     def close(self) -> None:
         """Writes ``ranking.json`` (the final ranking) when the search scored any child,
         then lets go of the network and the data."""
-        if self._net is not None and self._scores and self._folder is not None:
-            _write_json(self._folder / RANKING_FILE, self.rank())
-        self._net = None
+        self._write_ranking()
+        self._shared = None
         super().close()

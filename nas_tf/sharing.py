@@ -18,8 +18,10 @@ This module imports no TensorFlow; a space's evaluator reads the settings.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
+from pathlib import Path
 
 from nas_tf.errors import ConfigError
 from nas_tf.validation import check_int, check_positive
@@ -65,6 +67,8 @@ class SharingConfig:
             raise ConfigError(f"shared_steps_per_child must be a number > 0. "
                               f"Received: shared_steps_per_child={steps!r}")
         check_positive("shared_steps_per_child", steps)
+        if float(steps).is_integer():  # 2.0 from a float flag is the 2 of the API (identity)
+            object.__setattr__(self, "steps_per_child", int(steps))
         for name in ("score_windows", "top_k"):
             check_int(f"shared_{name}", getattr(self, name))
 
@@ -122,3 +126,97 @@ def sharing_config(value) -> SharingConfig:
         return SharingConfig.from_json(value)
     raise ConfigError(f"sharing must be a mode ('none', 'enas'), a dict or a SharingConfig. "
                       f"Received: sharing={value!r}")
+
+
+#: Files of a sharing search in ``RUN_DIR/shared/`` (besides the space's model file).
+SCORES_FILE = "scores.json"
+RANKING_FILE = "ranking.json"
+
+
+def write_json(path: Path, obj) -> None:
+    """Writes ``obj`` as JSON to ``path`` atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+class SharedScoring:
+    """The part of a space's ``--sharing=enas`` evaluator that names no space.
+
+    A space's evaluator mixes this in beside its own evaluator class and
+    supplies :meth:`_build_shared` (its shared model, which has ``steps``,
+    ``skipped``, ``save(path)`` and ``restore(path)``), ``model_file`` and
+    ``rank()``. This keeps the shared model and every score in the run
+    directory's ``shared/`` folder (written after each architecture, so a
+    killed search resumes with its shared weights), the shared model's
+    TensorBoard scalars, and the final ranking. No TensorFlow here.
+    """
+
+    in_process_only = True  # the shared weights live in the searching process
+    model_file = "shared.npz"
+
+    def _init_sharing(self, sharing: SharingConfig) -> None:
+        if not isinstance(sharing, SharingConfig) or not sharing.enabled:
+            raise ConfigError(f"{type(self).__name__} needs an enabled SharingConfig. "
+                              f"Received: sharing={sharing!r}")
+        self.sharing = sharing
+        self._shared = None
+        self._folder: Path | None = None
+        self._scores: dict[str, float] = {}
+        self._recent: list[float] = []  # shared training losses since the last scalars()
+
+    @property
+    def sharing_mode(self) -> str:
+        return self.sharing.mode
+
+    def bind_run_dir(self, folder: str | Path) -> None:
+        """Keeps the shared model in ``folder`` (the loop gives ``RUN_DIR/shared``)."""
+        self._folder = Path(folder)
+
+    def _build_shared(self):
+        raise NotImplementedError
+
+    def shared_model(self):
+        """The shared model: built on first use, restored from the run directory
+        (with the scores so far) when it holds one."""
+        if self._shared is None:
+            model = self._build_shared()
+            if self._folder is not None and (self._folder / self.model_file).exists():
+                model.restore(self._folder / self.model_file)
+                scores = self._folder / SCORES_FILE
+                if scores.exists():
+                    self._scores = json.loads(scores.read_text())
+            self._shared = model
+        return self._shared
+
+    def _record(self, spec, value: float, loss: float | None, metrics: dict) -> None:
+        """Keeps ``spec``'s score, saves the model and the scores, and adds the
+        shared training loss (None: no training this time) to ``metrics``."""
+        self._scores[json.dumps(spec.to_json(), sort_keys=True)] = value
+        if self._folder is not None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._shared.save(self._folder / self.model_file)
+            write_json(self._folder / SCORES_FILE, self._scores)
+        if loss is not None:  # trained this time (see SharingConfig.train_steps)
+            metrics["shared_train_loss"] = loss
+            if math.isfinite(loss):
+                self._recent.append(loss)
+
+    def scalars(self) -> dict[str, float]:
+        """The shared model's TensorBoard scalars at a controller update:
+        ``shared/train_loss`` (mean training loss since the last update),
+        ``shared/steps`` and ``shared/skipped_steps`` (non-finite steps left out)."""
+        if self._shared is None:
+            return {}
+        out = {"shared/steps": float(self._shared.steps),
+               "shared/skipped_steps": float(self._shared.skipped)}
+        if self._recent:
+            out["shared/train_loss"] = sum(self._recent) / len(self._recent)
+            self._recent = []
+        return out
+
+    def _write_ranking(self) -> None:
+        """Writes ``ranking.json`` (``self.rank()``) when the search scored any
+        architecture."""
+        if self._shared is not None and self._scores and self._folder is not None:
+            write_json(self._folder / RANKING_FILE, self.rank())

@@ -50,6 +50,10 @@ def test_fractional_steps_per_child_trains_on_average_and_by_trial_id():
     assert [SharingConfig(mode="enas", steps_per_child=2).train_steps(i)
             for i in range(3)] == [2, 2, 2]
     assert SharingConfig.from_json(fifth.to_json()) == fifth
+    # A float flag's 2.0 is the API's 2: the same run identity.
+    two = SharingConfig(mode="enas", steps_per_child=2.0)
+    assert two == SharingConfig(mode="enas", steps_per_child=2)
+    assert type(two.to_json()["steps_per_child"]) is int
     for bad in (0, -1, float("nan"), "2", True):
         with pytest.raises(ConfigError, match="shared_steps_per_child"):
             SharingConfig(mode="enas", steps_per_child=bad)
