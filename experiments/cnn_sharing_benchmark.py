@@ -36,7 +36,6 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -92,7 +91,7 @@ def _header(args, cfg, out):
 
 def main(argv=None):
     args = _parse(argv)
-    from sharing_benchmark import kendall_tau_b
+    from sharing_benchmark import summary_text
 
     from cnn_space.shared import SharedCnn, uniform_spec
     from cnn_space.train import CnnEvaluator, CnnSearchConfig, load_data, make_space
@@ -144,28 +143,12 @@ def main(argv=None):
         rows.append((quick, full, alone, score_s, alone_s))
         _append(out, f"| {i} | {quick:.3f} | {full:.3f} | {score_s:.2f} | {alone:.3f} | "
                      f"{alone_s:.1f} |\n")
-    ok = [r for r in rows if all(math.isfinite(v) for v in r[:3])]
-    tau_quick = kendall_tau_b([r[0] for r in ok], [r[2] for r in ok])
-    tau_full = kendall_tau_b([r[1] for r in ok], [r[2] for r in ok])
     # One architecture of a --sharing=enas search: its score + steps_per_child batches.
     t1 = time.time()
     model.train(lambda: specs[0], 20 * args.steps_per_child)
     per_step = (time.time() - t1) / (20 * args.steps_per_child)
-    score_s = statistics.median(r[3] for r in rows)  # the median: the first call traces
-    shared_per_arch = score_s + args.steps_per_child * per_step
-    alone_per_arch = statistics.median(r[4] for r in rows)
-    _append(out, f"\n- Kendall tau-b, shared (score batches) vs alone: **{tau_quick:.3f}**; "
-                 f"shared (whole validation) vs alone: **{tau_full:.3f}** "
-                 f"({len(ok)} of {len(rows)} children finite in both)\n"
-                 f"- Per architecture: shared {shared_per_arch:.3f} s (score {score_s:.3f} s + "
-                 f"{args.steps_per_child} x {per_step:.3f} s training; medians) vs alone "
-                 f"{alone_per_arch:.1f} s: **{alone_per_arch / shared_per_arch:.0f}x** "
-                 f"architectures per CPU-hour ({3600 / shared_per_arch:.0f} vs "
-                 f"{3600 / alone_per_arch:.0f})\n"
-                 f"- Wall-time split of a sharing search per architecture: training "
-                 f"{100 * args.steps_per_child * per_step / shared_per_arch:.0f} %, scoring "
-                 f"{100 * score_s / shared_per_arch:.0f} % (controller not included); "
-                 f"train step traced {model.traces} time(s) in all\n")
+    _append(out, summary_text(rows, per_step, args.steps_per_child, "batches", "children",
+                              f"; train step traced {model.traces} time(s) in all"))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,29 @@ def kendall_tau_b(xs, ys) -> float:
     return (concordant - discordant) / denom if denom else math.nan
 
 
+def summary_text(rows, per_step: float, steps_per_child: float, batches: str,
+                 things: str, extra: str = "") -> str:
+    """The tau, throughput and time-split lines of a benchmark's ``rows``
+    (``(score, whole-split score, alone, score s, alone s)`` each)."""
+    ok = [r for r in rows if all(math.isfinite(v) for v in r[:3])]
+    tau_quick = kendall_tau_b([r[0] for r in ok], [r[2] for r in ok])
+    tau_full = kendall_tau_b([r[1] for r in ok], [r[2] for r in ok])
+    score_s = statistics.median(r[3] for r in rows)  # the median: the first call traces
+    shared_per_arch = score_s + steps_per_child * per_step
+    alone_per_arch = statistics.median(r[4] for r in rows)
+    return (f"\n- Kendall tau-b, shared (score {batches}) vs alone: **{tau_quick:.3f}**; "
+            f"shared (whole validation) vs alone: **{tau_full:.3f}** "
+            f"({len(ok)} of {len(rows)} {things} finite in both)\n"
+            f"- Per architecture: shared {shared_per_arch:.3f} s (score {score_s:.3f} s + "
+            f"{steps_per_child} x {per_step:.3f} s training; medians) vs alone "
+            f"{alone_per_arch:.1f} s: **{alone_per_arch / shared_per_arch:.0f}x** "
+            f"architectures per CPU-hour ({3600 / shared_per_arch:.0f} vs "
+            f"{3600 / alone_per_arch:.0f})\n"
+            f"- Wall-time split of a sharing search per architecture: training "
+            f"{100 * steps_per_child * per_step / shared_per_arch:.0f} %, scoring "
+            f"{100 * score_s / shared_per_arch:.0f} % (controller not included){extra}\n")
+
+
 def _parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="ptb", help="synthetic, ptb or ptb_char (rnn "
@@ -152,27 +175,11 @@ def main(argv=None):
         rows.append((quick, full, alone, score_s, alone_s))
         _append(out, f"| {i} | {quick:.2f} | {full:.2f} | {score_s:.2f} | {alone:.2f} | "
                      f"{alone_s:.1f} |\n")
-    ok = [r for r in rows if all(math.isfinite(v) for v in r[:3])]
-    tau_quick = kendall_tau_b([r[0] for r in ok], [r[2] for r in ok])
-    tau_full = kendall_tau_b([r[1] for r in ok], [r[2] for r in ok])
     # One architecture of a --sharing=enas search: its score + steps_per_child windows.
     t1 = time.time()
     lm.train(lambda: specs[0], 20 * args.steps_per_child)
     per_window = (time.time() - t1) / (20 * args.steps_per_child)
-    score_s = statistics.median(r[3] for r in rows)  # the median: the first call traces
-    shared_per_arch = score_s + args.steps_per_child * per_window
-    alone_per_arch = statistics.median(r[4] for r in rows)
-    _append(out, f"\n- Kendall tau-b, shared (score windows) vs alone: **{tau_quick:.3f}**; "
-                 f"shared (whole validation) vs alone: **{tau_full:.3f}** "
-                 f"({len(ok)} of {len(rows)} cells finite in both)\n"
-                 f"- Per architecture: shared {shared_per_arch:.3f} s (score {score_s:.3f} s + "
-                 f"{args.steps_per_child} x {per_window:.3f} s training; medians) vs alone "
-                 f"{alone_per_arch:.1f} s: **{alone_per_arch / shared_per_arch:.0f}x** "
-                 f"architectures per CPU-hour ({3600 / shared_per_arch:.0f} vs "
-                 f"{3600 / alone_per_arch:.0f})\n"
-                 f"- Wall-time split of a sharing search per architecture: training "
-                 f"{100 * args.steps_per_child * per_window / shared_per_arch:.0f} %, scoring "
-                 f"{100 * score_s / shared_per_arch:.0f} % (controller not included)\n")
+    _append(out, summary_text(rows, per_window, args.steps_per_child, "windows", "cells"))
 
 
 if __name__ == "__main__":
