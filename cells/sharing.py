@@ -52,7 +52,7 @@ class SharedRnnEvaluator(SharedScoring, RnnEvaluator):
 
     def __getstate__(self):
         return {**super().__getstate__(), "sharing": self.sharing, "_shared": None,
-                "_folder": self._folder, "_scores": {}, "_recent": []}
+                "_folder": self._folder, "_scores": {}, "_recent": [], "_saved_steps": -1}
 
     def _build_shared(self):
         from cells.shared_lm import SharedLM

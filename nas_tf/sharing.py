@@ -164,6 +164,7 @@ class SharedScoring:
         self._folder: Path | None = None
         self._scores: dict[str, float] = {}
         self._recent: list[float] = []  # shared training losses since the last scalars()
+        self._saved_steps = -1  # the shared model's training steps when last saved
 
     @property
     def sharing_mode(self) -> str:
@@ -183,6 +184,7 @@ class SharedScoring:
             model = self._build_shared()
             if self._folder is not None and (self._folder / self.model_file).exists():
                 model.restore(self._folder / self.model_file)
+                self._saved_steps = model.steps
                 scores = self._folder / SCORES_FILE
                 if scores.exists():
                     self._scores = json.loads(scores.read_text())
@@ -195,7 +197,9 @@ class SharedScoring:
         self._scores[json.dumps(spec.to_json(), sort_keys=True)] = value
         if self._folder is not None:
             self._folder.mkdir(parents=True, exist_ok=True)
-            self._shared.save(self._folder / self.model_file)
+            if self._shared.steps != self._saved_steps:  # unchanged weights: no rewrite
+                self._shared.save(self._folder / self.model_file)
+                self._saved_steps = self._shared.steps
             write_json(self._folder / SCORES_FILE, self._scores)
         if loss is not None:  # trained this time (see SharingConfig.train_steps)
             metrics["shared_train_loss"] = loss

@@ -180,10 +180,17 @@ def test_shared_evaluator_scores_trains_saves_resumes_and_ranks(tmp_path):
     # A fraction trains by trial id: none after child 0, one after child 1.
     half = SharedRnnEvaluator(cfg, SharingConfig(mode="enas", steps_per_child=0.5,
                                                  score_windows=1, top_k=1))
+    half.bind_run_dir(tmp_path / "half")
     first, second = (half.evaluate(s, ChildContext(child_id=i)) for i, s in enumerate(specs[:2]))
     assert (first.metrics["shared_steps"], second.metrics["shared_steps"]) == (0, 1)
     assert "shared_train_loss" not in first.metrics
     assert math.isfinite(second.metrics["shared_train_loss"])
+    # Child 2 trains nothing: the weights file is not rewritten, the scores are.
+    model_file = tmp_path / "half" / "shared_lm.npz"
+    stamp = model_file.stat().st_mtime_ns
+    half.evaluate(specs[2], ChildContext(child_id=2))
+    assert model_file.stat().st_mtime_ns == stamp
+    assert len(json.loads((tmp_path / "half" / "scores.json").read_text())) == 3
     with pytest.raises(ConfigError, match="sharing"):
         SharingConfig(mode="darts")
     with pytest.raises(ConfigError, match="shared_top_k"):
