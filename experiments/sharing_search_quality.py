@@ -37,6 +37,7 @@ import random
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,9 @@ def _parse(argv=None):
     p.add_argument("--retrain_epochs", type=int, default=1)
     p.add_argument("--retrain_steps", type=int, default=None,
                    help="windows per retrain epoch (default: the whole epoch, 2,323)")
+    p.add_argument("--recipe", choices=("small", "search"), default="small",
+                   help="small: the PTB replication's (SGD); search: the search's own child "
+                        "recipe (Adam, 32 units, 100 windows), in this process")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default="/tmp/nas_tf_sharing_quality",
                    help="run directories, cell specs and retrain states")
@@ -129,6 +133,30 @@ def retrain(args, name: str, spec) -> dict:
             "seconds": sum(r["seconds"] for r in history)}
 
 
+def retrain_search_recipe(args, name: str, spec) -> dict:
+    """Valid perplexity of ``spec`` (None: an LSTM) trained alone with the
+    search's child recipe (the stand-alone side of ``sharing_benchmark.py``)."""
+    import keras
+
+    from cells.lm import train_lm
+    from cells.ptb import load_ptb
+    from cells.search import RnnSearchConfig
+    from cells.tree_cell import TreeCell
+
+    cfg = RnnSearchConfig(dataset="ptb", data_dir=args.data_dir)
+    corpus = load_ptb(args.data_dir, download=False)
+    units = cfg.child.units
+    factory = ((lambda: keras.layers.LSTMCell(units)) if spec is None
+               else (lambda: TreeCell(spec, units)))
+    t0 = time.time()
+    try:
+        res = train_lm(factory, corpus.train, corpus.valid, corpus.vocab_size,
+                       cfg.lm_config(), seed=args.seed)
+    except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
+        return {"name": name, "error": str(e).splitlines()[0]}
+    return {"name": name, "valid": [res.val_perplexity], "seconds": time.time() - t0}
+
+
 def _anchor_lstm(epochs: int) -> float | None:
     state = Path("/tmp/nas_tf_ptb_replication/ptb-lstm-200/state.json")
     if not state.exists():
@@ -158,18 +186,22 @@ def main(argv=None):
             f.write(f"| {a} + sharing | {s.get('architectures_evaluated')} | "
                     f"{s.get('wall_time_s', float('nan')):.0f} | {top['val_perplexity']:.2f} |\n")
         steps = f" of {args.retrain_steps} windows" if args.retrain_steps else ""
-        f.write(f"\nRetrained alone, small recipe, {args.retrain_epochs} epoch(s){steps}, "
-                "valid ppl:\n\n"
+        recipe = (f"small recipe, {args.retrain_epochs} epoch(s){steps}"
+                  if args.recipe == "small" else
+                  "the search's child recipe (Adam, 32 units, 100 windows)")
+        f.write(f"\nRetrained alone, {recipe}, valid ppl:\n\n"
                 "| cell | valid ppl | retrain s |\n|---|---:|---:|\n")
     cells = [(f"top-{a}", CellSpec.from_json(json.loads(
         (Path(args.root) / a / "shared" / "ranking.json").read_text())[0]["spec"]))
         for a in ALGORITHMS]
     cells += [(f"uniform-{i}", s) for i, s in enumerate(uniform_specs(args.uniform, args.seed))]
-    if args.retrain_steps:  # the anchor run trained whole epochs: an LSTM row of its own
+    if args.recipe == "search":
+        cells.append(("lstm-32", None))
+    elif args.retrain_steps:  # the anchor run trained whole epochs: an LSTM row of its own
         cells.append(("lstm-200", None))
     uniform = []
     for name, spec in cells:
-        row = retrain(args, name, spec)
+        row = (retrain_search_recipe if args.recipe == "search" else retrain)(args, name, spec)
         valid = row.get("valid", [float("nan")])[-1]
         if name.startswith("uniform"):
             uniform.append(valid)
@@ -182,7 +214,7 @@ def main(argv=None):
     with open(out, "a") as f:
         f.write(f"| mean of the {len(finite)} finite uniform cells (of {len(uniform)}) | "
                 f"{statistics.mean(finite) if finite else float('nan'):.2f} | |\n")
-        if not args.retrain_steps:
+        if args.recipe == "small" and not args.retrain_steps:
             lstm = _anchor_lstm(args.retrain_epochs)
             f.write(f"| LSTM-200 (anchor run, epoch {args.retrain_epochs}) | "
                     f"{lstm if lstm is not None else float('nan'):.2f} | |\n")
