@@ -25,7 +25,8 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "ray": ["ray[default]>=2.9"],
         "optuna": ["optuna>=3.4"],  # --algorithm=tpe
-        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.4", "pillow", "matplotlib>=3.7", "optuna>=3.4"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.4", "pillow", "matplotlib>=3.7",
+                 "optuna>=3.4"],
         # Pictures of a search (nas_tf.report, the end of nas_tf.run): matplotlib.
         "report": ["matplotlib>=3.7"],
     },
