@@ -27,6 +27,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def _parse(argv=None):
     p.add_argument("--width_multiplier", type=float, default=0.25)
     p.add_argument("--child_epochs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--root", default="/tmp/nas_tf_cnn_sharing_quality")
+    p.add_argument("--root", default=str(Path(tempfile.gettempdir())
+                                          / "nas_tf_cnn_sharing_quality"))
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "sharing.md"))
     return p.parse_args(argv)
 

@@ -37,6 +37,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def _parse(argv=None):
                    help="small: the PTB replication's (SGD); search: the search's own child "
                         "recipe (Adam, 32 units, 100 windows), in this process")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--root", default="/tmp/nas_tf_sharing_quality",
+    p.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "nas_tf_sharing_quality"),
                    help="run directories, cell specs and retrain states")
     p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "sharing.md"))
     return p.parse_args(argv)
@@ -158,7 +159,8 @@ def retrain_search_recipe(args, name: str, spec) -> dict:
 
 
 def _anchor_lstm(epochs: int) -> float | None:
-    state = Path("/tmp/nas_tf_ptb_replication/ptb-lstm-200/state.json")
+    # The anchor run of ptb_replication.py, at its default --state_dir.
+    state = Path(tempfile.gettempdir()) / "nas_tf_ptb_replication" / "ptb-lstm-200" / "state.json"
     if not state.exists():
         return None
     history = json.loads(state.read_text())["history"]
