@@ -129,8 +129,43 @@ def sharing_config(value) -> SharingConfig:
 
 
 #: Files of a sharing search in ``RUN_DIR/shared/`` (besides the space's model file).
-SCORES_FILE = "scores.json"
+#: Scores are JSON lines, one ``{"spec": ..., "score": ...}`` appended per
+#: architecture (constant work per architecture however long the search).
+SCORES_FILE = "scores.jsonl"
+LEGACY_SCORES_FILE = "scores.json"  # one dict rewritten per architecture (before 2026-11-30)
 RANKING_FILE = "ranking.json"
+
+
+def read_scores(folder: Path) -> dict[str, float]:
+    """The scores kept in ``folder`` (spec JSON, sorted keys -> score).
+
+    Reads ``scores.jsonl``; a last line cut short by a killed search is
+    dropped and cut from the file, so the next append starts on a fresh line.
+    A run directory from before the JSON-lines file is read from ``scores.json``.
+    """
+    scores: dict[str, float] = {}
+    legacy = folder / LEGACY_SCORES_FILE
+    if legacy.exists():
+        scores.update(json.loads(legacy.read_text()))
+    path = folder / SCORES_FILE
+    if not path.exists():
+        return scores
+    data = path.read_bytes()
+    good = 0  # bytes of whole, parsable lines
+    for line in data.splitlines(keepends=True):
+        try:
+            row = json.loads(line)
+            key, value = json.dumps(row["spec"], sort_keys=True), float(row["score"])
+        except (ValueError, KeyError, TypeError):
+            break
+        if not line.endswith(b"\n"):
+            break
+        scores[key] = value
+        good += len(line)
+    if good < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return scores
 
 
 def write_json(path: Path, obj) -> None:
@@ -185,9 +220,7 @@ class SharedScoring:
             if self._folder is not None and (self._folder / self.model_file).exists():
                 model.restore(self._folder / self.model_file)
                 self._saved_steps = model.steps
-                scores = self._folder / SCORES_FILE
-                if scores.exists():
-                    self._scores = json.loads(scores.read_text())
+                self._scores = read_scores(self._folder)
             self._shared = model
         return self._shared
 
@@ -200,7 +233,9 @@ class SharedScoring:
             if self._shared.steps != self._saved_steps:  # unchanged weights: no rewrite
                 self._shared.save(self._folder / self.model_file)
                 self._saved_steps = self._shared.steps
-            write_json(self._folder / SCORES_FILE, self._scores)
+            line = json.dumps({"spec": spec.to_json(), "score": value}, sort_keys=True)
+            with (self._folder / SCORES_FILE).open("a") as f:
+                f.write(line + "\n")
         if loss is not None:  # trained this time (see SharingConfig.train_steps)
             metrics["shared_train_loss"] = loss
             if math.isfinite(loss):

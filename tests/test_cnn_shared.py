@@ -17,7 +17,7 @@ from cnn_space.space import CnnSpec
 from nas_tf import plugins
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext
-from nas_tf.sharing import SharingConfig
+from nas_tf.sharing import SharingConfig, read_scores
 
 
 def _data(n=96, size=8, classes=4, seed=0):
@@ -167,7 +167,7 @@ def test_evaluator_persists_resumes_and_ranks(tmp_path):
     assert results[1].metrics["shared_steps"] == 4
     acc = results[0].metrics["val_accuracy"]
     assert results[0].reward == pytest.approx(acc ** 3)
-    assert len(json.loads((tmp_path / "shared" / "scores.json").read_text())) == 2
+    assert len(read_scores(tmp_path / "shared")) == 2
     again = pickle.loads(pickle.dumps(ev))  # what a resumed process rebuilds
     again._data = data
     res = again.evaluate(specs[2], ChildContext(child_id=2))
@@ -213,7 +213,7 @@ def test_cnn_search_with_sharing_from_the_cli_resumes_reports_exports(tmp_path):
                         max_children=4, run_dir=str(run_dir), children_per_update=2))
     summary = search.search()
     assert summary["architectures_evaluated"] == 4
-    assert len(json.loads((run_dir / "shared" / "scores.json").read_text())) == 4
+    assert len(read_scores(run_dir / "shared")) == 4
     steps = [t["metrics"]["shared_steps"] for t in search.trials() if t.get("metrics")]
     assert max(steps) == 8  # 4 children x 2 steps: the resumed run did not start afresh
     assert "val_accuracy" in format_report(make_report(run_dir))

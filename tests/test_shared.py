@@ -154,7 +154,7 @@ def test_shared_evaluator_scores_trains_saves_resumes_and_ranks(tmp_path):
     from cells.search import RnnSearchConfig
     from cells.sharing import SharedRnnEvaluator
     from nas_tf.evaluator import ChildContext
-    from nas_tf.sharing import SharingConfig
+    from nas_tf.sharing import SharingConfig, read_scores
 
     cfg = RnnSearchConfig(dataset="synthetic", cell_base=2, units=8, num_layers=1, bptt=5,
                           batch_size=4, eval_batch_size=4, train_tokens=3000,
@@ -190,7 +190,7 @@ def test_shared_evaluator_scores_trains_saves_resumes_and_ranks(tmp_path):
     stamp = model_file.stat().st_mtime_ns
     half.evaluate(specs[2], ChildContext(child_id=2))
     assert model_file.stat().st_mtime_ns == stamp
-    assert len(json.loads((tmp_path / "half" / "scores.json").read_text())) == 3
+    assert len(read_scores(tmp_path / "half")) == 3
     with pytest.raises(ConfigError, match="sharing"):
         SharingConfig(mode="darts")
     with pytest.raises(ConfigError, match="shared_top_k"):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO, run_events
@@ -11,7 +12,7 @@ from conftest import REPO, run_events
 from nas_tf import plugins
 from nas_tf.errors import ConfigError
 from nas_tf.scheduler import Scheduler
-from nas_tf.sharing import SharingConfig
+from nas_tf.sharing import SharedScoring, SharingConfig, read_scores
 
 SMALL = ["--space=rnn", "--cell_base=2", "--child_units=8", "--bptt=5", "--child_batch_size=4",
          "--train_tokens=3000", "--valid_tokens=600", "--children_per_update=4"]
@@ -57,6 +58,69 @@ def test_fractional_steps_per_child_trains_on_average_and_by_trial_id():
     for bad in (0, -1, float("nan"), "2", True):
         with pytest.raises(ConfigError, match="shared_steps_per_child"):
             SharingConfig(mode="enas", steps_per_child=bad)
+
+
+class _FakeShared:
+    """A shared model without TensorFlow: counts saves."""
+
+    def __init__(self):
+        self.steps, self.skipped, self.saves = 0, 0, 0
+
+    def save(self, path):
+        self.saves += 1
+        Path(path).write_text(str(self.steps))
+
+    def restore(self, path):
+        self.steps = int(Path(path).read_text())
+
+
+class _Spec:
+    def __init__(self, n):
+        self.n = n
+
+    def to_json(self):
+        return {"n": self.n, "ops": ["a", "b"]}
+
+
+class _Scoring(SharedScoring):
+    model_file = "fake.txt"
+
+    def __init__(self, folder):
+        self._init_sharing(SharingConfig(mode="enas"))
+        self.bind_run_dir(folder)
+
+    def _build_shared(self):
+        return _FakeShared()
+
+
+def test_scores_are_appended_and_a_cut_last_line_is_dropped(tmp_path):
+    scoring = _Scoring(tmp_path)
+    model = scoring.shared_model()
+    for n in range(3):
+        model.steps += 1
+        metrics = {}
+        scoring._record(_Spec(n), 10.0 + n, 0.5, metrics)
+        assert metrics == {"shared_train_loss": 0.5}
+    scoring._record(_Spec(1), 20.0, None, {})  # no training: scores only, no save
+    assert model.saves == 3
+    lines = (tmp_path / "scores.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0]) == {"score": 10.0, "spec": _Spec(0).to_json()}
+    key = json.dumps(_Spec(1).to_json(), sort_keys=True)
+    assert read_scores(tmp_path)[key] == 20.0 and len(read_scores(tmp_path)) == 3
+    # A search killed mid-write leaves a cut line: dropped, cut from the file, and the
+    # next append starts on a fresh line.
+    with (tmp_path / "scores.jsonl").open("a") as f:
+        f.write('{"score": 3.0, "spec": {"n"')
+    again = _Scoring(tmp_path)
+    assert again.shared_model().steps == 3 and len(again._scores) == 3
+    again._record(_Spec(7), 1.0, None, {})
+    assert len(read_scores(tmp_path)) == 4
+    assert all(json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines())
+    # A run directory written before the JSON-lines file still resumes its scores.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "scores.json").write_text(json.dumps({key: 5.0}))
+    assert read_scores(old) == {key: 5.0}
 
 
 def test_only_spaces_that_supply_sharing_accept_it():
