@@ -75,7 +75,7 @@ def uniform_spec(space, rng, skip_prob: float = 0.5, depth: int | None = None):
     """
     from nas_tf.space import Anchor
 
-    decisions = space._decisions_of_depth(depth) if depth else space.decisions()
+    decisions = space.decisions_of_depth(depth) if depth else space.decisions()
     tokens = []
     for d in decisions:
         if isinstance(d, Anchor):

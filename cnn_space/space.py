@@ -300,13 +300,14 @@ class CnnSpace(SearchSpace):
 
     def decisions(self, num_children: int = 0) -> tuple[Decision, ...]:
         """The decisions in force after ``num_children`` samples (see :meth:`depth`)."""
-        return self._decisions_of_depth(self.depth(num_children))
+        return self.decisions_of_depth(self.depth(num_children))
 
     def final_decisions(self) -> tuple[Decision, ...]:
         """The decisions of the full depth; every stage's :meth:`decisions` is a prefix."""
-        return self._decisions_of_depth(self.num_layers)
+        return self.decisions_of_depth(self.num_layers)
 
-    def _decisions_of_depth(self, n: int) -> tuple[Decision, ...]:
+    def decisions_of_depth(self, n: int) -> tuple[Decision, ...]:
+        """The decisions of an ``n``-layer child (a curriculum stage's, when ``n`` is one)."""
         out: list[Decision] = []
         for i in range(n):
             out.extend(self._layer_decisions(i))
@@ -336,7 +337,7 @@ class CnnSpace(SearchSpace):
     def tokens_to_spec(self, tokens: Sequence[int]) -> CnnSpec:
         tokens = tuple(tokens)
         n = self._depth_for_width(len(tokens))
-        decisions = self._decisions_of_depth(n)
+        decisions = self.decisions_of_depth(n)
         values = split_tokens(decisions, tokens)
         per_layer = len(self._layer_decisions(0))
         layers = []
