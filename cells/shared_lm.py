@@ -28,6 +28,7 @@ from cells.shared import SharedTreeCell
 from cells.tree_space import CellSpec
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import seed_child
+from nas_tf.npz_state import restore_state, save_state
 
 
 class SharedLM:
@@ -165,13 +166,7 @@ class SharedLM:
 
     def save(self, path: str | Path) -> None:
         """Writes the weights, the optimizer's variables and the stream position (atomic)."""
-        path = Path(path)
-        arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(self.model.get_weights())}
-        arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
-        arrays["position"] = np.asarray([self.position, self.steps, self.skipped])
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        save_state(path, self.model, self.optimizer, [self.position, self.steps, self.skipped])
 
     def restore(self, path: str | Path) -> None:
         """Loads what :meth:`save` wrote; the carried state restarts at zero.
@@ -179,16 +174,7 @@ class SharedLM:
         Raises:
             ConfigError: the file is missing, unreadable or of another model.
         """
-        try:
-            with np.load(Path(path)) as data:
-                weights = [data[f"w{i}"] for i in range(len(self.model.get_weights()))]
-                opt = [data[f"o{i}"] for i in range(len(self.optimizer.variables))]
-                position, steps, skipped = (int(v) for v in data["position"])
-            self.model.set_weights(weights)
-        except (OSError, KeyError, ValueError) as e:
-            raise ConfigError(f"Cannot restore the shared model from {path}: {e}. Delete it to "
-                              "start the shared weights afresh.") from None
-        for var, value in zip(self.optimizer.variables, opt):
-            var.assign(value)
+        position, steps, skipped = restore_state(path, self.model, self.optimizer,
+                                                 "the shared model", 3)
         self.position, self.steps, self.skipped = position % self.num_windows, steps, skipped
         self._states = self.model.zero_states(self.config.batch_size)

@@ -56,6 +56,7 @@ import tensorflow as tf
 
 from cnn_space.spec import FILTER_SIZES, POOL_SIZE
 from nas_tf.errors import ConfigError
+from nas_tf.npz_state import restore_state, save_state
 
 #: (filter_height, filter_width) of each size index; index ``len(SIZE_PAIRS)``: inactive layer.
 SIZE_PAIRS = tuple((h, w) for h in FILTER_SIZES for w in FILTER_SIZES)
@@ -345,13 +346,7 @@ class SharedCnn:
 
     def save(self, path: str | Path) -> None:
         """Writes the weights, the optimizer's variables and the counters (atomic)."""
-        path = Path(path)
-        arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(self.net.get_weights())}
-        arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(self.optimizer.variables)})
-        arrays["counters"] = np.asarray([self.steps, self.skipped])
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        save_state(path, self.net, self.optimizer, [self.steps, self.skipped])
 
     def restore(self, path: str | Path) -> None:
         """Loads what :meth:`save` wrote.
@@ -359,15 +354,5 @@ class SharedCnn:
         Raises:
             ConfigError: the file is missing, unreadable or of another network.
         """
-        try:
-            with np.load(Path(path)) as data:
-                weights = [data[f"w{i}"] for i in range(len(self.net.get_weights()))]
-                opt = [data[f"o{i}"] for i in range(len(self.optimizer.variables))]
-                steps, skipped = (int(v) for v in data["counters"])
-            self.net.set_weights(weights)
-        except (OSError, KeyError, ValueError) as e:
-            raise ConfigError(f"Cannot restore the shared CNN from {path}: {e}. Delete it to "
-                              "start the shared weights afresh.") from None
-        for var, value in zip(self.optimizer.variables, opt):
-            var.assign(value)
+        steps, skipped = restore_state(path, self.net, self.optimizer, "the shared CNN", 2)
         self.steps, self.skipped, self._batches = steps, skipped, None
