@@ -30,7 +30,7 @@ from pathlib import Path
 from nas_tf.algorithms import make_algorithm
 from nas_tf.checkpoint import Checkpointer, restore_scheduler
 from nas_tf.config import SearchConfig
-from nas_tf.errors import ConfigError, DataError
+from nas_tf.errors import DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
@@ -50,6 +50,7 @@ from nas_tf.rundir import (  # noqa: F401
     write_json_atomic,
 )
 from nas_tf.scheduler import Known, Scheduler, check_max_in_flight
+from nas_tf.sharing import attach_evaluator
 from nas_tf.signals import stop_on_signals
 from nas_tf.space import SearchSpace
 from nas_tf.store import DONE, FAILED, PENDING
@@ -59,16 +60,8 @@ __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_di
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
 
 
-def _attach_evaluator(evaluator, executor, run_dir: Path) -> None:
-    """Gives an evaluator with state of its own (the shared weights of
-    ``--sharing``) its folder ``RUN_DIR/shared``; such an evaluator must run in
-    this process."""
-    if getattr(evaluator, "in_process_only", False) and not isinstance(executor, InlineExecutor):
-        raise ConfigError("Weight sharing keeps the shared model in the searching process: use "
-                          f"--executor=inline. Received: executor={executor.name}")
-    bind = getattr(evaluator, "bind_run_dir", None)
-    if callable(bind):
-        bind(run_dir / "shared")
+#: Default checkpoint cadence: wait at least this many times the last save's duration.
+SAVE_COST_FACTOR = 20.0
 
 
 class SearchLoop:
@@ -92,9 +85,11 @@ class SearchLoop:
         child_logs: Give each child ``run_dir/children/<id>`` for its curves.
         checkpoint_every_s: Save the search's state after an update only
             when this many seconds passed since the last save (0: after every
-            update). Nothing is lost in between: a resumed search replays the
-            same proposals from the last checkpoint, and every child already
-            in the store reuses its stored result instead of training again.
+            update). Default (None): after every update unless the last save
+            took over 1/20 of the time since (saving stays under ~5 %: fast
+            scoring, e.g. shared weights, saves every few seconds). Nothing is
+            lost in between: a resumed search replays the proposals made after
+            the last checkpoint, each stored child reusing its stored result.
         max_in_flight: W, proposals outstanding at once (default: m, or the
             executor's capacity when larger); at least m.
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
@@ -108,17 +103,19 @@ class SearchLoop:
 
     def __init__(self, space: SearchSpace, evaluator: Evaluator, run_dir: str, config: SearchConfig,
                  executor: Executor | None = None, logger: Logger | None = None,
-                 child_logs: bool = True, checkpoint_every_s: float = 0.0,
+                 child_logs: bool = True, checkpoint_every_s: float | None = None,
                  algorithm=None, max_in_flight: int | None = None,
                  handle_signals: bool = False):
         self.space = space
         self.checkpoint_every_s = checkpoint_every_s
         self._last_save = 0.0
+        self._save_s = 0.0  # how long the last save took
         self.evaluator = evaluator
         self.run_dir = Path(run_dir)
         self.config = config
         self.executor = executor or InlineExecutor()
-        _attach_evaluator(evaluator, self.executor, self.run_dir)
+        attach_evaluator(evaluator, isinstance(self.executor, InlineExecutor),
+                         self.executor.name, self.run_dir)
         check_max_in_flight(max_in_flight, config.children_per_update)
         self._w_given = max_in_flight is not None
         self.sched = Scheduler(
@@ -200,8 +197,10 @@ class SearchLoop:
     # ------------------------------------------------------------ state
     def _save(self) -> None:
         self.store.flush_wal()  # the main file alone is as new as this checkpoint
+        start = time.time()
         self.ckpt.save(self.sched.updates, self.sched.to_state(self.store.num_finished()))
         self._last_save = time.time()
+        self._save_s = self._last_save - start
         self.sched.dirty = False
 
     # ----------------------------------------------------------------- loop
@@ -396,7 +395,9 @@ class SearchLoop:
         self.logger.scalars(self.sched.finished, update_scalars(self, rewards, staleness, stats))
         self.store.set_meta(duplicates=self.sched.duplicates, wall_time_s=self.wall_time())
         self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
-        if time.time() - self._last_save >= self.checkpoint_every_s:
+        every = (SAVE_COST_FACTOR * self._save_s if self.checkpoint_every_s is None
+                 else self.checkpoint_every_s)
+        if time.time() - self._last_save >= every:
             self._save()
         self._write_summary()
 
@@ -420,7 +421,7 @@ class SearchLoop:
 def run_search(space: SearchSpace, evaluator: Evaluator, *, run_dir: str,
                config: SearchConfig | None = None, executor: Executor | None = None,
                logger: Logger | None = None, child_logs: bool = True,
-               checkpoint_every_s: float = 0.0, algorithm=None,
+               checkpoint_every_s: float | None = None, algorithm=None,
                max_in_flight: int | None = None, handle_signals: bool = False) -> dict:
     """Runs (or resumes) a search and returns its summary (as ``summary.json``).
 

@@ -101,9 +101,11 @@ TANH_CONSTANT = flags.DEFINE_float(
 POPULATION_SIZE = flags.DEFINE_integer("population_size", 20, "Evolution: population P.")
 TOURNAMENT_SIZE = flags.DEFINE_integer("tournament_size", 5, "Evolution: tournament S.")
 CHECKPOINT_EVERY_S = flags.DEFINE_float(
-    "checkpoint_every_s", 0.0,
-    "Seconds between controller checkpoints (0: after every update). A resumed search replays "
-    "from the last one without retraining stored children.")
+    "checkpoint_every_s", None,
+    "Seconds between controller checkpoints (0: after every update). Default: after every "
+    "update unless saving would take over ~5 % of the time (fast scoring such as "
+    "--sharing=enas: every few seconds). A resumed search replays from the last one without "
+    "retraining stored children.")
 
 # Flags shared by the spaces that train children; None means the space's default.
 DATASET = flags.DEFINE_string(

@@ -136,6 +136,22 @@ LEGACY_SCORES_FILE = "scores.json"  # one dict rewritten per architecture (befor
 RANKING_FILE = "ranking.json"
 
 
+def attach_evaluator(evaluator, inline: bool, executor_name: str, run_dir: Path) -> None:
+    """Gives an evaluator with state of its own (the shared weights of
+    ``--sharing``) its folder ``RUN_DIR/shared``; such an evaluator must run in
+    the searching process (``inline``: the loop's executor is the inline one).
+
+    Raises:
+        ConfigError: a shared-weights evaluator with another executor.
+    """
+    if getattr(evaluator, "in_process_only", False) and not inline:
+        raise ConfigError("Weight sharing keeps the shared model in the searching process: use "
+                          f"--executor=inline. Received: executor={executor_name}")
+    bind = getattr(evaluator, "bind_run_dir", None)
+    if callable(bind):
+        bind(Path(run_dir) / "shared")
+
+
 def read_scores(folder: Path) -> dict[str, float]:
     """The scores kept in ``folder`` (spec JSON, sorted keys -> score).
 

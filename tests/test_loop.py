@@ -248,6 +248,37 @@ def test_summary_json_is_rewritten_after_every_update(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("every, saves", [(None, "fewer"), (0.0, "all")])
+def test_default_checkpoint_cadence_keeps_saving_cheap(tmp_path, monkeypatch, every, saves):
+    """Default: a save waits 20x its own duration; 0: after every update. Either
+    way the last state is saved at the end and the search resumes from it."""
+    import time
+
+    from nas_tf.checkpoint import Checkpointer
+
+    real, updates = Checkpointer.save, []
+
+    def slow_save(self, round_, state):  # a checkpoint costing 50 ms, children ~free
+        time.sleep(0.05)
+        updates.append(round_)
+        real(self, round_, state)
+
+    monkeypatch.setattr(Checkpointer, "save", slow_save)
+    space = ToySpace(num_layers=3, num_values=4)
+    cfg = SearchConfig(algorithm="random", max_children=40, children_per_update=1, seed=5)
+    run_search(space, FakeEvaluator(space), run_dir=str(tmp_path), config=cfg,
+               checkpoint_every_s=every)
+    assert updates[-1] >= 40  # the final state is saved (m = 1; duplicates add updates)
+    if saves == "all":
+        assert updates == list(range(1, updates[-1] + 1))
+    else:  # the first save after the first update, then one per >= 1 s of search
+        assert updates[0] == 1 and len(updates) < updates[-1] / 2
+    cfg = dataclasses.replace(cfg, max_children=44)
+    ev = FakeEvaluator(space)
+    summary = run_search(space, ev, run_dir=str(tmp_path), config=cfg, checkpoint_every_s=every)
+    assert summary["children_trained"] == 44 and len(ev.calls) == 4
+
+
 # ---------------------------------------------------------------------------
 # Failed children.
 # ---------------------------------------------------------------------------
