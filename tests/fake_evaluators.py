@@ -55,13 +55,15 @@ class FakeEvaluator(Evaluator):
             it starts (O_APPEND, so lines from several processes do not mix).
         done_file: The same, when an evaluation returns a reward.
         alloc_mb: Allocates (and frees) this many MiB per child.
+        report_steps: Reports ``step=i, steps=report_steps`` this many times,
+            ``sleep_s / report_steps`` apart (instead of one sleep).
     """
 
     def __init__(self, sleep_s: float = 0.0, busy_s: float = 0.0, fail_ids=(), nan_ids=(),
                  oom_ids=(), hang_ids=(), hang_s: float = 60.0, die_once_ids=(),
                  die_always_ids=(), marker_dir: str | None = None,
                  calls_file: str | None = None, alloc_mb: int = 0,
-                 done_file: str | None = None):
+                 done_file: str | None = None, report_steps: int = 0):
         self.sleep_s = sleep_s
         self.busy_s = busy_s
         self.fail_ids = frozenset(fail_ids)
@@ -75,6 +77,7 @@ class FakeEvaluator(Evaluator):
         self.calls_file = calls_file
         self.alloc_mb = alloc_mb
         self.done_file = done_file
+        self.report_steps = report_steps
 
     def _log_call(self, child_id: int, path: str | None = None) -> None:
         path = path or self.calls_file
@@ -97,7 +100,10 @@ class FakeEvaluator(Evaluator):
                 with open(marker, "w") as f:
                     f.write(str(os.getpid()))
                 os.kill(os.getpid(), signal.SIGKILL)
-        if self.sleep_s:
+        for step in range(1, self.report_steps + 1):
+            time.sleep(self.sleep_s / self.report_steps)
+            context.report(step=step, steps=self.report_steps)
+        if self.sleep_s and not self.report_steps:
             time.sleep(self.sleep_s)
         if self.busy_s:
             busy(self.busy_s)

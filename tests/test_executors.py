@@ -140,6 +140,34 @@ def test_local_pool_trains_children_on_two_workers(tmp_path):
     assert sorted(read_calls(calls)) == [1, 2, 3, 4, 5, 6]  # each trained once
 
 
+def test_local_workers_send_their_childrens_progress_to_the_search():
+    seen = []
+    listener = lambda child_id, info: seen.append((child_id, info))  # noqa: E731
+    work = [dataclasses.replace(j, context=dataclasses.replace(j.context, on_progress=listener))
+            for j in jobs(2)]
+    ex = LocalExecutor(num_workers=2, cpus_per_child=1)
+    try:
+        out = by_id(ex.run(FakeEvaluator(sleep_s=3.0, report_steps=6), work))
+    finally:
+        ex.close()
+    assert all(o.ok for o in out.values())
+    for cid in (1, 2):  # reports 0.5 s apart reach the listener, in order, each child's own
+        steps = [info["step"] for c, info in seen if c == cid]
+        assert len(steps) >= 3 and steps == sorted(steps), seen
+        assert all(info["steps"] == 6 for c, info in seen if c == cid)
+
+
+def test_a_child_reporting_progress_still_times_out():
+    ev = FakeEvaluator(sleep_s=30.0, report_steps=300)  # a report every 0.1 s for 30 s
+    ex = LocalExecutor(num_workers=1, cpus_per_child=1, child_timeout=2.0)
+    try:
+        start = time.time()
+        out = by_id(ex.run(ev, jobs(1)))
+    finally:
+        ex.close()
+    assert "ChildTimeout" in out[1].error and time.time() - start < 20
+
+
 def test_local_pool_failures_timeout_oom_and_recycling(tmp_path):
     ev = FakeEvaluator(fail_ids={2}, nan_ids={3}, oom_ids={4}, hang_ids={5}, hang_s=60)
     ex = LocalExecutor(num_workers=2, cpus_per_child=1, child_timeout=2.0, recycle_after=3)

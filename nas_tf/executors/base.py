@@ -41,6 +41,14 @@ class Job:
     result_file: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class ProgressReport:
+    """A child's ``context.report(...)`` sent from a worker process to the search."""
+
+    child_id: int
+    info: dict
+
+
 @dataclasses.dataclass
 class Outcome:
     """The result of one job: ``result`` on success, else ``error``.

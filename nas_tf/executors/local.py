@@ -14,6 +14,7 @@ from nas_tf.errors import ConfigError
 from nas_tf.executors.base import (
     Executor,
     Outcome,
+    ProgressReport,
     _after_wait,
     _check_positive,
     _error_text,
@@ -245,6 +246,25 @@ class LocalExecutor(Executor):
         outcome.worker = w.name
         self._ready.append(outcome)
 
+    def _receive(self, w: _Worker) -> bool:
+        """Reads what ``w`` has sent: progress reports go to its child's
+        listener; True once its outcome arrived (or its pipe broke)."""
+        while w.task is not None and w.conn.poll():
+            try:
+                msg = w.conn.recv()
+            except (EOFError, OSError) as e:
+                self._worker_died(w, f"worker {w.name} lost its pipe ({e})")
+                return True
+            except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
+                msg = Outcome(w.task.job, error=f"result could not be received: "
+                              f"{_error_text(e)}")
+            if isinstance(msg, ProgressReport):
+                w.task.job.context.report(**msg.info)
+                continue
+            self._finish(w, msg)
+            return True
+        return False
+
     def _worker_died(self, w: _Worker, why: str) -> None:
         task = w.task
         w.task = None
@@ -265,7 +285,7 @@ class LocalExecutor(Executor):
         for w in list(self._workers):
             if w is None or w.task is None or now - w.task.started <= self.child_timeout:
                 continue
-            if w.conn.poll():  # it finished in time; the result is waiting
+            if self._receive(w):  # it finished in time; the result was waiting
                 continue
             task = w.task
             w.task = None
@@ -298,15 +318,7 @@ class LocalExecutor(Executor):
                 if w.task is None or self._workers[w.index] is not w:
                     continue
                 if w.conn.poll():
-                    try:
-                        outcome = w.conn.recv()
-                    except (EOFError, OSError) as e:
-                        self._worker_died(w, f"worker {w.name} lost its pipe ({e})")
-                        continue
-                    except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
-                        outcome = Outcome(w.task.job, error=f"result could not be received: "
-                                          f"{_error_text(e)}")
-                    self._finish(w, outcome)
+                    self._receive(w)
                 elif not w.process.is_alive():
                     self._worker_died(w, f"worker {w.name} died")
             if _after_wait(self, deadline):

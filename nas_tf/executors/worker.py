@@ -3,13 +3,16 @@
 A worker is started with ``spawn``: it sets its environment (GPU set, thread
 counts) before anything imports TensorFlow, unpickles the evaluator, then
 trains the children it receives over its pipe, one at a time, and sends each
-:class:`nas_tf.executors.Outcome` back. It exits after ``recycle_after``
-children, after a child that ran out of memory, when it receives ``None``,
-and when the search process dies (so no orphan keeps a GPU busy).
+:class:`nas_tf.executors.Outcome` back (and, while a child trains, its
+``context.report(...)`` calls as :class:`nas_tf.executors.base.ProgressReport`).
+It exits after ``recycle_after`` children, after a child that ran out of
+memory, when it receives ``None``, and when the search process dies (so no
+orphan keeps a GPU busy).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import threading
@@ -36,6 +39,22 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="nas_tf-parent-watch", daemon=True).start()
 
 
+class _ProgressSender:
+    """The worker's ``on_progress``: sends the child's reports to the search over
+    the pipe, at most one every ``min_interval_s`` (a progress display needs no more)."""
+
+    def __init__(self, conn, min_interval_s: float = 0.5):
+        self.conn, self.min_interval_s, self._last = conn, min_interval_s, float("-inf")
+
+    def __call__(self, child_id: int, info: dict) -> None:
+        from nas_tf.executors.base import ProgressReport
+
+        now = time.monotonic()
+        if now - self._last >= self.min_interval_s:
+            self._last = now
+            self.conn.send(ProgressReport(child_id, dict(info)))
+
+
 def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
                 parent_pid: int) -> None:
     """Trains children received on ``conn`` until told to stop (see module doc)."""
@@ -48,6 +67,7 @@ def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
     from nas_tf.executors.base import Outcome, _error_text, evaluate_job, is_out_of_memory
 
     evaluator = pickle.loads(evaluator_blob)
+    progress = _ProgressSender(conn)
     done = 0
     try:
         while done < recycle_after:
@@ -57,6 +77,8 @@ def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
                 return
             if job is None:
                 return
+            job = dataclasses.replace(job, context=dataclasses.replace(
+                job.context, on_progress=progress))
             outcome = evaluate_job(evaluator, job)
             outcome.worker = f"pid {os.getpid()}"
             try:
