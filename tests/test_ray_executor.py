@@ -53,6 +53,24 @@ def test_children_run_as_ray_tasks(ray_cluster, tmp_path):
         assert o.worker.startswith("ray(pid ")
 
 
+def test_ray_children_send_their_progress_to_the_search(ray_cluster):
+    import dataclasses
+
+    seen = []
+    listener = lambda child_id, info: seen.append((child_id, info))  # noqa: E731
+    work = [dataclasses.replace(j, context=dataclasses.replace(j.context, on_progress=listener))
+            for j in jobs(2)]
+    ex = RayExecutor(cpus_per_child=1)
+    try:
+        out = by_id(ex.run(FakeEvaluator(sleep_s=4.0, report_steps=8), work))
+    finally:
+        ex.close()
+    assert all(o.ok for o in out.values())
+    for cid in (1, 2):  # the latest report of each child, taken while it trains
+        steps = [info["step"] for c, info in seen if c == cid]
+        assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] <= 8, seen
+
+
 def test_ray_failures_timeout_and_dead_workers(ray_cluster, tmp_path):
     calls = str(tmp_path / "calls")
     ev = FakeEvaluator(fail_ids={1}, nan_ids={2}, hang_ids={3}, hang_s=300, die_once_ids={4},

@@ -26,6 +26,9 @@ from nas_tf.executors.base import (
 
 _log = logging.getLogger(__name__)
 
+#: Seconds between two relays of the children's progress reports to the search.
+PROGRESS_EVERY_S = 1.0
+
 
 # --------------------------------------------------------------------------
 # Ray.
@@ -80,7 +83,35 @@ def _init_local_ray(ray, **kwargs) -> None:
                      "listen on all interfaces; firewall its ports (README 'Ray').", ip)
 
 
-def _ray_evaluate(evaluator, job):
+class _ProgressBoard:
+    """A Ray actor (no CPU reserved) holding each training child's latest
+    ``context.report(...)``; the driver takes them while it waits."""
+
+    def __init__(self):
+        self._latest: dict[int, dict] = {}
+
+    def put(self, child_id: int, info: dict) -> None:
+        self._latest[child_id] = info
+
+    def take(self) -> dict[int, dict]:
+        out, self._latest = self._latest, {}
+        return out
+
+
+class _BoardSender:
+    """A Ray task's ``on_progress``: posts reports to the board, at most one every 0.5 s."""
+
+    def __init__(self, board):
+        self.board, self._last = board, float("-inf")
+
+    def __call__(self, child_id: int, info: dict) -> None:
+        now = time.monotonic()
+        if now - self._last >= 0.5:
+            self._last = now
+            self.board.put.remote(child_id, dict(info))  # fire and forget
+
+
+def _ray_evaluate(evaluator, job, board=None):
     """The body of one Ray task (runs in a Ray worker)."""
     import ray
 
@@ -88,6 +119,9 @@ def _ray_evaluate(evaluator, job):
     if gpu_ids:
         job = dataclasses.replace(job, context=dataclasses.replace(
             job.context, devices=tuple(f"/gpu:{i}" for i in range(len(gpu_ids)))))
+    if board is not None:
+        job = dataclasses.replace(job, context=dataclasses.replace(
+            job.context, on_progress=_BoardSender(board)))
     outcome = evaluate_job(evaluator, job)
     outcome.worker = f"ray(pid {os.getpid()})"
     return outcome
@@ -172,6 +206,7 @@ class RayExecutor(Executor):
         self._queue: collections.deque[_Task] = collections.deque()
         self._ready: list[Outcome] = []
         self._fn = None
+        self._board = None  # the _ProgressBoard actor, once started
         self.workers_died = 0
 
     def start(self, evaluator):
@@ -209,6 +244,8 @@ class RayExecutor(Executor):
         # max_calls can only be given to ray.remote, not to .options().
         self._fn = ray.remote(max_calls=self.recycle_after)(_ray_evaluate).options(**options)
         self._evaluator_ref = ray.put(evaluator)
+        board = {k: v for k, v in options.items() if k == "runtime_env"}
+        self._board = ray.remote(num_cpus=0)(_ProgressBoard).options(**board).remote()
         # Start the worker processes now (with the evaluator's module importable),
         # so the first children's timeouts do not count Ray's worker start-up.
         warm = ray.remote(_ray_warm_up).options(**options)
@@ -231,7 +268,7 @@ class RayExecutor(Executor):
             task = self._queue.popleft()
             task.attempts += 1
             task.started = time.time()
-            self._refs[self._fn.remote(self._evaluator_ref, task.job)] = task
+            self._refs[self._fn.remote(self._evaluator_ref, task.job, self._board)] = task
 
     def num_in_flight(self):
         return len(self._refs) + len(self._queue) + len(self._ready)
@@ -258,6 +295,20 @@ class RayExecutor(Executor):
             return
         _retry_or_give_up(self, task, why)
 
+    def _relay_progress(self) -> None:
+        """Hands the children's latest reports (from the board) to their listeners."""
+        if self._board is None:
+            return
+        try:
+            reports = self._ray.get(self._board.take.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - progress display is best effort: stop asking
+            self._board = None
+            return
+        training = {t.job.trial_id: t for t in self._refs.values()}
+        for child_id, info in reports.items():
+            if child_id in training:
+                training[child_id].job.context.report(**info)
+
     def _check_timeouts(self) -> None:
         if not self.child_timeout:
             return
@@ -279,10 +330,13 @@ class RayExecutor(Executor):
             wait_s = _wait_seconds(deadline, (t.started for t in self._refs.values()),
                                    self.child_timeout)
             refs = list(self._refs)
+            # Wake at least once a second to relay the children's progress.
+            wait_s = PROGRESS_EVERY_S if wait_s is None else min(wait_s, PROGRESS_EVERY_S)
             done, rest = ray.wait(refs, num_returns=1, timeout=wait_s)
             if done and rest:
                 more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                 done += more
+            self._relay_progress()  # before collecting: a finished child's last report
             for ref in done:
                 self._collect(ref)
             if _after_wait(self, deadline):
@@ -303,6 +357,12 @@ class RayExecutor(Executor):
 
     def close(self):
         self.cancel()
+        if self._board is not None:
+            try:
+                self._ray.kill(self._board)
+            except Exception:  # noqa: BLE001 - it dies with the driver anyway
+                pass
+            self._board = None
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
             self._owns_ray = False
