@@ -65,6 +65,9 @@ CNN_REWARD_LAST_K = flags.DEFINE_integer(
     "cnn_reward_last_k", 5, "Reward: max validation accuracy of the last k epochs (paper: 5)...")
 CNN_REWARD_POWER = flags.DEFINE_float(
     "cnn_reward_power", 3.0, "... raised to this power (paper: 3, cubed).")
+CNN_EVAL_BATCH = flags.DEFINE_integer(
+    "cnn_eval_batch_size", None, "cnn: images per validation batch (default 500); with "
+    "--sharing=enas each reward scores --shared_score_windows such batches (ENAS: one batch).")
 CNN_JIT = flags.DEFINE_boolean(
     "cnn_jit_compile", False, "XLA-compile child training (see experiments/results/"
     "cnn_throughput.md; off under a multi-device strategy).")
@@ -139,6 +142,7 @@ def settings_from_flags(fv) -> dict:
         reward_last_k=fv.cnn_reward_last_k,
         reward_power=fv.cnn_reward_power,
         jit_compile=fv.cnn_jit_compile,
+        eval_batch_size=pick(fv.cnn_eval_batch_size, "eval_batch", defaults.eval_batch_size),
         augment=(fv.cnn_augment if fv.cnn_augment != "auto" else d.get("augment", "auto")),
         bn_recalibration=fv.cnn_bn_recalibration,
     )

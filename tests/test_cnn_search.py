@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -93,11 +94,15 @@ def test_cli_cnn_search(tmp_path):
     proc = _cli([f"--run_dir={run_dir}", "--dataset=imagefolder", f"--data_dir={CIFAR_DIR}",
                  "--cnn_train_subset=100", "--cnn_num_layers=2", "--cnn_width_multiplier=0.5",
                  "--cnn_image_size=8", "--child_epochs=1", "--child_batch_size=32",
-                 "--max_children=1", "--algorithm=random"], tmp_path)
+                 "--cnn_eval_batch_size=16", "--max_children=1", "--algorithm=random"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["space"] == "cnn" and summary["children_done"] == 1
     assert summary["space_config"]["num_layers"] == 2
+    with sqlite3.connect(run_dir / "trials.sqlite") as db:
+        row = db.execute("select value from meta where key='evaluator'").fetchone()
+    record = json.loads(row[0])
+    assert record["config"]["eval_batch_size"] == 16  # --cnn_eval_batch_size reached the child
 
 
 @pytest.mark.parametrize(
