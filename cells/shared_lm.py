@@ -28,7 +28,7 @@ from cells.shared import SharedTreeCell
 from cells.tree_space import CellSpec
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import seed_child
-from nas_tf.npz_state import restore_state, save_state
+from nas_tf.shared_model import apply_if_finite, restore_state, save_state
 
 
 class SharedLM:
@@ -97,15 +97,7 @@ class SharedLM:
             grads = tape.gradient(objective, variables)
             # A sampled cell whose state blows up must not poison the weights
             # every other cell shares: a non-finite step changes nothing.
-            finite = tf.math.logical_and(tf.math.is_finite(tf.linalg.global_norm(grads)),
-                                         tf.math.is_finite(loss))
-
-            def apply():
-                clipped, _ = tf.clip_by_global_norm(grads, clip)
-                opt.apply_gradients(zip(clipped, variables))
-                return tf.constant(True)
-
-            applied = tf.cond(finite, apply, lambda: tf.constant(False))
+            applied = apply_if_finite(opt, grads, variables, loss, clip)
             return loss, new_states, applied
 
         return train_step

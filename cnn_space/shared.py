@@ -56,7 +56,7 @@ import tensorflow as tf
 
 from cnn_space.spec import FILTER_SIZES, POOL_SIZE
 from nas_tf.errors import ConfigError
-from nas_tf.npz_state import restore_state, save_state
+from nas_tf.shared_model import apply_if_finite, restore_state, save_state
 
 #: (filter_height, filter_width) of each size index; index ``len(SIZE_PAIRS)``: inactive layer.
 SIZE_PAIRS = tuple((h, w) for h in FILTER_SIZES for w in FILTER_SIZES)
@@ -287,15 +287,7 @@ class SharedCnn:
                 objective = loss + reg
             grads = tape.gradient(objective, variables)
             # A sampled child that blows up must not poison the weights every child shares.
-            finite = tf.math.logical_and(tf.math.is_finite(tf.linalg.global_norm(grads)),
-                                         tf.math.is_finite(loss))
-
-            def apply():
-                clipped, _ = tf.clip_by_global_norm(grads, _CLIP)
-                opt.apply_gradients(zip(clipped, variables))
-                return tf.constant(True)
-
-            return loss, tf.cond(finite, apply, lambda: tf.constant(False))
+            return loss, apply_if_finite(opt, grads, variables, loss, _CLIP)
 
         return train_step
 

@@ -26,6 +26,18 @@ TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 
 
+def load_experiment(name: str):
+    """Imports ``experiments/<name>.py`` (not a package) as module ``name``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_data_dir() -> Path:
     """../shared/data relative to the repository root, or $NAS_TF_SHARED_DATA."""
     env = os.environ.get("NAS_TF_SHARED_DATA")

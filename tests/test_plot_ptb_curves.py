@@ -1,12 +1,7 @@
 """Tests of experiments/plot_ptb_curves.py: reading the results rows, drawing the PNG."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "experiments" / "plot_ptb_curves.py"
+from conftest import load_experiment
 
 RESULTS = """
 ### ptb-lstm-200 (start)
@@ -28,11 +23,7 @@ RESULTS = """
 
 @pytest.fixture(scope="module")
 def plot():
-    spec = importlib.util.spec_from_file_location("plot_ptb_curves", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["plot_ptb_curves"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("plot_ptb_curves")
 
 
 def test_rows_are_read_per_run_and_epoch(plot):

@@ -1,22 +1,13 @@
 """Tests of experiments/seq2seq_nascell.py: the task's data and a few training steps."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "experiments" / "seq2seq_nascell.py"
+from conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def s2s():
-    spec = importlib.util.spec_from_file_location("seq2seq_nascell", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["seq2seq_nascell"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("seq2seq_nascell")
 
 
 def test_spelling_and_encoding(s2s):

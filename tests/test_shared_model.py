@@ -1,4 +1,4 @@
-"""nas_tf.npz_state: the shared models' weights + optimizer + counters file."""
+"""nas_tf.shared_model: the shared models' weights + optimizer + counters file."""
 
 import keras
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from nas_tf.errors import ConfigError
-from nas_tf.npz_state import restore_state, save_state
+from nas_tf.shared_model import apply_if_finite, restore_state, save_state
 
 
 def _model_and_optimizer(units, seed):
@@ -60,3 +60,16 @@ def test_a_file_of_another_model_or_no_file_is_one_config_error(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "s.npz").read_bytes()[:100])
     with pytest.raises(ConfigError, match="Cannot restore the model"):
         restore_state(tmp_path / "cut.npz", model, opt, "the model", 2)
+
+
+def test_a_step_is_applied_only_when_finite():
+    v = tf.Variable([1.0, -2.0])
+    opt = keras.optimizers.SGD(0.5)
+    opt.build([v])
+    step = tf.function(lambda g, loss: apply_if_finite(opt, [g], [v], loss, clip=1.0))
+    assert bool(step(tf.constant([3.0, 4.0]), tf.constant(1.0)))  # norm 5, clipped to 1
+    np.testing.assert_allclose(v.numpy(), [1.0 - 0.5 * 0.6, -2.0 - 0.5 * 0.8], rtol=1e-6)
+    before = v.numpy().copy()
+    assert not bool(step(tf.constant([np.nan, 1.0]), tf.constant(1.0)))
+    assert not bool(step(tf.constant([1.0, 1.0]), tf.constant(np.inf)))
+    np.testing.assert_array_equal(v.numpy(), before)

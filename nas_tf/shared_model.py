@@ -1,9 +1,13 @@
-"""A model's weights, its optimizer's variables and a few counters in one ``.npz`` file.
+"""What the shared models of ``--sharing=enas`` have in common.
 
-The shared models of ``--sharing=enas`` (:mod:`cells.shared_lm`,
-:mod:`cnn_space.shared`) keep their state this way in ``RUN_DIR/shared/``.
-NumPy only; the model needs ``get_weights``/``set_weights``, the optimizer
-``variables`` (each with ``assign``).
+The shared language model (:mod:`cells.shared_lm`) and the shared CNN
+(:mod:`cnn_space.shared`) keep their state (weights, optimizer variables and a
+few counters) in one ``.npz`` file in ``RUN_DIR/shared/``
+(:func:`save_state`, :func:`restore_state`: NumPy only; the model needs
+``get_weights``/``set_weights``, the optimizer ``variables``), and take a
+training step only when it is finite (:func:`apply_if_finite`: a sampled
+architecture that blows up must not poison the weights every other one shares).
+TensorFlow is imported only by :func:`apply_if_finite`.
 """
 
 from __future__ import annotations
@@ -66,3 +70,23 @@ def restore_state(path: str | Path, model, optimizer, what: str,
     for var, value in zip(optimizer.variables, opt):
         var.assign(value)
     return counters
+
+
+def apply_if_finite(optimizer, grads, variables, loss, clip: float):
+    """Inside a ``tf.function``: applies ``grads`` clipped to global norm
+    ``clip`` when they and ``loss`` are finite; otherwise changes nothing.
+
+    Returns:
+        A boolean tensor: whether the step was applied.
+    """
+    import tensorflow as tf
+
+    finite = tf.math.logical_and(tf.math.is_finite(tf.linalg.global_norm(grads)),
+                                 tf.math.is_finite(loss))
+
+    def apply():
+        clipped, _ = tf.clip_by_global_norm(grads, clip)
+        optimizer.apply_gradients(zip(clipped, variables))
+        return tf.constant(True)
+
+    return tf.cond(finite, apply, lambda: tf.constant(False))
