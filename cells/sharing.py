@@ -51,8 +51,8 @@ class SharedRnnEvaluator(SharedScoring, RnnEvaluator):
         self._init_sharing(sharing)
 
     def __getstate__(self):
-        return {**super().__getstate__(), "sharing": self.sharing, "_shared": None,
-                "_folder": self._folder, "_scores": {}, "_recent": [], "_saved_steps": -1}
+        return {**super().__getstate__(), "sharing": self.sharing, "_folder": self._folder,
+                **self._fresh_sharing_state()}
 
     def _build_shared(self):
         from cells.shared_lm import SharedLM

@@ -53,7 +53,7 @@ class SharedCnnEvaluator(SharedScoring, CnnEvaluator):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.sharing, self._folder = state["sharing"], state["_folder"]
-        self._shared, self._scores, self._recent, self._saved_steps = None, {}, [], -1
+        self.__dict__.update(self._fresh_sharing_state())
 
     def model(self):
         """The :class:`cnn_space.shared.SharedCnn` (built, or restored from the

@@ -24,6 +24,7 @@ import numbers
 from pathlib import Path
 
 from nas_tf.errors import ConfigError
+from nas_tf.rundir import write_json_atomic
 from nas_tf.validation import check_int, check_positive
 
 #: ``none``: every child trains from scratch; ``enas``: one shared model.
@@ -184,13 +185,6 @@ def read_scores(folder: Path) -> dict[str, float]:
     return scores
 
 
-def write_json(path: Path, obj) -> None:
-    """Writes ``obj`` as JSON to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
-
 class SharedScoring:
     """The part of a space's ``--sharing=enas`` evaluator that names no space.
 
@@ -211,11 +205,17 @@ class SharedScoring:
             raise ConfigError(f"{type(self).__name__} needs an enabled SharingConfig. "
                               f"Received: sharing={sharing!r}")
         self.sharing = sharing
-        self._shared = None
         self._folder: Path | None = None
-        self._scores: dict[str, float] = {}
-        self._recent: list[float] = []  # shared training losses since the last scalars()
-        self._saved_steps = -1  # the shared model's training steps when last saved
+        self.__dict__.update(self._fresh_sharing_state())
+
+    @staticmethod
+    def _fresh_sharing_state() -> dict:
+        """The fields that live in one process only (the shared model, the
+        scores read back from disk, the recent losses), as a new evaluator
+        has them; an evaluator sent to another process starts from these."""
+        return {"_shared": None, "_scores": {},
+                "_recent": [],  # shared training losses since the last scalars()
+                "_saved_steps": -1}  # the shared model's training steps when last saved
 
     @property
     def sharing_mode(self) -> str:
@@ -274,4 +274,4 @@ class SharedScoring:
         """Writes ``ranking.json`` (``self.rank()``) when the search scored any
         architecture."""
         if self._shared is not None and self._scores and self._folder is not None:
-            write_json(self._folder / RANKING_FILE, self.rank())
+            write_json_atomic(self._folder / RANKING_FILE, self.rank(), indent=1)

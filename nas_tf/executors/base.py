@@ -49,6 +49,20 @@ class ProgressReport:
     info: dict
 
 
+class ThrottledReports:
+    """A child's ``on_progress`` in a worker: passes ``(child_id, info)`` to
+    ``send`` at most once every ``min_interval_s`` (a progress line needs no more)."""
+
+    def __init__(self, send, min_interval_s: float = 0.5):
+        self.send, self.min_interval_s, self._last = send, min_interval_s, float("-inf")
+
+    def __call__(self, child_id: int, info: dict) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.min_interval_s:
+            self._last = now
+            self.send(child_id, dict(info))
+
+
 @dataclasses.dataclass
 class Outcome:
     """The result of one job: ``result`` on success, else ``error``.

@@ -14,6 +14,7 @@ from nas_tf.errors import ConfigError
 from nas_tf.executors.base import (
     Executor,
     Outcome,
+    ThrottledReports,
     _after_wait,
     _check_positive,
     _error_text,
@@ -98,19 +99,6 @@ class _ProgressBoard:
         return out
 
 
-class _BoardSender:
-    """A Ray task's ``on_progress``: posts reports to the board, at most one every 0.5 s."""
-
-    def __init__(self, board):
-        self.board, self._last = board, float("-inf")
-
-    def __call__(self, child_id: int, info: dict) -> None:
-        now = time.monotonic()
-        if now - self._last >= 0.5:
-            self._last = now
-            self.board.put.remote(child_id, dict(info))  # fire and forget
-
-
 def _ray_evaluate(evaluator, job, board=None):
     """The body of one Ray task (runs in a Ray worker)."""
     import ray
@@ -121,7 +109,7 @@ def _ray_evaluate(evaluator, job, board=None):
             job.context, devices=tuple(f"/gpu:{i}" for i in range(len(gpu_ids)))))
     if board is not None:
         job = dataclasses.replace(job, context=dataclasses.replace(
-            job.context, on_progress=_BoardSender(board)))
+            job.context, on_progress=ThrottledReports(board.put.remote)))  # fire and forget
     outcome = evaluate_job(evaluator, job)
     outcome.worker = f"ray(pid {os.getpid()})"
     return outcome

@@ -39,22 +39,6 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="nas_tf-parent-watch", daemon=True).start()
 
 
-class _ProgressSender:
-    """The worker's ``on_progress``: sends the child's reports to the search over
-    the pipe, at most one every ``min_interval_s`` (a progress display needs no more)."""
-
-    def __init__(self, conn, min_interval_s: float = 0.5):
-        self.conn, self.min_interval_s, self._last = conn, min_interval_s, float("-inf")
-
-    def __call__(self, child_id: int, info: dict) -> None:
-        from nas_tf.executors.base import ProgressReport
-
-        now = time.monotonic()
-        if now - self._last >= self.min_interval_s:
-            self._last = now
-            self.conn.send(ProgressReport(child_id, dict(info)))
-
-
 def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
                 parent_pid: int) -> None:
     """Trains children received on ``conn`` until told to stop (see module doc)."""
@@ -64,10 +48,17 @@ def worker_main(conn, env: dict, evaluator_blob: bytes, recycle_after: int,
         from nas_tf.cli import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-    from nas_tf.executors.base import Outcome, _error_text, evaluate_job, is_out_of_memory
+    from nas_tf.executors.base import (
+        Outcome,
+        ProgressReport,
+        ThrottledReports,
+        _error_text,
+        evaluate_job,
+        is_out_of_memory,
+    )
 
     evaluator = pickle.loads(evaluator_blob)
-    progress = _ProgressSender(conn)
+    progress = ThrottledReports(lambda child_id, info: conn.send(ProgressReport(child_id, info)))
     done = 0
     try:
         while done < recycle_after:
