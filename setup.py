@@ -35,7 +35,7 @@ setup(
         # Search spaces plug into the spine through this group (nas_tf.plugins); a
         # separately installed package adds a space the same way.
         "nas_tf.spaces": [
-            "nb201 = nas_tf.nb201_plugin:PLUGIN",
+            "nb201 = cnn_space.nb201.plugin:PLUGIN",
             "rnn = cells.plugin:PLUGIN",
             "cnn = cnn_space.plugin:PLUGIN",
         ],

@@ -105,7 +105,8 @@ def load_image_data(
     """Loads, decodes and splits an image classification dataset.
 
     Args:
-        dataset: ``"cifar10"`` (TFDS), ``"imagefolder"`` (class-per-folder), or
+        dataset: ``"cifar10"`` (TFDS; a data_dir holding train/<class>/ folders is read as
+            an image folder), ``"imagefolder"`` (class-per-folder), or
             any TFDS image dataset by name (``"mnist"``, ``"tfds:NAME"``).
         data_dir: TFDS data directory for cifar10 / TFDS names (None: the TFDS default,
             ``~/tensorflow_datasets``), or the folder root for imagefolder.
@@ -146,6 +147,9 @@ def load_image_data(
             validation_fraction=validation_fraction, image_size=image_size,
             load_test=load_test, test_subset=test_subset, split_seed=split_seed)
 
+    if dataset == "cifar10" and data_dir and os.path.isdir(
+            os.path.join(os.path.expanduser(data_dir), "train")):
+        dataset = "imagefolder"  # CIFAR-10 as class folders (e.g. ../shared/data/cifar10)
     if dataset == "imagefolder":
         builder, class_names, splits = _image_folder_builder(data_dir)
         source = f"imagefolder {os.path.abspath(data_dir)}"

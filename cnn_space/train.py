@@ -203,6 +203,7 @@ def train_child(
     evaluate_test: bool = False,
     return_model: bool = False,
     progress=None,
+    build=None,
 ):
     """Trains one child and computes its reward.
 
@@ -219,6 +220,9 @@ def train_child(
         progress: Called as ``progress(epoch=, epochs=, step=, steps=)`` while
             training (e.g. :meth:`nas_tf.evaluator.ChildContext.report`).
         return_model: Also return the trained Keras model.
+        build: ``build(spec, image_shape, num_classes, weight_decay) -> keras.Model``
+            for a spec of another image space (default: :func:`cnn_space.builder.build_model`);
+            the model ends in a softmax. FLOPs are then not counted.
 
     Returns:
         ``metrics`` (a dict with ``reward`` and the numbers below), or
@@ -233,11 +237,11 @@ def train_child(
     device = devices[0] if devices and len(devices) == 1 else None
     with tf.device(device) if device else contextlib.nullcontext():
         return _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
-                            progress)
+                            progress, build)
 
 
 def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
-                 progress=None):
+                 progress=None, build=None):
 
     from cnn_space.builder import build_model
     from cnn_space.data import make_eval_dataset, make_train_dataset
@@ -257,7 +261,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     t_build = time.perf_counter()
     with strategy.scope():
-        model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
+        model = (build or build_model)(spec, data.image_shape, data.num_classes,
+                                       cfg.weight_decay)
         _compile(model, cfg, total_steps, steps, replicas)
     build_seconds = time.perf_counter() - t_build
 
@@ -276,7 +281,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
         raise ChildTrainingError(
             f"The child's training loss is not finite ({losses[-1:]}); recorded as failed."
         )
-    metrics = _metrics(hist, cfg, model, spec, data, steps, global_batch, replicas)
+    metrics = _metrics(hist, cfg, model, spec if build is None else None, data, steps,
+                       global_batch, replicas)
     metrics.update({
         "bn_recalibrated": calibrator is not None,
         "build_seconds": build_seconds,
@@ -352,7 +358,8 @@ def _callbacks(monitor, calibrator, cfg, steps: int, progress, log_dir) -> list:
 
 def _metrics(hist: dict, cfg, model, spec, data, steps: int, global_batch: int,
              replicas: int) -> dict[str, Any]:
-    """A trained child's reward, accuracies, losses, size and training shape."""
+    """A trained child's reward, accuracies, losses, size and training shape (FLOPs
+    only for a :class:`CnnSpec`; ``spec`` is None for another space's model)."""
     from cnn_space.builder import count_flops, count_params
 
     val_acc = hist.get("val_accuracy", [])
@@ -365,7 +372,7 @@ def _metrics(hist: dict, cfg, model, spec, data, steps: int, global_batch: int,
         "train_loss_last": float(hist["loss"][-1]),
         "train_accuracy_last": float(hist["accuracy"][-1]),
         "params": count_params(model),
-        "flops": count_flops(spec, data.image_shape, data.num_classes),
+        "flops": count_flops(spec, data.image_shape, data.num_classes) if spec else None,
         "epochs": cfg.epochs,
         "steps_per_epoch": steps,
         "global_batch_size": global_batch,

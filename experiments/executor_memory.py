@@ -28,9 +28,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import psutil  # noqa: E402
 from fake_evaluators import TinyKerasEvaluator  # noqa: E402
 
+from cnn_space.nb201 import Nb201Space  # noqa: E402
 from nas_tf.evaluator import ChildContext  # noqa: E402
 from nas_tf.executors import Job, make_executor  # noqa: E402
-from nas_tf.nb201 import Nb201Space  # noqa: E402
 
 
 def rss_mib() -> float:

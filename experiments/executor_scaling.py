@@ -25,9 +25,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fake_evaluators import FakeEvaluator  # noqa: E402
 
+from cnn_space.nb201 import Nb201Space  # noqa: E402
 from nas_tf.evaluator import ChildContext  # noqa: E402
 from nas_tf.executors import Job, make_executor  # noqa: E402
-from nas_tf.nb201 import Nb201Space  # noqa: E402
 
 
 def make_jobs(n: int) -> list[Job]:

@@ -71,10 +71,10 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
     from nas_tf import config as cfgmod
     from nas_tf.algorithms import make_algorithm
     from nas_tf.loop import read_trials, run_search
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
 
     budgets = sorted(int(b) for b in BUDGETS.value)
     space = Nb201Space()

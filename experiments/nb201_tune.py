@@ -45,7 +45,7 @@ ALGOS = flags.DEFINE_list("algorithms", ["reinforce"], "Algorithms (others ignor
 def _tables(path):
     import numpy as np
 
-    from nas_tf.nb201 import OPS, Nb201Space, Nb201Spec, load_table
+    from cnn_space.nb201 import OPS, Nb201Space, Nb201Spec, load_table
 
     space = Nb201Space()
     real = {space.spec_to_tokens(Nb201Spec.from_arch_string(a)): r

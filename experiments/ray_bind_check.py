@@ -23,9 +23,9 @@ import psutil  # noqa: E402
 import ray  # noqa: E402
 from fake_evaluators import FakeEvaluator  # noqa: E402
 
+from cnn_space.nb201 import Nb201Space  # noqa: E402
 from nas_tf.evaluator import ChildContext  # noqa: E402
 from nas_tf.executors import Job, RayExecutor  # noqa: E402
-from nas_tf.nb201 import Nb201Space  # noqa: E402
 
 
 def _pid() -> int:

@@ -48,8 +48,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
 from nas_tf.evaluator import Evaluator
-from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
 
 
 class CurveEvaluator(Evaluator):

@@ -23,7 +23,7 @@ SPACES = flags.DEFINE_list("spaces", ["nb201", "rnn", "cnn"], "Spaces (cnn: v1, 
 
 def _space(name):
     if name == "nb201":
-        from nas_tf.nb201 import Nb201Space
+        from cnn_space.nb201 import Nb201Space
 
         return Nb201Space()
     if name == "rnn":

@@ -126,11 +126,14 @@ def fingerprint(path: str | os.PathLike) -> dict:
 
 
 def input_identity(evaluator: Any) -> dict:
-    """Fingerprints of the data an evaluator reads (table, data directory)."""
+    """Fingerprints of the data an evaluator reads: the files its
+    ``input_files()`` names (``{key: path}``, e.g. a results table) and the
+    ``data_dir`` of its config."""
     out = {}
-    table = getattr(evaluator, "table_path", None)
-    if table:
-        out["nb201_table"] = fingerprint(table)
+    named = getattr(evaluator, "input_files", None)
+    for key, path in (named() if callable(named) else {}).items():
+        if path:
+            out[key] = fingerprint(path)
     record = evaluator_record(evaluator)
     data_dir = (record or {}).get("config", {}).get("data_dir")
     if data_dir:

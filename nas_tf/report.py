@@ -1,6 +1,7 @@
 r"""Reports on a search: the top children, the failures, pictures.
 
   python -m nas_tf.report --run_dir=runs/rnn [--top_k=10]
+  python -m nas_tf.report --run_dir=runs/rnn --format=csv > children.csv   (or json)
   python -m nas_tf.report --compare runs/reinforce runs/random
 
 prints a table of the top-k children (rank, reward, metric, params, time,
@@ -49,7 +50,8 @@ REPORT_TB_DIR = "report"
 _log = logging.getLogger(__name__)
 
 #: Metric keys shown as "the space's metric", in order of preference.
-METRIC_KEYS = ("val_accuracy", "val_perplexity", "test_accuracy", "accuracy", "perplexity")
+METRIC_KEYS = ("val_accuracy", "val_perplexity", "test_accuracy", "accuracy", "perplexity",
+               "naswot", "synflow")
 
 
 # ----------------------------------------------------------------------------
@@ -359,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags.DEFINE_multi_string("compare", None, "Overlay the curves of these runs (give two or "
                               "more: --compare runs/a runs/b) in --out.", flag_values=fv)
     flags.DEFINE_string("out", "compare.png", "--compare: the PNG to write.", flag_values=fv)
+    flags.DEFINE_enum("format", "text", ["text", "csv", "json"], "text: the report (and its "
+                      "files); csv / json: one row per child to stdout, nothing written.",
+                      flag_values=fv)
     argv = list(sys.argv if argv is None else argv)
     which = cli.wants_help(argv)
     if which:
@@ -387,6 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not fv.run_dir:
             raise ConfigError("--run_dir is required (the directory of a search). "
                               "Received: run_dir=None")
+        if fv.format != "text":
+            from nas_tf.report_rows import child_rows, format_rows
+
+            sys.stdout.write(format_rows(child_rows(fv.run_dir), fv.format))
+            return 0
         report = write_report(fv.run_dir, fv.top_k, tensorboard=fv.tensorboard)
         if not report.written:
             print(f"warning: {fv.run_dir} is read-only; the report is printed, not written.",
@@ -401,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _USAGE = """Reports on a search: the best children, failures grouped by kind, pictures.
 
   python -m nas_tf.report --run_dir=runs/rnn [--top_k=10]
+  python -m nas_tf.report --run_dir=runs/rnn --format=csv > children.csv   (or json)
   python -m nas_tf.report --compare runs/reinforce runs/random [--out=compare.png]
 
 Writes reward_curve.png, best_architecture.png, report.md and TensorBoard

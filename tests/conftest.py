@@ -228,7 +228,7 @@ def write_synthetic_nb201_table(path) -> dict[str, float]:
     Returns {arch: accuracy}."""
     import itertools
 
-    from nas_tf.nb201 import EDGES, OPS, Nb201Spec
+    from cnn_space.nb201 import EDGES, OPS, Nb201Spec
 
     out = {}
     lines = ["arch,test_accuracy"]

@@ -180,9 +180,9 @@ def main(argv=None) -> int:
     and the summary's stop reason."""
     import argparse
 
+    from cnn_space.nb201 import Nb201Space
     from nas_tf.executors import make_executor
     from nas_tf.loop import run_search
-    from nas_tf.nb201 import Nb201Space
 
     p = argparse.ArgumentParser()
     p.add_argument("--run_dir", required=True)

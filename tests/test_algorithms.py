@@ -423,7 +423,7 @@ def _first_20_specs_hash(alg, space, m):
 
 
 def test_first_20_proposals_are_pinned():
-    from nas_tf.nb201 import Nb201Space
+    from cnn_space.nb201 import Nb201Space
 
     space = Nb201Space()
     got = {}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import nas_tf
+from cnn_space.nb201 import Nb201Space
 from nas_tf.errors import ConfigError, InvalidArchitectureError, RunDirError
 from nas_tf.evaluator import EvalResult, Evaluator
-from nas_tf.nb201 import Nb201Space
 
 REPO = Path(__file__).resolve().parents[1]
 

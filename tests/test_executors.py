@@ -17,6 +17,7 @@ import pytest
 from conftest import run_events
 from fake_evaluators import FakeEvaluator, read_calls, spec_reward
 
+from cnn_space.nb201 import Nb201Space
 from nas_tf.config import EvolutionConfig, SearchConfig
 from nas_tf.errors import ConfigError
 from nas_tf.evaluator import ChildContext
@@ -29,7 +30,6 @@ from nas_tf.executors import (
     read_result_file,
 )
 from nas_tf.loop import read_trials, run_search
-from nas_tf.nb201 import Nb201Space
 
 SPACE = Nb201Space()
 

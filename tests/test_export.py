@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import nas_tf
+from cnn_space.nb201 import Nb201Space
 from nas_tf.config import SearchConfig
 from nas_tf.errors import ConfigError, InvalidArchitectureError, RunDirError
 from nas_tf.evaluator import EvalResult, Evaluator
@@ -28,7 +29,6 @@ from nas_tf.export import (
     main,
     space_from_config,
 )
-from nas_tf.nb201 import Nb201Space
 
 REPO = Path(__file__).resolve().parents[1]
 

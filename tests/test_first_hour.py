@@ -179,8 +179,8 @@ def test_child_context_reports_progress_and_pickles_without_its_listener():
 
 def test_architecture_pictures_of_each_space(tmp_path):
     from cells.tree_space import TreeSpace, nas_cell_spec
+    from cnn_space.nb201 import Nb201Space
     from cnn_space.space import CnnSpace
-    from nas_tf.nb201 import Nb201Space
     from nas_tf.plots import save_png
 
     _png(save_png(TreeSpace().draw(nas_cell_spec()), tmp_path / "cell.png"))
@@ -193,10 +193,10 @@ def test_architecture_pictures_of_each_space(tmp_path):
 
 
 def test_report_compare_overlays_runs(tmp_path, capsys):
+    from cnn_space.nb201 import Nb201Space
     from nas_tf.config import SearchConfig
     from nas_tf.evaluator import EvalResult, Evaluator
     from nas_tf.loop import run_search
-    from nas_tf.nb201 import Nb201Space
     from nas_tf.report import main
 
     class Convs(Evaluator):

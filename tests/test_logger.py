@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import metadata as hp_metadata
 from tensorboard.util import tensor_util
 
+from cnn_space.nb201 import Nb201Space
 from nas_tf.config import SearchConfig
 from nas_tf.console import ConsoleLogger
 from nas_tf.evaluator import EvalResult, Evaluator
@@ -25,7 +26,6 @@ from nas_tf.logger import (
     child_metrics,
     restore_child_runs,
 )
-from nas_tf.nb201 import Nb201Space
 from nas_tf.store import Trial
 
 

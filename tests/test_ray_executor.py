@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from fake_evaluators import FakeEvaluator, fake_search_config, read_calls, spec_reward
 
+from cnn_space.nb201 import Nb201Space
 from nas_tf.evaluator import ChildContext
 from nas_tf.executors import Job, RayExecutor
 from nas_tf.loop import read_trials, run_search
-from nas_tf.nb201 import Nb201Space
 
 ray = pytest.importorskip("ray", reason="Ray (the optional extra nas_tf[ray]) is not installed")
 

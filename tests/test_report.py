@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from cnn_space.nb201 import Nb201Space
 from nas_tf.config import SearchConfig
 from nas_tf.errors import ConfigError, RunDirError
 from nas_tf.evaluator import EvalResult, Evaluator
 from nas_tf.loop import read_trials
-from nas_tf.nb201 import Nb201Space
 from nas_tf.report import (
     CURVE_FILE,
     REPORT_FILE,

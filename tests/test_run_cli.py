@@ -61,8 +61,8 @@ def table(tmp_path_factory):
 # A search, its resume, and a run dir of another config.
 # ---------------------------------------------------------------------------
 def test_search_resume_and_other_config(tmp_path, table, parse_flags):
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
     from nas_tf.loop import run_search
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
 
     run = tmp_path / "run"
     common = ["--space=nb201", f"--nb201_table={table}", f"--run_dir={run}", "--seed=3",
@@ -139,9 +139,9 @@ def test_presets_from_flags(parse_flags, args, max_children, preset):
 def test_auto_preset_is_kept_on_resume(tmp_path, parse_flags, first, preset):
     """Raising (or lowering) the budget across the auto threshold must not make a
     resumed run's controller settings differ from the ones it started with."""
+    from cnn_space.nb201 import Nb201Space
     from nas_tf import config as cfgmod
     from nas_tf.loop import open_run_dir
-    from nas_tf.nb201 import Nb201Space
 
     run_dir = str(tmp_path / "run")
     run = parse_flags(f"--run_dir={run_dir}")
@@ -278,7 +278,7 @@ def test_missing_or_malformed_table(tmp_path, table_text, words):
 
 def test_no_table_and_extra_arguments(tmp_path, table):
     _one_line_error(_cli("--space=nb201", f"--run_dir={tmp_path / 'run'}"),
-                    "No NAS-Bench-201 table given")
+                    "needs the table: pass --nb201_table=CSV")
     _one_line_error(_cli("--space=nb201", f"--nb201_table={table}", "--run_dir=x", "extra"),
                     "unexpected arguments ['extra']")
     assert not (tmp_path / "run").exists() and not (REPO / "x").exists()

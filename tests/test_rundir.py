@@ -46,7 +46,7 @@ def _run(run_dir, evaluator=None, **kw):
 
 
 def _nb201_run(run_dir, table, **kw):
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
 
     return run_search(Nb201Space(), Nb201TableEvaluator(str(table)), run_dir=str(run_dir),
                       config=_cfg(**kw), child_logs=False)
@@ -96,7 +96,7 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
 def test_second_search_on_a_held_run_dir_stops_at_once(tmp_path, table):
     """Another process holds the directory: the CLI stops with one line naming it
     and trains nothing."""
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
 
     run = tmp_path / "run"
     ev = Nb201TableEvaluator(str(table))
@@ -209,7 +209,7 @@ def test_summary_is_never_overwritten_with_a_poorer_one(tmp_path):
 
 
 def test_identity_covers_the_table_contents(tmp_path, table):
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
 
     mine = tmp_path / "t.csv"
     shutil.copyfile(table, mine)

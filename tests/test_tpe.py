@@ -18,11 +18,11 @@ import time
 import pytest
 from conftest import REPO, ToySpace, target_reward, write_synthetic_nb201_table
 
+from cnn_space.nb201 import Nb201Space, Nb201Spec, Nb201TableEvaluator
 from nas_tf.algorithms import RandomSearch, make_algorithm
 from nas_tf.config import SearchConfig
 from nas_tf.errors import ConfigError
 from nas_tf.loop import run_search
-from nas_tf.nb201 import Nb201Space, Nb201Spec, Nb201TableEvaluator
 from nas_tf.space import split_tokens, token_width
 from nas_tf.tpe import TpeSearch, parameters  # imports no Optuna
 
