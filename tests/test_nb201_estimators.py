@@ -180,3 +180,36 @@ def test_real_cifar10_naswot_batch(shared_data):
     batch = ev.batch()
     assert batch.shape == (16, 32, 32, 3)
     assert len(set(ev.data().y_train[:16].tolist())) > 1  # not one class
+
+
+def test_supernet_sharing_scores_trains_resumes_and_never_reads_the_table(glyphs, table,
+                                                                           shuffled_table,
+                                                                           tmp_path):
+    from cnn_space.nb201.sharing import SharedNb201Evaluator
+    from nas_tf.sharing import SharingConfig
+
+    sharing = SharingConfig("enas", steps_per_child=1, score_windows=1, top_k=2)
+    rewards = {}
+    for name, (path, accs) in (("table", table), ("shuffled", shuffled_table)):
+        cfg = Nb201Config(table=path, reward="sharing", dataset="imagefolder", data_dir=glyphs,
+                          eval_batch_size=8, shared_warmup_steps=3, **TINY)
+        ev = make_evaluator(cfg, sharing)
+        assert isinstance(ev, SharedNb201Evaluator)
+        ev.bind_run_dir(tmp_path / name / "shared")
+        results = [ev.evaluate(spec, _ctx(i)) for i, spec in enumerate(CELLS)]
+        rewards[name] = [r.reward for r in results]
+        net = ev.shared_model()
+        assert net.steps == 3 + len(CELLS) and net.traces == 1  # one graph for every cell
+        for spec, r in zip(CELLS, results):
+            assert 0.0 <= r.reward <= 1.0 and r.reward == r.metrics["val_accuracy"]
+            assert r.metrics["table_test_accuracy"] == accs[spec.to_arch_string()]
+        ev.close()
+        ranking = json.loads((tmp_path / name / "shared" / "ranking.json").read_text())
+        assert len(ranking) == 2 and "table_test_accuracy" in ranking[0]
+    assert rewards["table"] == rewards["shuffled"]
+    # A new evaluator on the same folder resumes the supernet (no second warm-up).
+    again = make_evaluator(Nb201Config(table=table[0], reward="sharing", dataset="imagefolder",
+                                       data_dir=glyphs, eval_batch_size=8,
+                                       shared_warmup_steps=3, **TINY), sharing)
+    again.bind_run_dir(tmp_path / "table" / "shared")
+    assert again.shared_model().steps == 3 + len(CELLS)

@@ -18,7 +18,8 @@ flags.DEFINE_enum("nb201_reward", None, list(REWARDS),
                   "nb201: how a cell is scored: table (look-up; the default without --dataset), "
                   "naswot (training-free, Mellor et al. 2021, one batch of training images; the "
                   "default with --dataset), synflow (data-free), train (short training, reward "
-                  "= accuracy on a validation part of the training split).")
+                  "= accuracy on a validation part of the training split), sharing (one "
+                  "supernet of all cells, as --sharing=enas).")
 flags.DEFINE_integer("nb201_channels", _D["channels"],
                      "nb201: C, the channels of the first stage (NAS-Bench-201: 16).")
 flags.DEFINE_integer("nb201_cells", _D["cells"],
@@ -27,13 +28,17 @@ flags.DEFINE_integer("nb201_proxy_batch", _D["proxy_batch"],
                      "nb201: training images in the batch a proxy scores (Mellor et al.: 64).")
 flags.DEFINE_integer("nb201_train_subset", _D["train_subset"],
                      "nb201: training images loaded (validation is held out of them).")
+flags.DEFINE_integer("nb201_shared_warmup_steps", _D["shared_warmup_steps"],
+                     "nb201 sharing: batches the supernet trains on uniformly drawn cells "
+                     "before its first score.")
 
 
 def settings_from_flags(fv) -> dict:
     """The settings of :class:`cnn_space.nb201.config.Nb201Config` from the flags."""
     settings = dict(table=fv.nb201_table, reward=fv.nb201_reward, dataset=fv.dataset,
                     data_dir=fv.data_dir, channels=fv.nb201_channels, cells=fv.nb201_cells,
-                    proxy_batch=fv.nb201_proxy_batch, train_subset=fv.nb201_train_subset)
+                    proxy_batch=fv.nb201_proxy_batch, train_subset=fv.nb201_train_subset,
+                    shared_warmup_steps=fv.nb201_shared_warmup_steps)
     if fv.child_epochs is not None:
         settings["epochs"] = fv.child_epochs
     if fv.child_batch_size is not None:

@@ -12,7 +12,10 @@ The reward estimators (``reward``):
   NAS proxy in Abdelfattah et al., ICLR 2021);
 * ``train`` — a short training with the CNN space's child recipe
   (:mod:`cnn_space.train`, batch-norm recalibration included); the reward is
-  the accuracy on a validation part held out of the *training* split.
+  the accuracy on a validation part held out of the *training* split;
+* ``sharing`` — one supernet holding all five operations on every edge, one
+  sampled cell per training batch (``--sharing=enas``'s machinery); the
+  reward is the cell's accuracy with the shared weights on validation batches.
 
 With images, the table (when given) is truth only: each child's record
 carries ``table_test_accuracy`` beside a reward that never read it.
@@ -24,7 +27,7 @@ import dataclasses
 
 from nas_tf.errors import ConfigError
 
-REWARDS = ("table", "naswot", "synflow", "train")
+REWARDS = ("table", "naswot", "synflow", "train", "sharing")
 PROXIES = ("naswot", "synflow")
 
 
@@ -46,6 +49,11 @@ class Nb201Config:
             batch of the training part, never of validation or test).
         train_subset: Training images loaded (a validation part is held out of them).
         epochs, batch_size, learning_rate: ``reward="train"``'s training.
+        eval_batch_size: Validation images per batch of a ``sharing`` score.
+        shared_learning_rate: SGD's constant rate of the supernet (0.025, as the
+            weight-sharing searches of NAS-Bench-201's paper).
+        shared_warmup_steps: Batches the supernet trains on uniformly drawn
+            cells before its first score.
         validation_fraction: Share of the loaded images held out for validation.
         image_size: Resize the images to this side (None: as stored).
         split_seed: Seed of the train/validation split and the proxy batch.
@@ -62,6 +70,9 @@ class Nb201Config:
     epochs: int = 1
     batch_size: int = 64
     learning_rate: float = 0.1
+    eval_batch_size: int = 256
+    shared_learning_rate: float = 0.025
+    shared_warmup_steps: int = 100
     validation_fraction: float = 0.1
     image_size: int | None = None
     split_seed: int = 0
@@ -85,16 +96,21 @@ class Nb201Config:
             raise ConfigError(f"--nb201_reward={reward} scores cells on images: pass "
                               "--dataset=cifar10 --data_dir=../shared/data/cifar10 (or any "
                               "image folder / TFDS dataset). Received: dataset=None")
-        for name in ("channels", "cells", "proxy_batch", "epochs", "batch_size"):
+        if not isinstance(self.shared_warmup_steps, int) or self.shared_warmup_steps < 0:
+            raise ConfigError("shared_warmup_steps must be an integer >= 0. "
+                              f"Received: shared_warmup_steps={self.shared_warmup_steps!r}")
+        for name in ("channels", "cells", "proxy_batch", "epochs", "batch_size",
+                     "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
         if self.proxy_batch < 2:
             raise ConfigError("proxy_batch must be at least 2 (a kernel over one image is a "
                               f"number). Received: proxy_batch={self.proxy_batch}")
-        if not 0.0 < self.learning_rate < 10.0:
-            raise ConfigError(f"learning_rate must be in (0, 10). "
-                              f"Received: learning_rate={self.learning_rate}")
+        for name in ("learning_rate", "shared_learning_rate"):
+            if not 0.0 < getattr(self, name) < 10.0:
+                raise ConfigError(f"{name} must be in (0, 10). "
+                                  f"Received: {name}={getattr(self, name)}")
 
     @property
     def uses_images(self) -> bool:

@@ -182,8 +182,14 @@ class Nb201TrainEvaluator(_Truth):
         return metrics.pop("reward"), metrics
 
 
-def make_evaluator(config: Nb201Config):
-    """The evaluator of a config's reward (the table look-up for ``"table"``)."""
+def make_evaluator(config: Nb201Config, sharing=None):
+    """The evaluator of a config's reward (the table look-up for ``"table"``;
+    for ``"sharing"``, with ``sharing`` a SharingConfig, default mode ``enas``)."""
+    if config.reward == "sharing":
+        from cnn_space.nb201.sharing import SharedNb201Evaluator
+        from nas_tf.sharing import SharingConfig
+
+        return SharedNb201Evaluator(config, sharing or SharingConfig("enas"))
     if config.reward == "table":
         from cnn_space.nb201.table import Nb201TableEvaluator
 

@@ -11,6 +11,7 @@ every other space; importing it loads no TensorFlow.
 from __future__ import annotations
 
 from cnn_space.nb201.table import check_table_covers, load_table
+from nas_tf.errors import ConfigError
 from nas_tf.exporters import NoModelBuilderError
 from nas_tf.plugins import SpacePlugin
 
@@ -45,16 +46,24 @@ class Nb201Plugin(SpacePlugin):
                "(--nb201_reward=naswot|synflow|train) with the table as truth")
     default_max_children = 500
     trains_children = True  # with --nb201_reward other than table: --dataset, --child_*
+    sharing_modes = ("enas",)  # --sharing=enas is --nb201_reward=sharing
 
     def make(self, **settings):
         from cnn_space.nb201.config import Nb201Config
         from cnn_space.nb201.estimators import make_evaluator
         from cnn_space.nb201.space import Nb201Space
 
+        sharing = settings.pop("sharing", None)
+        if sharing is not None and settings.get("reward") in (None, "sharing"):
+            settings["reward"] = "sharing"
+        elif sharing is not None:
+            raise ConfigError("--sharing=enas scores cells with a supernet: it is "
+                              "--nb201_reward=sharing. Received: "
+                              f"nb201_reward={settings.get('reward')!r}")
         config = self.config_from_settings(Nb201Config, settings)
         if config.table:
             load_table(config.table)  # one clear error now if it is missing or malformed
-        return Nb201Space(), make_evaluator(config)
+        return Nb201Space(), make_evaluator(config, sharing)
 
     def check_data(self, space, evaluator):
         # Rows, duplicates, every cell of the space: one clear error before anything is written.
