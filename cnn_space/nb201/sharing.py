@@ -23,7 +23,7 @@ import time
 from cnn_space.nb201.config import Nb201Config
 from cnn_space.nb201.estimators import _Truth
 from cnn_space.nb201.space import OPS, Nb201Spec
-from nas_tf.evaluator import ChildContext, EvalResult
+from nas_tf.evaluator import ChildContext
 from nas_tf.sharing import SharedScoring, SharingConfig
 
 MODEL_FILE = "nb201_supernet.npz"
