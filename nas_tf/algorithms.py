@@ -18,7 +18,9 @@ average of the rewards before child k, optimised with Adam.
 from __future__ import annotations
 
 import abc
+import math
 from collections import deque
+from collections.abc import Callable
 from typing import Sequence
 
 import numpy as np
@@ -67,6 +69,13 @@ def mutate_tokens(decisions: Sequence[Decision], tokens: Tokens,
     return tuple(flat)
 
 
+_WARMUP_STREAM = 2**31 - 7  # the warm-up's random draws: a stream apart from proposals
+
+
+def _finite_or_low(x: float) -> float:
+    return float(x) if math.isfinite(x) else -math.inf
+
+
 class Algorithm(abc.ABC):
     """A search algorithm over the decisions of ``space``."""
 
@@ -95,10 +104,45 @@ class Algorithm(abc.ABC):
 
     def get_state(self) -> dict:
         """JSON-able state to checkpoint."""
-        return {"num_proposed": self.num_proposed}
+        state = {"num_proposed": self.num_proposed}
+        if self.warmed_up:
+            state.update(warmed_up=True, preferred=[list(t) for t in self.preferred])
+        return state
 
     def set_state(self, state: dict) -> None:
         self.num_proposed = int(state.get("num_proposed", 0))
+        self.warmed_up = bool(state.get("warmed_up", False))
+        self.preferred = [tuple(int(x) for x in t) for t in state.get("preferred", [])]
+
+    # ------------------------------------------------------ zero-cost warm-up
+    warmed_up = False  # set by warm_up() (and restored with the state)
+    preferred: list = []  # tokens proposed before anything else (a warm-up's picks)
+
+    def warm_up(self, score: Callable[[list[Tokens]], list[float]], n: int,
+                top_k: int) -> dict:
+        """Scores ``n`` uniform draws (distinct where the space allows) with a
+        training-free proxy ``score`` and proposes its ``top_k`` best first
+        (see :mod:`nas_tf.warmup`); REINFORCE overrides it. Returns statistics."""
+        decisions = self.space.decisions()
+        rng = np.random.default_rng([self.config.seed, _WARMUP_STREAM])
+        draws: dict[Tokens, None] = {}
+        for _ in range(20 * n):
+            draws.setdefault(random_tokens(decisions, rng), None)
+            if len(draws) == n:
+                break
+        tokens = list(draws)
+        scores = score(tokens)
+        order = sorted(range(len(tokens)), key=lambda i: -_finite_or_low(scores[i]))
+        self.preferred = [tokens[i] for i in order[:top_k]]
+        self.warmed_up = True
+        return {"warmup_best_score": _finite_or_low(scores[order[0]])}
+
+    def _take_preferred(self, n: int, width: int) -> list[Tokens]:
+        """Up to ``n`` of the warm-up's picks (of this width), removed from the queue."""
+        take = [t for t in self.preferred if len(t) == width][:n]
+        if take:
+            self.preferred = [t for t in self.preferred if t not in take]
+        return take
 
     def _rng(self) -> np.random.Generator:
         # A fresh generator per proposal call, keyed by (seed, count): the
@@ -107,15 +151,16 @@ class Algorithm(abc.ABC):
 
 
 class RandomSearch(Algorithm):
-    """Uniform random search over the space's decisions."""
+    """Uniform random search over the space's decisions (after a warm-up's picks)."""
 
     name = "random"
 
     def propose(self, n, num_children=0):
         decisions = self.space.decisions(num_children)
+        first = self._take_preferred(n, sum(d.width for d in decisions))
         rng = self._rng()
         self.num_proposed += n
-        return [random_tokens(decisions, rng) for _ in range(n)]
+        return first + [random_tokens(decisions, rng) for _ in range(n - len(first))]
 
 
 class AgingEvolution(Algorithm):
@@ -123,8 +168,11 @@ class AgingEvolution(Algorithm):
 
     The population is the P most recent children; each proposal is the best
     of S children sampled from it, with one decision mutated. Until P children
-    exist, proposals are random.
+    exist, proposals are random (after a warm-up: the proxy's top P).
     """
+
+    def warm_up(self, score, n, top_k):
+        return super().warm_up(score, n, self.config.evolution.population_size)
 
     name = "evolution"
 
@@ -138,8 +186,8 @@ class AgingEvolution(Algorithm):
         rng = self._rng()
         self.num_proposed += n
         cfg = self.config.evolution
-        out = []
-        for _ in range(n):
+        out = self._take_preferred(n, width)
+        for _ in range(n - len(out)):
             if len(self.population) < cfg.population_size:
                 out.append(random_tokens(decisions, rng))
                 continue
@@ -278,6 +326,33 @@ class Reinforce(Algorithm):
         self.num_proposed += n
         self.last_entropy = float(np.mean(ent))
         return [tuple(int(x) for x in row) for row in tokens]
+
+    def warm_up(self, score, n, top_k):
+        """Samples ``n`` architectures from the controller in batches of m and
+        updates it on their proxy scores normalised to ranks
+        (:func:`nas_tf.warmup.rank_scores`: the share of the warm-up's scores
+        so far that each beats), then restarts the baseline so that real
+        rewards, on another scale, start afresh. ``top_k`` is not used."""
+        from nas_tf.warmup import rank_scores
+
+        m = self.config.children_per_update
+        decisions = self.space.decisions()
+        seen: list[float] = []
+        done, best = 0, -math.inf
+        while done < n:
+            k = min(m, n - done)
+            tokens, _, _ = self.controller.sample(k, decisions)
+            tokens = [tuple(int(x) for x in row) for row in tokens]
+            scores = [float(x) for x in score(tokens)]
+            seen += scores
+            best = max([best] + [_finite_or_low(x) for x in scores])
+            stats = self.feedback(tokens, rank_scores(scores, seen))
+            done += k
+        self.baseline.assign(0.0)
+        self.reward_var.assign(0.0)
+        self.baseline_ready.assign(False)
+        self.warmed_up = True
+        return {"warmup_best_score": best, "warmup_entropy": stats["entropy"]}
 
     def _train_fn(self, width):
         tf = self._tf

@@ -149,6 +149,9 @@ class Search:
         executor: Where children train (default: in this process).
         logger: An extra :class:`nas_tf.logger.Logger` (TensorBoard is
             always written).
+        proxy: ``proxy(spec) -> float`` for ``config.warmup`` (a zero-cost
+            warm-up, :mod:`nas_tf.warmup`); with a space name it is made by the
+            space's plug-in when None.
         **settings: Settings of the space's children (see :func:`make_space`).
 
     Raises:
@@ -157,9 +160,11 @@ class Search:
 
     def __init__(self, space: Any, evaluator: Any = None, *, run_dir: str,
                  algorithm: str = "reinforce", max_children: int = 100, seed: int = 0,
-                 config: Any = None, executor: Any = None, logger: Any = None, **settings):
+                 config: Any = None, executor: Any = None, logger: Any = None,
+                 proxy: Any = None, **settings):
         if not run_dir:
             raise ConfigError(f"run_dir is required. Received: run_dir={run_dir!r}")
+        space_name = space
         if isinstance(space, str):
             if evaluator is not None:
                 raise ConfigError("Give a space name with its settings, or a space instance with "
@@ -172,6 +177,11 @@ class Search:
         self.evaluator = evaluator
         self.run_dir = str(run_dir)
         self.config = config or search_config(algorithm, max_children, seed, run_dir=run_dir)
+        if proxy is None and self.config.warmup.enabled and isinstance(space_name, str):
+            from nas_tf import plugins
+
+            proxy = plugins.get(space_name).make_proxy(self.config.warmup.proxy, **settings)
+        self.proxy = proxy
         self.executor = executor
         self.logger = logger
 
@@ -193,7 +203,7 @@ class Search:
 
             require_optuna()
         return run_search(self.space, self.evaluator, run_dir=self.run_dir, config=self.config,
-                          executor=self.executor, logger=self.logger)
+                          executor=self.executor, logger=self.logger, proxy=self.proxy)
 
     # ----------------------------------------------------------- inspecting
     def _store(self):
@@ -304,7 +314,7 @@ def open_run(run_dir: str) -> Search:
     space = space_from_config(space_cfg)
     s = Search.__new__(Search)
     s.space, s.evaluator, s.run_dir = space, None, str(run_dir)
-    s.config, s.executor, s.logger = None, None, None
+    s.config, s.executor, s.logger, s.proxy = None, None, None, None
     return s
 
 

@@ -12,6 +12,7 @@ import math
 
 from nas_tf.errors import ConfigError
 from nas_tf.validation import check_choice, check_finite, check_positive  # noqa: F401
+from nas_tf.warmup import WarmupConfig
 
 ALGORITHMS = ("reinforce", "random", "evolution", "tpe")
 
@@ -156,6 +157,7 @@ class SearchConfig:
             the children in flight finish.
         failure_reward: Reward fed back for a failed child.
         controller, reinforce, evolution: Algorithm settings.
+        warmup: A zero-cost warm-up before the first child (:mod:`nas_tf.warmup`).
     """
 
     algorithm: str = "reinforce"
@@ -169,6 +171,7 @@ class SearchConfig:
     controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
     reinforce: ReinforceConfig = dataclasses.field(default_factory=ReinforceConfig)
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
+    warmup: WarmupConfig = dataclasses.field(default_factory=WarmupConfig)
 
     def __post_init__(self):
         check_choice("algorithm", self.algorithm, ALGORITHMS)

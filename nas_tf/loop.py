@@ -95,6 +95,9 @@ class SearchLoop:
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
             children in flight, save a checkpoint and return with status
             ``stopped``; a second signal abandons at once.
+        proxy: ``proxy(spec) -> float``, the training-free score of
+            ``config.warmup`` (see :mod:`nas_tf.warmup`; the space's plug-in
+            makes it with ``make_proxy``).
 
     Raises:
         ConfigError: ``max_in_flight`` < 1, or < m (it would silently make
@@ -105,8 +108,9 @@ class SearchLoop:
                  executor: Executor | None = None, logger: Logger | None = None,
                  child_logs: bool = True, checkpoint_every_s: float | None = None,
                  algorithm=None, max_in_flight: int | None = None,
-                 handle_signals: bool = False):
+                 handle_signals: bool = False, proxy=None):
         self.space = space
+        self.proxy = proxy
         self.checkpoint_every_s = checkpoint_every_s
         self._last_save = 0.0
         self._save_s = 0.0  # how long the last save took
@@ -135,6 +139,8 @@ class SearchLoop:
         self.best: float | None = None
         self._start = time.time()
         self._wall_before = float(self.store.get_meta("wall_time_s", 0.0))
+        self.warmup_s = float(self.store.get_meta("warmup_s", 0.0))
+        self._warmup_incomplete = False
 
     def _open(self, algorithm) -> None:
         """Takes the run directory: the lock first, then the identity; then
@@ -234,11 +240,26 @@ class SearchLoop:
                 f"update {self.sched.updates}, {len(self.sched.out)} proposals outstanding.")
         best = self.store.best(1)
         self.best = best[0].reward if best else None
+        if self.config.warmup.enabled and not self.algorithm.warmed_up:
+            self._warm_up()
         self._write_summary()
         self.executor.start(self.evaluator)
         if not self._w_given:  # a Ray executor knows its capacity only once started
             self.sched.max_in_flight = max(self.config.children_per_update,
                                            int(self.executor.capacity))
+
+    def _warm_up(self) -> None:
+        """The zero-cost warm-up (:mod:`nas_tf.warmup`), checkpointed when complete;
+        an interrupted one stops the search with nothing of it checkpointed."""
+        from nas_tf.warmup import WarmupInterrupted, warm_up_search
+
+        try:
+            warm_up_search(self, self.proxy)
+        except WarmupInterrupted as e:
+            self._warmup_incomplete = True
+            self.request_stop(str(e))
+            return
+        self._save()
 
     def _finish(self) -> dict:
         """After the drive: cancels what is in flight on a stop, saves, writes
@@ -249,7 +270,7 @@ class SearchLoop:
                 if trial is not None and trial.status not in (DONE, FAILED):
                     self.store.mark_pending(job.trial_id)
             self.sched.dirty = True
-        if self.sched.dirty:
+        if self.sched.dirty and not self._warmup_incomplete:
             self._save()
         status = "stopped" if self.stop_requested else "finished"
         if self.stop_requested and not self._environment_error:
@@ -422,7 +443,8 @@ def run_search(space: SearchSpace, evaluator: Evaluator, *, run_dir: str,
                config: SearchConfig | None = None, executor: Executor | None = None,
                logger: Logger | None = None, child_logs: bool = True,
                checkpoint_every_s: float | None = None, algorithm=None,
-               max_in_flight: int | None = None, handle_signals: bool = False) -> dict:
+               max_in_flight: int | None = None, handle_signals: bool = False,
+               proxy=None) -> dict:
     """Runs (or resumes) a search and returns its summary (as ``summary.json``).
 
     See :class:`SearchLoop` for the arguments.
@@ -436,7 +458,7 @@ def run_search(space: SearchSpace, evaluator: Evaluator, *, run_dir: str,
     loop = SearchLoop(space, evaluator, run_dir, config or SearchConfig(), executor=executor,
                       logger=logger, child_logs=child_logs,
                       checkpoint_every_s=checkpoint_every_s, algorithm=algorithm,
-                      max_in_flight=max_in_flight, handle_signals=handle_signals)
+                      max_in_flight=max_in_flight, handle_signals=handle_signals, proxy=proxy)
     try:
         return loop.run()
     finally:

@@ -102,6 +102,24 @@ class SpacePlugin:
         or None when it has no model to build."""
         return None
 
+    #: Training-free proxies :meth:`make_proxy` offers (``--warmup=NAME``).
+    proxies: tuple[str, ...] = ()
+
+    def make_proxy(self, proxy: str, **settings) -> Any:
+        """``score(spec) -> float``: the training-free proxy ``proxy`` for the
+        zero-cost warm-up (:mod:`nas_tf.warmup`), made from the same settings
+        as :meth:`make` (a space that builds Keras models can score them with
+        :func:`cnn_space.nb201.proxies.naswot` on a batch of its training
+        images). Higher is better; it is called in the searching process.
+
+        Raises:
+            ConfigError: the space offers no such proxy, or its settings cannot
+                feed it (e.g. no images).
+        """
+        offered = ", ".join(self.proxies) or "none"
+        raise ConfigError(f"--space={self.name} offers no training-free proxy {proxy!r} for "
+                          f"--warmup (it offers: {offered}). Received: warmup={proxy!r}")
+
 
 _registered: dict[str, SpacePlugin] = {}
 _loaded: dict[str, SpacePlugin] | None = None

@@ -143,6 +143,15 @@ SHARED_TOP_K = flags.DEFINE_integer(
 MAX_SEARCH_S = flags.DEFINE_float(
     "max_search_s", None, "Wall-time budget of the search in seconds (all resumed runs "
     "together); the children in flight then finish. Default: none.")
+WARMUP = flags.DEFINE_string(
+    "warmup", None, "Zero-cost warm-up: a training-free proxy (naswot, synflow; what the "
+    "space offers) scores --warmup_architectures architectures before the first child, and "
+    "the algorithm starts from its picks (README 'Zero-cost warm-up'). Default: none.")
+WARMUP_ARCHITECTURES = flags.DEFINE_integer(
+    "warmup_architectures", None, "Architectures the --warmup proxy scores (e.g. 2000); "
+    "they are not children and count in no child budget.")
+WARMUP_TOP_K = flags.DEFINE_integer(
+    "warmup_top_k", None, "random / tpe: the proxy's best trained first (default: m).")
 
 # Executors.
 EXECUTOR = flags.DEFINE_enum(
@@ -173,6 +182,7 @@ SPACE_FLAGS, _PLUGIN_ERROR = _define_space_flags()
 def _search_config(max_children: int):
     from nas_tf import config as cfgmod
     from nas_tf.rundir import recorded_search
+    from nas_tf.warmup import WarmupConfig
 
     # auto: a resumed search keeps the preset it started with, whatever its new budget.
     recorded = recorded_search(_run_dir())
@@ -199,6 +209,7 @@ def _search_config(max_children: int):
         reinforce=dataclasses.replace(rein, **rein_over),
         evolution=cfgmod.EvolutionConfig(POPULATION_SIZE.value, TOURNAMENT_SIZE.value),
         max_search_s=MAX_SEARCH_S.value,
+        warmup=WarmupConfig(WARMUP.value, WARMUP_ARCHITECTURES.value or 0, WARMUP_TOP_K.value),
     )
 
 
@@ -263,7 +274,9 @@ def _run() -> dict:
 
         require_optuna()
     sharing = _sharing_settings(plugin)
-    space, evaluator = plugin.make(**plugin.settings_from_flags(flags.FLAGS), **sharing)
+    settings = plugin.settings_from_flags(flags.FLAGS)
+    space, evaluator = plugin.make(**settings, **sharing)
+    proxy = plugin.make_proxy(config.warmup.proxy, **settings) if config.warmup.enabled else None
     plugin.check_data(space, evaluator)  # one clear error before a run dir is written
     console = ConsoleLogger(sys.stderr, total=max_children)
     from nas_tf.executors import make_executor
@@ -277,7 +290,7 @@ def _run() -> dict:
                         "resumes it; --run_dir=DIR for another)")
     summary = run_search(space, evaluator, run_dir=run_dir, config=config, logger=console,
                          checkpoint_every_s=CHECKPOINT_EVERY_S.value, executor=executor,
-                         max_in_flight=MAX_IN_FLIGHT.value, handle_signals=True)
+                         max_in_flight=MAX_IN_FLIGHT.value, handle_signals=True, proxy=proxy)
     for line in _closing(run_dir, space, summary):
         cli.result(line)
     return summary

@@ -35,6 +35,8 @@ def search_summary(loop, status: str) -> dict:
         "best_child_id": None if b is None else b.id,
         "best_metrics": None if b is None else b.metrics,
         "wall_time_s": round(loop.wall_time(), 3),
+        # The zero-cost warm-up's time (part of wall_time_s; no child trained in it).
+        "warmup_s": round(getattr(loop, "warmup_s", 0.0), 3),
         "status": status,
         "stop_reason": loop.stop_reason,
         "run_dir": str(loop.run_dir),

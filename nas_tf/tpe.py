@@ -174,8 +174,10 @@ class TpeSearch(Algorithm):
         seed = np.random.SeedSequence([self.config.seed, self.num_proposed]).generate_state(1)[0]
         self._reseed(int(seed))
         self.num_proposed += n
-        out = []
-        for _ in range(n):
+        out = self._take_preferred(n, width)
+        for tokens in out:  # a warm-up's picks: the study's first trials
+            self._add(tokens, None, _RUNNING)
+        for _ in range(n - len(out)):
             trial = self._study.ask(dists)
             tokens = tuple(int(trial.params[name]) if k > 1 else 0 for name, k in params)
             self._pending.setdefault(tokens, collections.deque()).append(trial.number)

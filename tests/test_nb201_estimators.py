@@ -60,8 +60,6 @@ def _ctx(i=1, seed=0):
 @pytest.mark.parametrize("settings, words", [
     ({}, "needs the table"),
     ({"reward": "naswot"}, "scores cells on images"),
-    ({"reward": "table", "table": "t.csv", "dataset": "imagefolder", "data_dir": "d"},
-     "reads no images"),
     ({"reward": "bogus", "table": "t.csv"}, "Unknown nb201 reward"),
     ({"table": "t.csv", "channels": 0}, "channels=0"),
     ({"dataset": "imagefolder", "data_dir": "d", "proxy_batch": 1}, "proxy_batch=1"),

@@ -39,7 +39,8 @@ class Nb201Config:
         table: The NAS-Bench-201 CSV (``arch,test_accuracy``): the reward for
             ``reward="table"``, the truth beside any other reward, or None.
         reward: One of :data:`REWARDS`, or None: ``"table"`` without images,
-            ``"naswot"`` with them.
+            ``"naswot"`` with them. (``"table"`` with images: the images feed
+            only a warm-up's proxy, ``--warmup``.)
         dataset, data_dir: The images (``"cifar10"`` with a folder of
             ``train/<class>/`` images such as ``../shared/data/cifar10``, any
             ``imagefolder``, any TFDS image dataset); None for the table.
@@ -87,11 +88,6 @@ class Nb201Config:
             raise ConfigError("--nb201_reward=table needs the table: pass --nb201_table=CSV "
                               "(e.g. ../shared/data/nb201/cifar10.csv), or images (--dataset "
                               "and --data_dir) for another reward. Received: table=None")
-        if reward == "table" and (self.dataset or self.data_dir):
-            raise ConfigError("--nb201_reward=table looks rewards up and reads no images; drop "
-                              "--dataset/--data_dir or choose --nb201_reward=naswot|synflow|"
-                              f"train. Received: dataset={self.dataset!r}, "
-                              f"data_dir={self.data_dir!r}")
         if reward != "table" and not (self.dataset or self.data_dir):
             raise ConfigError(f"--nb201_reward={reward} scores cells on images: pass "
                               "--dataset=cifar10 --data_dir=../shared/data/cifar10 (or any "

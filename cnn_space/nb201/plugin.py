@@ -86,6 +86,26 @@ class Nb201Plugin(SpacePlugin):
 
         return settings_from_flags(flag_values)
 
+    proxies = ("naswot", "synflow")
+
+    def make_proxy(self, proxy, **settings):
+        """The proxy scored on the search's images (``--dataset`` beside the table)."""
+        from cnn_space.nb201.config import Nb201Config
+        from cnn_space.nb201.estimators import Nb201ProxyEvaluator
+        from nas_tf.evaluator import ChildContext
+
+        if proxy not in self.proxies:
+            return super().make_proxy(proxy)
+        settings = {k: v for k, v in settings.items() if k != "sharing"}
+        if not (settings.get("dataset") or settings.get("data_dir")):
+            raise ConfigError(f"--warmup={proxy} scores nb201 cells on images: give --dataset and "
+                              "--data_dir beside the table (e.g. --dataset=cifar10 "
+                              "--data_dir=../shared/data/cifar10). Received: dataset=None")
+        settings.update(reward=proxy, table=None)
+        evaluator = Nb201ProxyEvaluator(self.config_from_settings(Nb201Config, settings))
+        evaluator.batch()  # loads and checks the images now, before anything is written
+        return lambda spec: evaluator.evaluate(spec, ChildContext(child_id=0, seed=0)).reward
+
     def exporter(self):
         return Nb201Exporter()
 
