@@ -116,7 +116,7 @@ def score_cell(spec, images, args) -> dict:
         c3, w3 = time.process_time(), time.perf_counter()
         row["synflow_cpu_s"], row["synflow_wall_s"] = c3 - c2, w3 - w2
     keras.backend.clear_session()
-    return row
+    return {k: round(v, 4) if k.endswith("_s") else v for k, v in row.items()}
 
 
 def summary(rows: list, table: dict, estimators: list) -> list[dict]:
@@ -166,7 +166,9 @@ def _save(path: Path, key: str, section: dict):
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[key] = section
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    # One cell per line; NASWOT's -inf (a singular kernel) is written as -Infinity.
+    text = json.dumps(data, separators=(",", ":")).replace('{"arch"', '\n{"arch"')
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
 
 
