@@ -17,7 +17,9 @@ keras_tuner = pytest.importorskip(
 from nas_tf.errors import ConfigError, MissingExtraError, RunDirError  # noqa: E402
 from nas_tf.keras_tuner import (  # noqa: E402
     RegularizedEvolutionOracle,
+    RegularizedEvolutionSearch,
     ReinforceOracle,
+    ReinforceSearch,
     decisions_of,
 )
 
@@ -264,16 +266,31 @@ def test_real_keras_model_search(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
-    tuner = keras_tuner.Tuner(
-        oracle=ReinforceOracle(keras_tuner.Objective("val_accuracy", "max"), max_trials=3,
-                               seed=0),
-        hypermodel=build, directory=str(tmp_path), project_name="real")
+    # The ready-made tuner, as keras_tuner.RandomSearch is made.
+    tuner = ReinforceSearch(build, objective="val_accuracy", max_trials=3, seed=0,
+                            directory=str(tmp_path), project_name="real")
+    assert isinstance(tuner.oracle, ReinforceOracle)
+    assert tuner.oracle.objective.direction == "max"  # inferred by KerasTuner
     tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=32, verbose=0)
     assert len(tuner.oracle.trials) == 3
     best = tuner.get_best_models(1)[0]
     assert isinstance(best, keras.Model) and best.predict(x[:2], verbose=0).shape == (2, 2)
     assert tuner.get_best_hyperparameters(1)[0].values["units"] in (2, 8)
     tuner.results_summary(1)
+
+
+def test_regularized_evolution_search_tunes_a_fake_model(tmp_path):
+    tuner = RegularizedEvolutionSearch(Declares(_digits), objective=MAX, max_trials=12, seed=3,
+                                       population_size=4, tournament_size=2,
+                                       directory=str(tmp_path), project_name="evo")
+    tuner.run_trial = lambda trial, *a, **k: {"score": float(_digits(trial.hyperparameters))}
+    tuner.search(verbose=0)
+    oracle = tuner.oracle
+    assert len(oracle.trials) == 12 and len(oracle._algo.population) == 4
+    # After the population filled up, each proposal is one mutation of a parent.
+    seen = _values(oracle)
+    for v in seen[5:]:
+        assert any(sum(v[k] != p[k] for k in ("a", "b")) <= 1 for p in seen[:seen.index(v)])
 
 
 def test_missing_keras_tuner_says_how_to_install(monkeypatch):

@@ -6,7 +6,8 @@
 Keras model-building function ``build(hp)`` that KerasTuner can tune becomes
 a search space of the controller, one categorical decision per
 ``hp.Choice`` / ``hp.Int`` / ``hp.Boolean`` / stepped ``hp.Float``
-(:mod:`nas_tf.keras_tuner.space`; the oracles: :mod:`nas_tf.keras_tuner.oracle`).
+(:mod:`nas_tf.keras_tuner.space`; the oracles: :mod:`nas_tf.keras_tuner.oracle`;
+tuners made with them, as ``keras_tuner.RandomSearch`` is: :mod:`nas_tf.keras_tuner.tuners`).
 
     import keras_tuner
     from nas_tf.keras_tuner import ReinforceOracle
@@ -32,6 +33,7 @@ except ImportError:
 
 from nas_tf.keras_tuner.oracle import RegularizedEvolutionOracle, ReinforceOracle  # noqa: E402
 from nas_tf.keras_tuner.space import MAX_VALUES, decisions_of  # noqa: E402
+from nas_tf.keras_tuner.tuners import RegularizedEvolutionSearch, ReinforceSearch  # noqa: E402
 
-__all__ = ["INSTALL_HINT", "MAX_VALUES", "RegularizedEvolutionOracle", "ReinforceOracle",
-           "decisions_of"]
+__all__ = ["INSTALL_HINT", "MAX_VALUES", "RegularizedEvolutionOracle",
+           "RegularizedEvolutionSearch", "ReinforceOracle", "ReinforceSearch", "decisions_of"]
