@@ -42,6 +42,8 @@ PER_CLASS = flags.DEFINE_integer("per_class", 60, "cnn: training images per clas
 ROWS = flags.DEFINE_string("rows", "experiments/results/keras_tuner_rows.jsonl",
                            "Append one JSON line per search here.")
 MD = flags.DEFINE_string("md", "experiments/results/keras_tuner.md", "Write the tables here.")
+REPORT_ONLY = flags.DEFINE_bool("report_only", False,
+                                "Only write the tables from the rows already in --rows.")
 
 NAMES = {"reinforce": "ReinforceOracle (small_budget)",
          "reinforce_paper": "ReinforceOracle (paper)",
@@ -198,11 +200,13 @@ def main(argv):
 
         table = load_table(TABLE.value)
         optimum = max(table.values())
-    else:
+    elif not REPORT_ONLY.value:
         data = glyph_data(PER_CLASS.value)
     with tempfile.TemporaryDirectory() as tmp:
         for name in ORACLES.value:
             for seed in range(1, SEEDS.value + 1):  # KerasTuner's oracles read seed 0 as "random"
+                if REPORT_ONLY.value:
+                    break
                 key = dict(part=part, oracle=name, seed=seed, trials=trials)
                 if any(all(r.get(k) == v for k, v in key.items()) for r in rows):
                     continue

@@ -135,18 +135,27 @@ def test_failed_trials_get_the_worst_reward(tmp_path):
 
     oracle = ReinforceOracle(MAX, max_trials=30, seed=2, max_consecutive_failed_trials=30)
     tuner = _tuner(tmp_path, oracle, score, _digits)
-    learned = []
-    original = oracle._learn
-    oracle._learn = lambda tokens, reward: (learned.append(reward), original(tokens, reward))
+    learned, fed = [], {}
+    original_learn, original_end = oracle._learn, oracle.end_trial
+    oracle._learn = lambda tokens, reward: (learned.append(reward), original_learn(tokens, reward))
+
+    def end_trial(trial):
+        before = len(learned)
+        original_end(trial)
+        fed[trial.trial_id] = learned[before:]  # what this trial's end fed back
+
+    oracle.end_trial = end_trial
     tuner.search(verbose=0)
-    statuses = [oracle.trials[t].status for t in oracle.end_order]
-    assert "FAILED" in statuses and "COMPLETED" in statuses
-    first_failed = statuses.index("FAILED")
-    completed_before = [oracle.trials[t].score for t in oracle.end_order[:first_failed]
-                        if oracle.trials[t].status == "COMPLETED"]
-    if completed_before:
-        assert min(completed_before) in learned
-    assert all(np.isfinite(learned))
+    failed = [t for t in oracle.end_order if oracle.trials[t].status == "FAILED"]
+    assert failed and len(failed) < len(oracle.end_order)
+    for t in failed:
+        done = oracle.end_order[:oracle.end_order.index(t)]
+        scores = [oracle.trials[d].score for d in done if oracle.trials[d].status == "COMPLETED"]
+        assert fed[t] == ([min(scores)] if scores else [])  # the worst reward so far
+    assert any(fed[t] for t in failed)
+    for t in oracle.end_order:
+        if oracle.trials[t].status == "COMPLETED":
+            assert fed[t] == [oracle.trials[t].score]
 
 
 def test_duplicates_stop_when_the_space_is_exhausted(tmp_path):
