@@ -83,6 +83,7 @@ class _AlgorithmOracle(keras_tuner.Oracle):
         self._rewards: dict[str, float] = {}  # values hash -> reward
         self._fed: set[str] = set()
         self._worst: float | None = None
+        self._encoded: list | None = None  # the variables as saved, until they change
         self.counts = {"proposals": 0, "duplicates": 0, "fallbacks": 0, "feedback": 0}
 
     # ------------------------------------------------------------ the space
@@ -107,6 +108,7 @@ class _AlgorithmOracle(keras_tuner.Oracle):
 
     # ------------------------------------------------------------ trials
     def populate_space(self, trial_id):
+        self._encoded = None  # proposing moves the sampler (and duplicates may train)
         if not self._sync():  # nothing to decide: KerasTuner's own rule
             values = self._random_values()
             status = TrialStatus.RUNNING if values is not None else TrialStatus.STOPPED
@@ -151,6 +153,7 @@ class _AlgorithmOracle(keras_tuner.Oracle):
         tokens, source = entry
         if reward is not None and (source == "policy" or self.learns_from_fallback):
             self._learn(tuple(tokens), reward)
+            self._encoded = None
         self.save()
 
     def _learn(self, tokens, reward: float) -> None:
@@ -170,11 +173,13 @@ class _AlgorithmOracle(keras_tuner.Oracle):
 
     def get_state(self):
         state = super().get_state()
+        if self._encoded is None:  # KerasTuner saves the oracle 4 times per trial
+            self._encoded = [_encode(v) for v in self._variables()]
         state[_STATE_KEY] = {
             "oracle": type(self).__name__,
             "stages": self._stages,
             "algorithm": self._algo.get_state() if self._algo is not None else None,
-            "variables": [_encode(v) for v in self._variables()],
+            "variables": self._encoded,
             "trial_tokens": self._trial_tokens,
             "rewards": self._rewards,
             "fed": sorted(self._fed),
@@ -204,7 +209,7 @@ class _AlgorithmOracle(keras_tuner.Oracle):
                 "with overwrite=True or another project_name.") from None
 
     def _restore(self, mine: dict) -> None:
-        self._algo, self._stages = None, []
+        self._algo, self._stages, self._encoded = None, [], None
         decisions, _ = decisions_of(self.hyperparameters)
         stages = [int(s) for s in mine["stages"]]
         if stages:
