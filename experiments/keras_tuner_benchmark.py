@@ -39,6 +39,10 @@ ORACLES = flags.DEFINE_list(
     "reinforce (small_budget preset), reinforce_paper, evolution, random, bayesian.")
 EPOCHS = flags.DEFINE_integer("epochs", 3, "cnn: training epochs per trial.")
 PER_CLASS = flags.DEFINE_integer("per_class", 60, "cnn: training images per class (10 classes).")
+BO_INITIAL = flags.DEFINE_integer(
+    "bayesian_initial_points", None,
+    "num_initial_points of KerasTuner's Bayesian oracle (its default: 3 x the number of "
+    "hyperparameters, random trials before the Gaussian process is used).")
 ROWS = flags.DEFINE_string("rows", "experiments/results/keras_tuner_rows.jsonl",
                            "Append one JSON line per search here.")
 MD = flags.DEFINE_string("md", "experiments/results/keras_tuner.md", "Write the tables here.")
@@ -66,7 +70,8 @@ def make_oracle(name, objective, trials, seed, hyperparameters=None):
         return RegularizedEvolutionOracle(**kw)
     if name == "random":
         return keras_tuner.oracles.RandomSearchOracle(**kw)
-    return keras_tuner.oracles.BayesianOptimizationOracle(**kw)
+    return keras_tuner.oracles.BayesianOptimizationOracle(
+        num_initial_points=BO_INITIAL.value, **kw)
 
 
 def nb201_search(name, seed, trials, table, directory):
@@ -155,7 +160,8 @@ def write_md(rows, part, budgets, argv, loads, optimum=None):
              f"load average at start {loads[0]}, at end {loads[1]}; 2 shared CPU cores):", "",
              "    python " + " ".join(argv), ""]
     head = "| oracle | seeds | " + " | ".join(f"best @ {b} trials" for b in budgets)
-    head += " | optimum found | s / search |" if optimum else " | s / search |"
+    head += " | optimum found |" if optimum else " |"
+    head += " distinct configurations | s / search |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name in ORACLES.value:
         mine = [r for r in rows if r["part"] == part and r["oracle"] == name]
@@ -169,6 +175,8 @@ def write_md(rows, part, budgets, argv, loads, optimum=None):
         if optimum:
             hit = np.mean([best_within(r["scores"], budgets[-1]) >= optimum - 1e-9 for r in mine])
             line += f" | {100 * hit:.0f} % |"
+        distinct = [r["distinct"] for r in mine if "distinct" in r]
+        line += f" {np.mean(distinct):.1f} |" if distinct else " - |"
         line += f" {np.mean([r['seconds'] for r in mine]):.1f} |"
         lines.append(line)
     lines.append(f"<!-- end:{part} -->")
@@ -215,8 +223,11 @@ def main(argv):
                     scores, oracle = nb201_search(name, seed, trials, table, tmp)
                 else:
                     scores, oracle = cnn_search(name, seed, trials, data, tmp, EPOCHS.value)
+                distinct = {json.dumps(oracle.trials[t].hyperparameters.values, sort_keys=True)
+                            for t in oracle.start_order}
                 row = {**key, "scores": scores, "seconds": time.perf_counter() - t,
-                       "counts": getattr(oracle, "counts", None)}
+                       "distinct": len(distinct), "counts": getattr(oracle, "counts", None),
+                       "bayesian_initial_points": BO_INITIAL.value}
                 rows.append(row)
                 with open(ROWS.value, "a") as f:
                     f.write(json.dumps(row) + "\n")
