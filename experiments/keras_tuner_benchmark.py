@@ -155,10 +155,12 @@ def best_within(scores, budget):
 def write_md(rows, part, budgets, argv, loads, optimum=None):
     import numpy as np
 
-    lines = [f"<!-- part:{part} -->",
-             f"Command ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-             f"load average at start {loads[0]}, at end {loads[1]}; 2 shared CPU cores):", "",
-             "    python " + " ".join(argv), ""]
+    now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    said = (f"Tables made from the rows by ({now}; the runs' own commands are above):"
+            if REPORT_ONLY.value else
+            f"Command ({now}; load average at start {loads[0]}, at end {loads[1]}; "
+            "2 shared CPU cores):")
+    lines = [f"<!-- part:{part} -->", said, "", "    python " + " ".join(argv), ""]
     head = "| oracle | seeds | " + " | ".join(f"best @ {b} trials" for b in budgets)
     head += " | optimum found |" if optimum else " |"
     head += " distinct configurations | s / search |"
@@ -171,10 +173,10 @@ def write_md(rows, part, budgets, argv, loads, optimum=None):
         for b in budgets:
             v = np.array([best_within(r["scores"], b) for r in mine])
             cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
-        line = f"| {NAMES[name]} | {len(mine)} | " + " | ".join(cells)
+        line = f"| {NAMES[name]} | {len(mine)} | " + " | ".join(cells) + " |"
         if optimum:
             hit = np.mean([best_within(r["scores"], budgets[-1]) >= optimum - 1e-9 for r in mine])
-            line += f" | {100 * hit:.0f} % |"
+            line += f" {100 * hit:.0f} % |"
         distinct = [r["distinct"] for r in mine if "distinct" in r]
         line += f" {np.mean(distinct):.1f} |" if distinct else " - |"
         line += f" {np.mean([r['seconds'] for r in mine]):.1f} |"
