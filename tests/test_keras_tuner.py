@@ -94,6 +94,24 @@ def test_choices_conditions_and_max_trials(tmp_path):
     assert oracle.counts["feedback"] >= 12
 
 
+def test_same_name_under_two_conditions_and_token_round_trip():
+    from nas_tf.keras_tuner.space import tokens_to_values, values_to_tokens
+
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["a"]):
+        hp.Int("units", 1, 3)
+    with hp.conditional_scope("kind", ["b"]):
+        hp.Choice("units", [10, 20])
+    decisions, _ = decisions_of(hp)
+    assert [(d.name, d.values) for d in decisions] == [
+        ("kind", ("a", "b")), ("units", (1, 2, 3)), ("units|2", (10, 20))]
+    assert tokens_to_values(hp, (1, 2, 1)) == {"kind": "b", "units": 20}
+    assert tokens_to_values(hp, (0, 2, 1)) == {"kind": "a", "units": 3}
+    assert values_to_tokens(hp, {"kind": "a", "units": 3}) == (0, 2, 0)  # inactive: default
+    assert values_to_tokens(hp, {"kind": "b", "units": 20}) == (1, 0, 1)
+
+
 def _digits(hp):
     return 10 * hp.Int("a", 0, 9) + hp.Choice("b", list(range(10)))
 

@@ -143,7 +143,8 @@ def values_to_tokens(hyperparameters: HyperParameters, values: dict) -> Tokens:
     decisions, hps = decisions_of(hyperparameters)
     out = []
     for d, hp in zip(decisions, hps):
-        v = values.get(hp.name, hp.default)
+        active = all(c.is_active(values) for c in hp.conditions)
+        v = values.get(hp.name, hp.default) if active else hp.default
         if v in d.values:
             out.append(d.values.index(v))
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and all(
