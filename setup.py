@@ -25,8 +25,10 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "ray": ["ray[default]>=2.9"],
         "optuna": ["optuna>=3.4"],  # --algorithm=tpe
+        # nas_tf.keras_tuner: the controller as a KerasTuner oracle.
+        "keras-tuner": ["keras-tuner>=1.4,<1.5"],
         "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.4", "pillow", "matplotlib>=3.7",
-                 "optuna>=3.4"],
+                 "optuna>=3.4", "keras-tuner>=1.4,<1.5"],
         # Pictures of a search (nas_tf.report, the end of nas_tf.run): matplotlib.
         "report": ["matplotlib>=3.7"],
     },

@@ -264,7 +264,6 @@ class Reinforce(Algorithm):
 
     def __init__(self, space, config):
         super().__init__(space, config)
-        import keras
         import tensorflow as tf
 
         from nas_tf.controller import Controller
@@ -278,20 +277,39 @@ class Reinforce(Algorithm):
         # samples a growing prefix), so the optimizer's variable list is fixed.
         self.controller = Controller(space.final_decisions(), config.controller,
                                      seed=config.seed)
-        rcfg = config.reinforce
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=rcfg.learning_rate,
-            global_clipnorm=rcfg.max_grad_norm if rcfg.max_grad_norm else None,
-        )
-        self.optimizer.build(self.controller.trainable_variables)
+        self.optimizer = self._make_optimizer()
         self.baseline = tf.Variable(0.0, trainable=False, name="baseline")
         # A variable, not a constant traced in: reset() may change it.
-        self.entropy_weight = tf.Variable(rcfg.entropy_weight, trainable=False,
+        self.entropy_weight = tf.Variable(config.reinforce.entropy_weight, trainable=False,
                                           name="entropy_weight")
         self.reward_var = tf.Variable(0.0, trainable=False, name="reward_variance")
         self.baseline_ready = tf.Variable(False, trainable=False, name="baseline_ready")
         self._train_fns: dict = {}
         self.last_entropy = float("nan")
+
+    def _make_optimizer(self):
+        import keras
+
+        rcfg = self.config.reinforce
+        optimizer = keras.optimizers.Adam(
+            learning_rate=rcfg.learning_rate,
+            global_clipnorm=rcfg.max_grad_norm if rcfg.max_grad_norm else None,
+        )
+        optimizer.build(self.controller.trainable_variables)
+        return optimizer
+
+    def extend_decisions(self) -> None:
+        """Follows a space whose ``final_decisions()`` grew after the
+        controller was made (a KerasTuner space that discovers hyperparameters
+        as trials run, :mod:`nas_tf.keras_tuner`): the controller keeps every
+        weight it learned and gets heads for the new decisions, and Adam starts
+        afresh over the enlarged variable list (its moments are dropped)."""
+        decisions = tuple(self.space.final_decisions())
+        if decisions == self.controller.decisions:
+            return
+        self.controller.extend(decisions)
+        self.optimizer = self._make_optimizer()
+        self._train_fns.clear()
 
     def reset(self, config: SearchConfig) -> None:
         """Starts afresh with ``config``, keeping the compiled functions.

@@ -34,3 +34,8 @@ class ChildTrainingError(RuntimeError):
 
 class RunDirError(NasTfError):
     """A run directory cannot be used (other space or config, not a run, ...)."""
+
+
+class MissingExtraError(NasTfError, ImportError):
+    """An optional extra (a package nas_tf does not require) is not installed;
+    the message names the ``pip install "nas_tf[...]"`` that adds it."""

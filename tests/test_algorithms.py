@@ -439,3 +439,38 @@ def test_first_20_proposals_are_pinned():
         alg = Reinforce(space, cfg)  # the presets' controllers differ (tanh_constant)
         got[f"reinforce/{preset}"] = _first_20_specs_hash(alg, space, cfg.children_per_update)
     assert got == PINNED, f"proposals changed; if on purpose, update PINNED to {got}"
+
+
+class _Fixed:
+    """A space of a given decision list (the part of SearchSpace Reinforce reads)."""
+
+    def __init__(self, decisions):
+        self._decisions = tuple(decisions)
+
+    def decisions(self, num_children=0):
+        return self._decisions
+
+    def final_decisions(self):
+        return self._decisions
+
+
+def test_reinforce_extend_decisions_keeps_what_it_learned():
+    small = [Categorical("a", (0, 1, 2)), Categorical("b", (0, 1))]
+    alg = Reinforce(_Fixed(small), _small_budget(seed=3))
+    for _ in range(5):
+        tokens = alg.propose(2)
+        alg.feedback(tokens, [float(t[0]) for t in tokens])
+    learned = [v.numpy() for v in alg.controller.weights]
+    alg.space = _Fixed(small + [Categorical("c", (0, 1, 2, 3))])
+    alg.extend_decisions()
+    assert [d.name for d in alg.controller.decisions] == ["a", "b", "c"]
+    grown = [v.numpy() for v in alg.controller.weights]
+    assert len(grown) > len(learned)  # new heads
+    assert all(np.array_equal(x, y) for x, y in zip(learned, grown))
+    tokens = alg.propose(3)
+    assert all(len(t) == 3 for t in tokens)
+    alg.feedback(tokens, [1.0, 0.0, 2.0])  # the new decision trains (new optimizer)
+    alg.feedback([(0, 1)], [1.0])  # tokens from before the growth still train
+    after = [v.numpy() for v in alg.controller.weights]
+    assert not np.array_equal(after[-2], grown[-2])  # the new head's softmax moved
+    assert not np.array_equal(after[0], grown[0])  # and the LSTM
