@@ -173,7 +173,7 @@ def _save(path: Path, key: str, section: dict):
 
 
 def run(args) -> list[dict]:
-    from cnn_space.nb201.space import Nb201Spec, check_table_covers, load_table
+    from cnn_space.nb201 import Nb201Spec, check_table_covers, load_table
 
     table = load_table(str(args.table))
     check_table_covers(table, str(args.table))
