@@ -322,8 +322,8 @@ class SearchLoop:
         while self.sched.queue and self.executor.free_slots() > 0 and not self.stop_requested:
             e = self.sched.next_job()
             trial = self.store.get_id(e.trial_id)
-            if trial.status in (DONE, FAILED):  # trained in an earlier life
-                self._arrive(trial.id)
+            if trial.status in (DONE, FAILED):  # trained in an earlier life (counted)
+                self._arrive(trial.id, new=False)
                 continue
             job = Job(trial.id, self.space.tokens_to_spec(e.tokens), self._context(trial.id),
                       result_file=self._result_file(trial.id))
@@ -375,8 +375,8 @@ class SearchLoop:
                 f"{self.run_dir}.")
             self.request_stop("environment error")
 
-    def _arrive(self, trial_id: int) -> None:
-        self.sched.arrive(trial_id)
+    def _arrive(self, trial_id: int, new: bool = True) -> None:
+        self.sched.arrive(trial_id, new)
         self.logger.progress(self.sched.finished, self.config.max_children, self.best)
 
     def _update(self) -> None:
