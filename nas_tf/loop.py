@@ -33,6 +33,7 @@ from nas_tf.config import SearchConfig
 from nas_tf.errors import DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
+from nas_tf.identity import recorded_identity
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
 from nas_tf.rundir import (  # noqa: F401
     CHECKPOINT_DIR,
@@ -55,6 +56,7 @@ from nas_tf.signals import stop_on_signals
 from nas_tf.space import SearchSpace
 from nas_tf.store import DONE, FAILED, PENDING
 from nas_tf.summary import search_summary, update_scalars
+from nas_tf.validation import check_positive
 
 __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
@@ -107,6 +109,7 @@ class SearchLoop:
                  algorithm=None, max_in_flight: int | None = None,
                  handle_signals: bool = False):
         self.space = space
+        check_positive("checkpoint_every_s", checkpoint_every_s, allow_zero=True)
         self.checkpoint_every_s = checkpoint_every_s
         self._last_save = 0.0
         self._save_s = 0.0  # how long the last save took
@@ -151,7 +154,11 @@ class SearchLoop:
             self._state = self.ckpt.restore()
             check_store_not_behind(self.store, self.run_dir, self._state,
                                    read_summary(self.run_dir))
+            check_files = getattr(self.evaluator, "check_run_files", None)
+            if callable(check_files):  # state of the evaluator's own (shared weights)
+                check_files(self.store.num_finished())
             self._summary_file = SummaryWriter(self.run_dir)
+            self.identity = recorded_identity(self.store)
             record = evaluator_record(self.evaluator)
             if record is not None:
                 self.store.set_meta(evaluator=record)
