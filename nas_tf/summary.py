@@ -38,6 +38,9 @@ def search_summary(loop, status: str) -> dict:
         "status": status,
         "stop_reason": loop.stop_reason,
         "run_dir": str(loop.run_dir),
+        # A copy of the run's identity: a resume checks against it, and
+        # restores it, when the store's meta table lost it.
+        "identity": loop.identity,
     }
 
 

@@ -254,6 +254,46 @@ def test_run_dir_of_the_previous_format_is_accepted_and_recorded(tmp_path):
         assert s.get_meta("inputs") == {}
 
 
+def _empty_meta(run):
+    db = sqlite3.connect(run / STORE_FILE)
+    db.execute("DELETE FROM meta")
+    db.commit()
+    db.close()
+
+
+def test_an_emptied_meta_table_is_checked_against_the_summary_and_restored(tmp_path):
+    run = tmp_path / "run"
+    _run(run)
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        identity = {k: s.get_meta(k) for k in ("space", "search", "child", "inputs", "created")}
+    _empty_meta(run)
+    with pytest.raises(RunDirError, match=r"differs in: seed \(run: 0, now: 5\)"):
+        _run(run, seed=5, max_children=8)  # other settings: refused, not re-recorded
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert s.get_meta("space") is None
+    summary = _run(run, max_children=8)  # the same settings: resumed, identity restored
+    assert summary["children_trained"] == 8
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert {k: s.get_meta(k) for k in identity} == identity
+    with pytest.raises(RunDirError, match="seed"):
+        _run(run, seed=5, max_children=9)
+
+
+def test_an_emptied_meta_table_without_a_summary_copy_is_refused(tmp_path):
+    run = tmp_path / "run"
+    _run(run)
+    _empty_meta(run)
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    del summary["identity"]  # as a summary written before the copy existed
+    (run / SUMMARY_FILE).write_text(json.dumps(summary))
+    with pytest.raises(RunDirError, match="holds 6 children but no record of the search's "
+                                          "settings") as info:
+        _run(run, max_children=8)
+    assert "\n" not in str(info.value)
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert s.get_meta("space") is None and len(s.trials()) == 6
+
+
 # ---------------------------------------------------------------------------
 # Failures of the environment are not the architecture's.
 # ---------------------------------------------------------------------------
