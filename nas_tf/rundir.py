@@ -162,6 +162,20 @@ class RunLock:
 # ----------------------------------------------------------------------------
 
 
+def check_path_text(path: str | os.PathLike, flag: str = "--run_dir") -> None:
+    """Refuses a path that is not UTF-8 text (bytes the shell passed that
+    SQLite, TensorBoard and the reports cannot write).
+
+    Raises:
+        RunDirError: it holds undecodable bytes.
+    """
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RunDirError(f"{flag} is not UTF-8 text: use a name of UTF-8 characters. "
+                          f"Received: {flag.lstrip('-')}={os.fsdecode(path)!a}") from None
+
+
 def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / STORE_FILE).is_file()
 
@@ -173,6 +187,7 @@ def open_store(run_dir: str | os.PathLike) -> TrialStore:
     Raises:
         RunDirError: the directory does not exist, or holds no nas_tf search.
     """
+    check_path_text(run_dir)
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunDirError(f"--run_dir {run_dir} does not exist. Pass the directory of a search "
@@ -250,6 +265,7 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
             identity (every differing setting is named), a damaged store, is
             in use, or cannot be written.
     """
+    check_path_text(run_dir)
     run_dir = Path(run_dir)
     store_path = run_dir / STORE_FILE
     if run_dir.exists() and not run_dir.is_dir():
