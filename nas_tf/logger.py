@@ -166,6 +166,7 @@ class TensorBoardLogger(Logger):
                 raise ValueError(f"{what} must be an integer >= 0 or None. Received: {what}={v}")
         self._writer = tf.summary.create_file_writer(self.log_dir)
         self._all_writer = None
+        self._all_fns: dict = {}  # metric names -> tf.function writing them
         self._config_written = False
         self._retained = None  # {"best": [[reward, id], ...], "recent": [id, ...]}
 
@@ -195,16 +196,34 @@ class TensorBoardLogger(Logger):
         if self._all_writer is None:
             self._all_writer = self._tf.summary.create_file_writer(
                 os.path.join(self.log_dir, ALL_CHILDREN_RUN))
-        with self._all_writer.as_default(step=int(trial.id)):
-            for name, value in metrics.items():
-                self._tf.summary.scalar(name, _scalar32(value))
-        if self.write_hparams:
-            self._session(trial, space, metrics)
+        self._write_all(int(trial.id), metrics)
+        kept = True
         if self.keep_best is not None:
             try:
-                self._retain(trial)
+                kept = self._retain(trial)
             except OSError as e:  # a full disk or odd file system must not stop the search
                 _log.warning("Could not archive the TensorBoard runs of old children: %s", e)
+        if self.write_hparams and kept:  # (a child kept by neither list gets no run)
+            self._session(trial, space, metrics)
+
+    def _write_all(self, step: int, metrics: Mapping[str, float]) -> None:
+        """One child's metrics in the ``all_children`` run, through a
+        ``tf.function`` per set of names (~3x cheaper than eager summary ops,
+        which were a third of a table search's time per child)."""
+        tf, names = self._tf, tuple(metrics)
+        write = self._all_fns.get(names)
+        if write is None:
+            writer = self._all_writer
+
+            def write_fn(step, values):
+                with writer.as_default(step=step):
+                    for i, name in enumerate(names):
+                        tf.summary.scalar(name, values[i])
+                return tf.constant(True)
+
+            write = self._all_fns[names] = tf.function(write_fn, autograph=False)
+        write(tf.constant(step, tf.int64),
+              tf.constant([_scalar32(metrics[n]) for n in names], tf.float32))
 
     def _session(self, trial, space, metrics):
         try:
@@ -227,8 +246,10 @@ class TensorBoardLogger(Logger):
         finally:
             writer.close()
 
-    def _retain(self, trial) -> None:
-        """Keeps the runs of the best and the most recent children; archives the rest."""
+    def _retain(self, trial) -> bool:
+        """Keeps the runs of the best and the most recent children; archives the
+        rest. Returns whether ``trial`` is kept (with ``keep_recent=0``, only
+        a child among the best is)."""
         path = os.path.join(self.log_dir, ARCHIVE_DIR, RETAINED_FILE)
         if self._retained is None:
             self._retained = {"best": [], "recent": []}
@@ -246,11 +267,14 @@ class TensorBoardLogger(Logger):
         kept = {int(i) for _, i in state["best"]} | {int(i) for i in state["recent"]}
         for child_id in sorted((before | {int(trial.id)}) - kept):
             _archive_child(self.log_dir, child_id)
+        if kept == before and os.path.exists(path):
+            return False  # nothing changed (a cheap child not among the best): no rewrite
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
         os.replace(tmp, path)
+        return int(trial.id) in kept
 
     def _write_config(self, space, metrics: Mapping[str, float]) -> None:
         from tensorboard.plugins.hparams import api as hp

@@ -41,12 +41,11 @@ from nas_tf.rundir import (  # noqa: F401
     STORE_FILE,
     SUMMARY_FILE,
     SummaryWriter,
-    check_store_not_behind,
+    check_resume,
     evaluator_record,
     is_environment_error,
     is_run_dir,
     open_run_dir,
-    read_summary,
     read_trials,
     write_json_atomic,
 )
@@ -84,14 +83,13 @@ class SearchLoop:
         logger: Extra logger (e.g. the CLI's console); TensorBoard is always on.
         algorithm: An :class:`nas_tf.algorithms.Algorithm` to use instead of
             making one from ``config`` (it must match ``config``).
-        child_logs: Give each child ``run_dir/children/<id>`` for its curves.
+        child_logs: Give each child ``run_dir/children/<id>`` for its curves
+            (not to an evaluator with ``cheap_children``).
         checkpoint_every_s: Save the search's state after an update only
             when this many seconds passed since the last save (0: after every
-            update). Default (None): after every update unless the last save
-            took over 1/20 of the time since (saving stays under ~5 %: fast
-            scoring, e.g. shared weights, saves every few seconds). Nothing is
-            lost in between: a resumed search replays the proposals made after
-            the last checkpoint, each stored child reusing its stored result.
+            update; default None: unless the last save took over 1/20 of the
+            time since). Nothing is lost in between: a resumed search replays
+            the proposals made after it, each stored child reusing its result.
         max_in_flight: W, proposals outstanding at once (default: m, or the
             executor's capacity when larger); at least m.
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
@@ -128,9 +126,10 @@ class SearchLoop:
             max_in_flight=max_in_flight or max(config.children_per_update,
                                                int(self.executor.capacity)))
         self.handle_signals = handle_signals
-        self.child_logs = child_logs
+        cheap = bool(getattr(evaluator, "cheap_children", False))
+        self.child_logs = child_logs and not cheap
         self._open(algorithm)
-        self.tb = TensorBoardLogger(str(self.run_dir))
+        self.tb = TensorBoardLogger(str(self.run_dir), keep_recent=0 if cheap else "default")
         self.logger = MultiLogger([self.tb, logger])
         self._environment_error: str | None = None
         self.stop_requested = False
@@ -152,11 +151,7 @@ class SearchLoop:
             self.algorithm = algorithm or make_algorithm(self.space, self.config)
             self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
             self._state = self.ckpt.restore()
-            check_store_not_behind(self.store, self.run_dir, self._state,
-                                   read_summary(self.run_dir))
-            check_files = getattr(self.evaluator, "check_run_files", None)
-            if callable(check_files):  # state of the evaluator's own (shared weights)
-                check_files(self.store.num_finished())
+            check_resume(self.store, self.run_dir, self._state, self.evaluator)
             self._summary_file = SummaryWriter(self.run_dir)
             self.identity = recorded_identity(self.store)
             record = evaluator_record(self.evaluator)

@@ -51,15 +51,18 @@ LOCK_FILE = "run.lock"
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2,
-                      default=str) -> None:
-    """Writes JSON through a temporary file of this process and a rename."""
+                      default=str, fsync: bool = True) -> None:
+    """Writes JSON through a temporary file of this process and a rename
+    (``fsync``: on disk before the rename, so it survives the machine, not
+    only the process)."""
     path = str(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=indent, sort_keys=True, default=default)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -336,6 +339,22 @@ def check_store_not_behind(store: TrialStore, run_dir: str | os.PathLike,
             "truncated, restored from an older copy, or copied without trials.sqlite-wal. Put "
             "the complete trials.sqlite (with its -wal file) back, or use a new --run_dir; "
             "nothing was changed.")
+
+
+def check_resume(store: TrialStore, run_dir: str | os.PathLike, loop_state: dict | None,
+                 evaluator: Any = None) -> None:
+    """Everything a resume checks before the first child: the store is not
+    behind the checkpoint or the summary, and the evaluator's own state in the
+    run directory (``check_run_files``: the shared weights of --sharing) can
+    be used.
+
+    Raises:
+        RunDirError: what is damaged, with its fix.
+    """
+    check_store_not_behind(store, run_dir, loop_state, read_summary(run_dir))
+    check_files = getattr(evaluator, "check_run_files", None)
+    if callable(check_files):
+        check_files(store.num_finished())
 
 
 class SummaryWriter:
