@@ -152,7 +152,7 @@ class SearchLoop:
             self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
             self._state = self.ckpt.restore()
             check_resume(self.store, self.run_dir, self._state, self.evaluator)
-            self._summary_file = SummaryWriter(self.run_dir)
+            self._summary_file = SummaryWriter(self.run_dir, self.store)
             self.identity = recorded_identity(self.store)
             record = evaluator_record(self.evaluator)
             if record is not None:
@@ -187,8 +187,8 @@ class SearchLoop:
         """The search's summary now (as ``summary.json``)."""
         return search_summary(self, status)
 
-    def _write_summary(self, status="running") -> dict:
-        return self._summary_file.write(self.summary(status))
+    def _write_summary(self, status="running", fsync: bool = True) -> dict:
+        return self._summary_file.write(self.summary(status), fsync)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Asks the loop to stop soon (safe from a signal handler)."""
@@ -399,9 +399,10 @@ class SearchLoop:
         self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
         every = (SAVE_COST_FACTOR * self._save_s if self.checkpoint_every_s is None
                  else self.checkpoint_every_s)
-        if time.time() - self._last_save >= every:
+        saving = time.time() - self._last_save >= every
+        if saving:
             self._save()
-        self._write_summary()
+        self._write_summary(fsync=saving)
 
     def _after_child(self, trial) -> None:
         if trial.status == DONE and (self.best is None or trial.reward > self.best):

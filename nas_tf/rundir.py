@@ -113,7 +113,8 @@ def is_environment_error(error: str | None) -> bool:
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``run_dir/run.lock`` (released by close or death).
+    """An exclusive ``flock`` on ``run_dir`` and ``run_dir/run.lock`` (released
+    by close or death; the directory's lock holds when run.lock is deleted).
 
     Raises:
         RunDirError: another live process holds it (named in the message), or
@@ -122,15 +123,21 @@ class RunLock:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / LOCK_FILE
+        self._fd = self._dir_fd = None
         try:
+            # The directory itself is locked too: deleting run.lock by hand
+            # (a new file, a new lock) must not let a second search in.
+            self._dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
+            self.close()
             raise RunDirError(describe_os_error(e, str(self.path))) from None
         try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = self._holder()
-            os.close(self._fd)
+            self.close()
             raise RunDirError(
                 f"--run_dir {run_dir} is in use by another search ({holder}). Wait for it to "
                 "finish or stop it (kill -TERM <pid>), or use another --run_dir; report and "
@@ -155,9 +162,11 @@ class RunLock:
             return "a process that has not written its pid yet"
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        for name in ("_fd", "_dir_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)  # closing drops the flock
+                setattr(self, name, None)
 
 
 # ----------------------------------------------------------------------------
@@ -358,17 +367,32 @@ def check_resume(store: TrialStore, run_dir: str | os.PathLike, loop_state: dict
 
 
 class SummaryWriter:
-    """Writes ``summary.json``, never with fewer children or a worse best than before."""
+    """Writes ``summary.json``, never with fewer children or a worse best than before.
 
-    def __init__(self, run_dir: str | os.PathLike):
+    Args:
+        run_dir: The run directory.
+        store: Its trial store, already checked not to be behind the summary
+            (:func:`check_store_not_behind`): the summary's best reward then
+            counts only as far as a stored child holds it (a summary edited by
+            hand, or by hand-edited rewards, is corrected from the store).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, store: TrialStore | None = None):
         self.path = Path(run_dir) / SUMMARY_FILE
         old = read_summary(run_dir)
         self.floor_trained = old.get("children_trained") if isinstance(
             old.get("children_trained"), int) else 0
         best = old.get("best_reward")
         self.floor_best = best if isinstance(best, (int, float)) else None
+        if store is not None and self.floor_best is not None:
+            top = store.best(1)
+            stored = top[0].reward if top else None
+            self.floor_best = None if stored is None else min(self.floor_best, stored)
 
-    def write(self, summary: dict) -> dict:
+    def write(self, summary: dict, fsync: bool = True) -> dict:
+        """Writes ``summary`` (write-then-rename; ``fsync``: on disk first,
+        which costs a few ms on a busy disk: the loop asks for it only with
+        a checkpoint and at the end, the file being derived from the store)."""
         trained, best = summary.get("children_trained", 0), summary.get("best_reward")
         if trained < self.floor_trained or (
                 self.floor_best is not None and (best is None or best < self.floor_best)):
@@ -377,7 +401,7 @@ class SummaryWriter:
                 f"{self.floor_best}) with a poorer one ({trained}, {best}): the trial store lost "
                 "results. Put the complete trials.sqlite back, or use a new --run_dir.")
         try:
-            write_json_atomic(self.path, summary)
+            write_json_atomic(self.path, summary, fsync=fsync)
         except OSError as e:
             raise RunDirError(describe_os_error(e, str(self.path))) from None
         self.floor_trained, self.floor_best = trained, best

@@ -93,6 +93,16 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
     RunLock(tmp_path).close()  # free again
 
 
+def test_deleting_run_lock_by_hand_does_not_let_a_second_search_in(tmp_path):
+    first = RunLock(tmp_path)
+    first.write_note()
+    (tmp_path / LOCK_FILE).unlink()
+    with pytest.raises(RunDirError, match="in use by another search"):
+        RunLock(tmp_path)  # the directory itself is locked
+    first.close()
+    RunLock(tmp_path).close()
+
+
 def test_second_search_on_a_held_run_dir_stops_at_once(tmp_path, table):
     """Another process holds the directory: the CLI stops with one line naming it
     and trains nothing."""
@@ -499,3 +509,17 @@ def test_irrelevant_flag_lines():
                             owned) == [
         "warning: --cnn_preset has no effect with --space=rnn (ignored).",
         "warning: --nb201_table has no effect with --space=rnn (ignored)."]
+
+
+def test_a_summary_with_a_higher_best_than_the_intact_store_is_corrected(tmp_path):
+    """The store holds every child the summary counted: it is the record, and the
+    summary (edited by hand) is rewritten from it instead of refusing forever."""
+    run = tmp_path / "run"
+    _run(run)
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    true_best = summary["best_reward"]
+    summary["best_reward"] = true_best + 5.0
+    (run / SUMMARY_FILE).write_text(json.dumps(summary))
+    again = _run(run, max_children=8)
+    assert again["children_trained"] == 8 and again["best_reward"] >= true_best
+    assert again["best_reward"] < true_best + 5.0
