@@ -329,7 +329,10 @@ class TrialStore:
     @_guarded
     def best(self, k: int = 1) -> list[Trial]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY reward DESC, id ASC LIMIT ?",
+            # A done row without a reward (damaged) sorts first, so it is reported
+            # (DamagedRow), never passed over for the next best.
+            f"SELECT {_COLUMNS} FROM trials WHERE status=? "
+            "ORDER BY reward IS NULL DESC, reward DESC, id ASC LIMIT ?",
             (DONE, int(k)),
         )
         return [_row_to_trial(r) for r in rows]

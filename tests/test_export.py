@@ -307,3 +307,21 @@ def test_exported_cnn_loads_without_the_project(cnn_run, tmp_path):
     # A second export into the same directory replaces the SavedModel too.
     export_child(cnn_run, out, rank=1)
     assert (out / "saved_model").is_dir()
+
+
+def test_a_done_child_without_reward_is_refused_not_skipped(nb201_run, tmp_path):
+    """A NULL reward on the best child (a damaged store) is reported, as report and
+    run report it, instead of exporting the next child as rank 1."""
+    import shutil
+    import sqlite3
+
+    run = tmp_path / "run"
+    shutil.copytree(nb201_run, run)
+    db = sqlite3.connect(run / "trials.sqlite")
+    best = db.execute("SELECT id FROM trials ORDER BY reward DESC LIMIT 1").fetchone()[0]
+    db.execute("UPDATE trials SET reward=NULL WHERE id=?", (best,))
+    db.commit()
+    db.close()
+    with pytest.raises(RunDirError, match=f"child {best} is done but has no reward"):
+        export_child(run, tmp_path / "x", rank=1)
+    assert not (tmp_path / "x").exists()
