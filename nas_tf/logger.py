@@ -252,10 +252,7 @@ class TensorBoardLogger(Logger):
         a child among the best is)."""
         path = os.path.join(self.log_dir, ARCHIVE_DIR, RETAINED_FILE)
         if self._retained is None:
-            self._retained = {"best": [], "recent": []}
-            if os.path.exists(path):
-                with open(path) as f:
-                    self._retained = json.load(f)
+            self._retained = _read_retained(path)
         state = self._retained
         before = {int(i) for _, i in state["best"]} | {int(i) for i in state["recent"]}
         reward = trial.reward if trial.status == "done" else None
@@ -305,6 +302,29 @@ CHILDREN_DIR = "children"
 ARCHIVE_DIR = "children_archive"
 RETAINED_FILE = "retained.json"
 _LIVE, _ARCHIVED = "tfevents", "tfarchive"
+
+
+def _read_retained(path: str) -> dict:
+    """``retained.json`` as written by :meth:`TensorBoardLogger._retain`; a
+    damaged one is moved aside (the children it listed keep their runs where
+    they are) and the lists start empty."""
+    if not os.path.exists(path):
+        return {"best": [], "recent": []}
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        best = [[float(r), int(i)] for r, i in state["best"]]
+        recent = [int(i) for i in state["recent"]]
+        return {"best": best, "recent": recent}
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        aside = f"{path}.damaged-{int(time.time())}"
+        try:
+            os.replace(path, aside)
+        except OSError:
+            pass
+        _log.warning("%s was damaged (%s: %s); moved it to %s and started the lists of kept "
+                     "TensorBoard runs afresh.", path, type(e).__name__, str(e)[:80], aside)
+        return {"best": [], "recent": []}
 
 
 def _move_child(src: str, dst: str, old: str, new: str) -> bool:

@@ -47,6 +47,7 @@ from nas_tf.rundir import (  # noqa: F401
     is_run_dir,
     open_run_dir,
     read_trials,
+    stored_wall_time,
     write_json_atomic,
 )
 from nas_tf.scheduler import Known, Scheduler, check_max_in_flight
@@ -136,7 +137,6 @@ class SearchLoop:
         self.stop_reason = ""
         self.best: float | None = None
         self._start = time.time()
-        self._wall_before = float(self.store.get_meta("wall_time_s", 0.0))
 
     def _open(self, algorithm) -> None:
         """Takes the run directory: the lock first, then the identity; then
@@ -151,6 +151,8 @@ class SearchLoop:
             self.algorithm = algorithm or make_algorithm(self.space, self.config)
             self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
             self._state = self.ckpt.restore()
+            self._wall_before, note = stored_wall_time(self.store, self.run_dir)
+            self.ckpt.note = " ".join(n for n in (self.ckpt.note, note) if n) or None
             check_resume(self.store, self.run_dir, self._state, self.evaluator)
             self._summary_file = SummaryWriter(self.run_dir, self.store)
             self.identity = recorded_identity(self.store)

@@ -92,6 +92,12 @@ def describe_os_error(e: BaseException, where: str) -> str:
     if code == errno.ENOTDIR:
         return (f"cannot create {where}: a part of that path is a file, not a directory. Choose "
                 "another path.")
+    if code == errno.EISDIR:
+        return (f"{where} is a directory where a file belongs: move it away, or choose another "
+                "path.")
+    if code == errno.ENOENT:
+        return (f"cannot write {where}: a folder on that path does not exist (or the file "
+                "system does not allow new files there). Create it, or choose another path.")
     return f"{where}: {type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
@@ -247,6 +253,26 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
     return obj if isinstance(obj, dict) else {}
 
 
+#: Folders a search keeps in its run directory.
+_FOLDERS = (CHECKPOINT_DIR, RESULTS_DIR, "children", "children_archive", "all_children",
+            "report", "shared")
+
+
+def stored_wall_time(store: TrialStore, run_dir: str | os.PathLike) -> tuple[float, str | None]:
+    """The search's wall time so far (meta ``wall_time_s``), and a note when
+    that value was damaged and was taken from ``summary.json`` instead."""
+    value = store.get_meta("wall_time_s", 0.0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 \
+            and value != float("inf"):
+        return float(value), None
+    backup = read_summary(run_dir).get("wall_time_s")
+    ok = isinstance(backup, (int, float)) and not isinstance(backup, bool) and 0 <= backup < 1e12
+    fallback = float(backup) if ok else 0.0
+    return fallback, (f"The stored wall time of the search ({str(value)[:40]!r}) was not a "
+                      f"number; counting from {fallback:.0f} s "
+                      f"({'summary.json' if ok else 'zero'}).")
+
+
 def _check_leftovers(run_dir: Path, store_path: Path) -> None:
     """Refuses a directory whose store is gone or empty but whose checkpoints
     or summary say a search ran there (a truncated or lost trial store)."""
@@ -295,6 +321,10 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
     held = RunLock(run_dir) if lock else None
     try:
         _check_leftovers(run_dir, store_path)
+        for name in _FOLDERS:
+            if (run_dir / name).exists() and not (run_dir / name).is_dir():
+                raise RunDirError(f"{run_dir / name} is a file where the search keeps a folder: "
+                                  "move it away (or put the run's folder back) and run again.")
         if (run_dir / SUMMARY_FILE).exists() and not (run_dir / SUMMARY_FILE).is_file():
             raise RunDirError(f"{run_dir / SUMMARY_FILE} is not a file; move it away (the summary "
                               "is rebuilt from the trial store).")

@@ -523,3 +523,53 @@ def test_a_summary_with_a_higher_best_than_the_intact_store_is_corrected(tmp_pat
     again = _run(run, max_children=8)
     assert again["children_trained"] == 8 and again["best_reward"] >= true_best
     assert again["best_reward"] < true_best + 5.0
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "children", "children_archive", "results"])
+def test_a_file_where_the_search_keeps_a_folder_is_one_error(tmp_path, folder):
+    run = tmp_path / "run"
+    _run(run)
+    if (run / folder).is_dir():
+        shutil.rmtree(run / folder)
+    (run / folder).write_text("x")
+    with pytest.raises(RunDirError, match=f"{folder} is a file where the search keeps a folder"):
+        _run(run, max_children=8)
+    assert len(read_trials(run)) == 6
+
+
+def test_a_damaged_stored_wall_time_is_taken_from_the_summary(tmp_path):
+    from nas_tf.logger import Logger
+
+    class Notes(Logger):
+        def __init__(self):
+            self.lines = []
+
+        def message(self, text):
+            self.lines.append(text)
+
+    run = tmp_path / "run"
+    first = _run(run)
+    db = sqlite3.connect(run / STORE_FILE)
+    db.execute("UPDATE meta SET value='\"x\"' WHERE key='wall_time_s'")
+    db.commit()
+    db.close()
+    notes = Notes()
+    again = run_search(SPACE, FakeEvaluator(SPACE), run_dir=str(run),
+                       config=_cfg(max_children=8), child_logs=False, logger=notes)
+    assert again["children_trained"] == 8 and again["wall_time_s"] >= first["wall_time_s"]
+    assert any("stored wall time of the search ('x') was not a number" in n
+               for n in notes.lines), notes.lines
+
+
+@pytest.mark.parametrize("text", ["garbage", '{"best": 3}', '{"best": [[1]], "recent": []}',
+                                  "[]"])
+def test_a_damaged_retained_json_is_moved_aside_and_the_search_goes_on(tmp_path, text):
+    run = tmp_path / "run"
+    _run(run)
+    retained = run / "children_archive" / "retained.json"
+    retained.parent.mkdir(exist_ok=True)
+    retained.write_text(text)
+    for budget in (8, 10):  # every resume goes on (it used to crash after one child)
+        assert _run(run, max_children=budget)["children_trained"] == budget
+    assert list(retained.parent.glob("retained.json.damaged-*"))
+    assert set(json.loads(retained.read_text())) == {"best", "recent"}
