@@ -40,16 +40,14 @@ from nas_tf.rundir import (  # noqa: F401
     RESULTS_DIR,
     STORE_FILE,
     SUMMARY_FILE,
-    SummaryWriter,
-    check_resume,
     evaluator_record,
     is_environment_error,
     is_run_dir,
     open_run_dir,
     read_trials,
-    stored_wall_time,
     write_json_atomic,
 )
+from nas_tf.runstate import SummaryWriter, check_resume, stored_wall_time
 from nas_tf.scheduler import Known, Scheduler, check_max_in_flight
 from nas_tf.sharing import attach_evaluator
 from nas_tf.signals import stop_on_signals

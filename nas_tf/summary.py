@@ -1,5 +1,5 @@
 """What a running search says about itself: the content of ``summary.json``
-(rewritten after every update, see :class:`nas_tf.rundir.SummaryWriter`) and
+(rewritten after every update, see :class:`nas_tf.runstate.SummaryWriter`) and
 the scalars logged at each controller update."""
 
 from __future__ import annotations
