@@ -220,7 +220,7 @@ BAD_SETTINGS = [
     (["--children_per_update=-2"], "children_per_update must be > 0"),
     (["--max_proposals=-1"], "max_proposals must be > 0"),
     (["--patience_rounds=0"], "patience_rounds must be > 0"),
-    (["--seed=-1"], "seed must be >= 0"),
+    (["--seed=-1"], "seed must be in [0, 4294967295]"),
     (["--learning_rate=0"], "learning_rate must be > 0"),
     (["--baseline_decay=1.0"], "baseline_decay must be in [0, 1)"),
     (["--learning_rate=nan"], "learning_rate must be a finite number"),
