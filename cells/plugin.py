@@ -28,7 +28,8 @@ class RnnPlugin(SpacePlugin):
 
     def check_data(self, space, evaluator):
         if evaluator.config.dataset != "synthetic":
-            evaluator.data()  # load and check the corpus files now
+            train, valid, _ = evaluator.data()  # load and check the corpus files now
+            check_corpus_size(evaluator.config, train, valid)
 
     def space_from_config(self, config):
         from cells.tree_space import TreeSpace
@@ -47,6 +48,27 @@ class RnnPlugin(SpacePlugin):
         from cells.export import RnnExporter
 
         return RnnExporter()
+
+
+def check_corpus_size(config, train, valid) -> None:
+    """Refuses a corpus too small for one window of training or validation
+    (every child would fail the same way), before anything is written.
+
+    Raises:
+        DataError: the training or validation split has too few tokens.
+    """
+    from nas_tf.errors import DataError
+
+    child = config.lm_config()
+    for split, tokens, batch in (("training", train, child.batch_size),
+                                 ("validation", valid, child.eval_batch_size)):
+        need = batch * (child.bptt + 1)  # one window of bptt steps in each of the rows
+        if len(tokens) < need:
+            raise DataError(
+                f"The {split} split of --dataset={config.dataset} has {len(tokens)} tokens, too "
+                f"few for one window of --bptt={child.bptt} in {batch} rows (at least {need}): "
+                "pass a larger corpus (--data_dir) or smaller --bptt / --child_batch_size. "
+                f"Received: data_dir={config.data_dir!r}")
 
 
 PLUGIN = RnnPlugin()

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from absl import flags
-from absl import logging as absl_logging
 
 # --dataset for --space=cnn: cifar10 (TFDS), imagefolder (class-per-folder), or any TFDS
 # image-classification dataset by name: mnist, cifar100, ..., tfds:NAME (cnn_space/
@@ -92,6 +91,11 @@ def _demo_data_dir() -> str:
     return str(found[0])
 
 
+#: The demo's note of the last :func:`settings_from_flags` (logged by the plug-in's
+#: ``make`` once the settings are known to be valid).
+DEMO_NOTE: list[str] = []
+
+
 def settings_from_flags(fv) -> dict:
     """The settings of :class:`cnn_space.train.CnnSearchConfig` from the flags.
 
@@ -107,13 +111,14 @@ def settings_from_flags(fv) -> dict:
           "augment": "crop_flip"} if demo else {})
     if demo and not data_dir:
         data_dir = _demo_data_dir()
-    if demo:
-        absl_logging.warning(
-            "No --dataset: demo search on %s (imagefolder, %s training images resized to "
-            "%spx, %s-layer children, width x%s, %s epoch(s) each). Set --dataset for a real "
-            "search.", data_dir, fv.cnn_train_subset or d["subset"],
-            fv.cnn_image_size or d["image_size"], fv.cnn_num_layers or d["num_layers"],
-            fv.cnn_width_multiplier or d["width"], fv.child_epochs or d["epochs"])
+    if demo:  # said by the plug-in once the settings are valid (no line before an error)
+        DEMO_NOTE[:] = [
+            f"No --dataset: demo search on {data_dir} (imagefolder, "
+            f"{fv.cnn_train_subset or d['subset']} training images resized to "
+            f"{fv.cnn_image_size or d['image_size']}px, "
+            f"{fv.cnn_num_layers or d['num_layers']}-layer children, width "
+            f"x{fv.cnn_width_multiplier or d['width']}, {fv.child_epochs or d['epochs']} "
+            "epoch(s) each). Set --dataset for a real search."]
 
     def pick(flag_value, key, default):
         if flag_value is not None:

@@ -7,6 +7,8 @@ loads no TensorFlow.
 
 from __future__ import annotations
 
+import sys
+
 from nas_tf.plugins import SpacePlugin
 
 
@@ -24,7 +26,13 @@ class CnnPlugin(SpacePlugin):
         from cnn_space.train import CnnSearchConfig, make_evaluator, make_space
 
         cfg = self.config_from_settings(CnnSearchConfig, settings)
-        return make_space(cfg), make_evaluator(cfg)
+        made = make_space(cfg), make_evaluator(cfg)
+        cli = sys.modules.get("cnn_space.cli")  # (the command line's demo note, once valid)
+        if cli is not None and cli.DEMO_NOTE:
+            from absl import logging as absl_logging
+
+            absl_logging.warning("%s", cli.DEMO_NOTE.pop())
+        return made
 
     def check_data(self, space, evaluator):
         evaluator.data()  # loads and checks the images

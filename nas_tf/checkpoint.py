@@ -185,4 +185,5 @@ def restore_scheduler(sched, checkpointer: Checkpointer, state: dict | None, sto
 
     sched.restore(state, updates=updates, trial_ids=[t.id for t in trials],
                   num_proposed=num_proposed, exists=lambda i: store.get_id(i) is not None,
-                  recreate=recreate)
+                  recreate=recreate,
+                  stored_finished=sum(t.status in (DONE, FAILED) for t in trials))

@@ -131,6 +131,11 @@ class EvolutionConfig:
             )
 
 
+#: Largest seed (children's seeds, seed * 100003 + id, stay int64) and budget.
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 10**12
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """One search.
@@ -181,8 +186,13 @@ class SearchConfig:
         check_positive("patience_rounds", self.patience_rounds)
         check_positive("max_search_s", self.max_search_s)
         check_finite("failure_reward", self.failure_reward)
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
+        if self.seed < 0 or self.seed > MAX_SEED:
+            raise ConfigError(f"seed must be in [0, {MAX_SEED}]. Received: seed={self.seed}")
+        for name in ("max_children", "max_proposals"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_COUNT:
+                raise ConfigError(f"{name} must be <= {MAX_COUNT} (a store holds int64 ids). "
+                                  f"Received: {name}={value}")
 
     @property
     def proposal_limit(self) -> int:

@@ -74,6 +74,12 @@ class EvalResult:
 class Evaluator(abc.ABC):
     """Trains (or looks up) one child and returns its reward."""
 
+    #: Children cost next to nothing (a table lookup) and write nothing to
+    #: their log directory: the search gives them none, and TensorBoard keeps
+    #: an HParams run only for the best children, not for every recent one
+    #: (thousands of children a minute would each make a folder).
+    cheap_children: bool = False
+
     @abc.abstractmethod
     def evaluate(self, spec: Any, context: ChildContext) -> EvalResult:
         """Evaluates ``spec``.

@@ -83,14 +83,35 @@ def _prepare_out(out: str | os.PathLike) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a directory. Received: out={str(out)!r}")
+    try:
+        _check_writable_out(out)
+    except OSError as e:
+        from nas_tf.rundir import describe_os_error
+
+        raise ConfigError(f"--out: {describe_os_error(e, str(out))} Received: "
+                          f"out={str(out)!r}") from None
     if out.is_dir():
         others = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_FILES)
         if others:
             raise ConfigError(
                 f"--out {out} holds other files ({', '.join(others[:3])}); pass a new or empty "
                 f"directory (a previous export there is replaced). Received: out={str(out)!r}")
-    out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _check_writable_out(out: Path) -> None:
+    """Makes ``out`` (and its parents) and proves it writable with a probe
+    file, so that a bad path fails here, before a model is built.
+
+    Raises:
+        OSError: a parent is a file, the file system is read-only or
+            virtual (/proc), or the directory is not writable.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / f".nas_tf_probe_{os.getpid()}"
+    with open(probe, "w") as f:
+        f.write("")
+    os.remove(probe)
 
 
 def _write_json(path: Path, obj) -> None:

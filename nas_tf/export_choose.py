@@ -41,6 +41,10 @@ def read_spec_file(path_or_json: str, space) -> tuple[Any, dict]:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidArchitectureError(f"{where} is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise InvalidArchitectureError(
+            f"{where} is nested too deeply to be a spec (thousands of levels). Pass a spec.json "
+            "written by export, or JSON text.") from None
     wrapper = obj if isinstance(obj, dict) and "spec" in obj else {"spec": obj}
     other = wrapper.get("space")
     other_name = other.get("name") if isinstance(other, dict) else other

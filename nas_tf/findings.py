@@ -135,7 +135,7 @@ def closing_lines(summary: Mapping[str, Any], best_trial: Any, space: Any,
     lines = [f"search {summary.get('status', 'finished')}: {summary.get('stop_reason', '')}",
              f"run directory: {run_dir}",
              f"children: {trained} trained, {failed} failed"]
-    fl = failure_line(failure_kinds(failed_errors), trained + failed)
+    fl = failure_line(failure_kinds(failed_errors), trained)  # (trained counts the failed)
     if fl:
         lines.append(fl)
     if best_trial is not None:

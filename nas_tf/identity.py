@@ -157,15 +157,55 @@ def _differences(recorded: Any, current: Any, prefix: str) -> list[str]:
 
 
 
+#: Meta keys of a run's identity (``summary.json`` keeps a copy under ``identity``).
+IDENTITY_KEYS = ("version", "created", "space", "search", "child", "inputs")
+
+
+def recorded_identity(store) -> dict:
+    """The identity meta keys a store holds (absent keys left out)."""
+    return {k: v for k in IDENTITY_KEYS if (v := store.get_meta(k)) is not None}
+
+
+def _identity_from_summary(store, run_dir: Path) -> dict | None:
+    """The identity ``summary.json`` kept, for a store whose meta table lost
+    it (None: a new run). A store with rows and no copy to restore from is
+    refused."""
+    rows = store.row_stats()[0]
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    saved = summary.get("identity") if isinstance(summary, dict) else None
+    if isinstance(saved, dict) and isinstance(saved.get("space"), dict):
+        return saved
+    if rows:
+        raise RunDirError(
+            f"{Path(run_dir) / 'trials.sqlite'} holds {rows} children but no record of the "
+            "search's settings (its meta table was emptied), and summary.json has no copy: "
+            "put back a good copy of trials.sqlite, or use a new --run_dir.")
+    return None
+
+
 def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
+    """Records the identity of a new run, or checks a resumed one against
+    it; a meta table emptied by hand is checked against, and restored from,
+    the copy in ``summary.json``.
+
+    Raises:
+        RunDirError: another identity (each difference named), or a store
+            with children and no identity anywhere.
+    """
     now = {"space": space.config(), "search": search_identity(config)}
     if evaluator is not None:
         now["child"] = child_identity(evaluator)
         now["inputs"] = input_identity(evaluator)
+    restored = None
     if store.get_meta("space") is None:
-        store.set_meta(version=FORMAT_VERSION, created=time.time(), **now)
-        return
-    recorded = {k: store.get_meta(k) for k in now}
+        restored = _identity_from_summary(store, run_dir)
+        if restored is None:
+            store.set_meta(version=FORMAT_VERSION, created=time.time(), **now)
+            return
+    recorded = {k: store.get_meta(k) if restored is None else restored.get(k) for k in now}
     if space.as_recorded(recorded["space"]) is None:  # an older format of it resumes
         raise RunDirError(
             f"--run_dir {run_dir} holds a search of another space "
@@ -182,5 +222,7 @@ def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
             f"mix (differs in: {'; '.join(diffs)}). Use a new --run_dir, or the settings that "
             "run was started with.")
     unknown = {k: now[k] for k in ("child", "inputs") if k in now and recorded[k] is None}
+    if restored is not None:  # the checked copy goes back into the meta table
+        store.set_meta(**{k: v for k, v in restored.items() if k in IDENTITY_KEYS})
     if unknown:
         store.set_meta(**unknown)

@@ -33,28 +33,28 @@ from nas_tf.config import SearchConfig
 from nas_tf.errors import DataError
 from nas_tf.evaluator import ChildContext, Evaluator
 from nas_tf.executors import Executor, InlineExecutor, Job, Outcome, read_result_file
+from nas_tf.identity import recorded_identity
 from nas_tf.logger import Logger, MultiLogger, TensorBoardLogger
 from nas_tf.rundir import (  # noqa: F401
     CHECKPOINT_DIR,
     RESULTS_DIR,
     STORE_FILE,
     SUMMARY_FILE,
-    SummaryWriter,
-    check_store_not_behind,
     evaluator_record,
     is_environment_error,
     is_run_dir,
     open_run_dir,
-    read_summary,
     read_trials,
     write_json_atomic,
 )
+from nas_tf.runstate import SummaryWriter, check_resume, stored_wall_time
 from nas_tf.scheduler import Known, Scheduler, check_max_in_flight
 from nas_tf.sharing import attach_evaluator
 from nas_tf.signals import stop_on_signals
 from nas_tf.space import SearchSpace
 from nas_tf.store import DONE, FAILED, PENDING
 from nas_tf.summary import search_summary, update_scalars
+from nas_tf.validation import check_positive
 
 __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
@@ -82,14 +82,13 @@ class SearchLoop:
         logger: Extra logger (e.g. the CLI's console); TensorBoard is always on.
         algorithm: An :class:`nas_tf.algorithms.Algorithm` to use instead of
             making one from ``config`` (it must match ``config``).
-        child_logs: Give each child ``run_dir/children/<id>`` for its curves.
+        child_logs: Give each child ``run_dir/children/<id>`` for its curves
+            (not to an evaluator with ``cheap_children``).
         checkpoint_every_s: Save the search's state after an update only
             when this many seconds passed since the last save (0: after every
-            update). Default (None): after every update unless the last save
-            took over 1/20 of the time since (saving stays under ~5 %: fast
-            scoring, e.g. shared weights, saves every few seconds). Nothing is
-            lost in between: a resumed search replays the proposals made after
-            the last checkpoint, each stored child reusing its stored result.
+            update; default None: unless the last save took over 1/20 of the
+            time since). Nothing is lost in between: a resumed search replays
+            the proposals made after it, each stored child reusing its result.
         max_in_flight: W, proposals outstanding at once (default: m, or the
             executor's capacity when larger); at least m.
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
@@ -111,6 +110,7 @@ class SearchLoop:
                  handle_signals: bool = False, proxy=None):
         self.space = space
         self.proxy = proxy
+        check_positive("checkpoint_every_s", checkpoint_every_s, allow_zero=True)
         self.checkpoint_every_s = checkpoint_every_s
         self._last_save = 0.0
         self._save_s = 0.0  # how long the last save took
@@ -129,16 +129,16 @@ class SearchLoop:
             max_in_flight=max_in_flight or max(config.children_per_update,
                                                int(self.executor.capacity)))
         self.handle_signals = handle_signals
-        self.child_logs = child_logs
+        cheap = bool(getattr(evaluator, "cheap_children", False))
+        self.child_logs = child_logs and not cheap
         self._open(algorithm)
-        self.tb = TensorBoardLogger(str(self.run_dir))
+        self.tb = TensorBoardLogger(str(self.run_dir), keep_recent=0 if cheap else "default")
         self.logger = MultiLogger([self.tb, logger])
         self._environment_error: str | None = None
         self.stop_requested = False
         self.stop_reason = ""
         self.best: float | None = None
         self._start = time.time()
-        self._wall_before = float(self.store.get_meta("wall_time_s", 0.0))
         self.warmup_s = float(self.store.get_meta("warmup_s", 0.0))
         self._warmup_incomplete = False
 
@@ -155,9 +155,11 @@ class SearchLoop:
             self.algorithm = algorithm or make_algorithm(self.space, self.config)
             self.ckpt = Checkpointer(self.run_dir / CHECKPOINT_DIR, self.algorithm)
             self._state = self.ckpt.restore()
-            check_store_not_behind(self.store, self.run_dir, self._state,
-                                   read_summary(self.run_dir))
-            self._summary_file = SummaryWriter(self.run_dir)
+            self._wall_before, note = stored_wall_time(self.store, self.run_dir)
+            self.ckpt.note = " ".join(n for n in (self.ckpt.note, note) if n) or None
+            check_resume(self.store, self.run_dir, self._state, self.evaluator)
+            self._summary_file = SummaryWriter(self.run_dir, self.store)
+            self.identity = recorded_identity(self.store)
             record = evaluator_record(self.evaluator)
             if record is not None:
                 self.store.set_meta(evaluator=record)
@@ -191,8 +193,8 @@ class SearchLoop:
         """The search's summary now (as ``summary.json``)."""
         return search_summary(self, status)
 
-    def _write_summary(self, status="running") -> dict:
-        return self._summary_file.write(self.summary(status))
+    def _write_summary(self, status="running", fsync: bool = True) -> dict:
+        return self._summary_file.write(self.summary(status), fsync)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Asks the loop to stop soon (safe from a signal handler)."""
@@ -343,8 +345,8 @@ class SearchLoop:
         while self.sched.queue and self.executor.free_slots() > 0 and not self.stop_requested:
             e = self.sched.next_job()
             trial = self.store.get_id(e.trial_id)
-            if trial.status in (DONE, FAILED):  # trained in an earlier life
-                self._arrive(trial.id)
+            if trial.status in (DONE, FAILED):  # trained in an earlier life (counted)
+                self._arrive(trial.id, new=False)
                 continue
             job = Job(trial.id, self.space.tokens_to_spec(e.tokens), self._context(trial.id),
                       result_file=self._result_file(trial.id))
@@ -396,8 +398,8 @@ class SearchLoop:
                 f"{self.run_dir}.")
             self.request_stop("environment error")
 
-    def _arrive(self, trial_id: int) -> None:
-        self.sched.arrive(trial_id)
+    def _arrive(self, trial_id: int, new: bool = True) -> None:
+        self.sched.arrive(trial_id, new)
         self.logger.progress(self.sched.finished, self.config.max_children, self.best)
 
     def _update(self) -> None:
@@ -418,9 +420,10 @@ class SearchLoop:
         self.store.flush_wal()  # trials.sqlite alone is as new as the summary written below
         every = (SAVE_COST_FACTOR * self._save_s if self.checkpoint_every_s is None
                  else self.checkpoint_every_s)
-        if time.time() - self._last_save >= every:
+        saving = time.time() - self._last_save >= every
+        if saving:
             self._save()
-        self._write_summary()
+        self._write_summary(fsync=saving)
 
     def _after_child(self, trial) -> None:
         if trial.status == DONE and (self.best is None or trial.reward > self.best):

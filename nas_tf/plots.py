@@ -125,11 +125,23 @@ def save_png(fig, path: str | os.PathLike) -> str:
     """Writes ``fig`` to ``path`` (atomically) and returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from nas_tf.errors import RunDirError
+    from nas_tf.rundir import describe_os_error
+
     path = Path(path)
+    if path.is_dir():
+        raise RunDirError(describe_os_error(IsADirectoryError(21, "Is a directory"), str(path)))
     tmp = path.with_name(path.name + ".tmp.png")
     FigureCanvasAgg(fig)
-    fig.savefig(tmp, format="png", facecolor="white")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, format="png", facecolor="white")
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise RunDirError(describe_os_error(e, str(path))) from None
     return str(path)
 
 

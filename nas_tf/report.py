@@ -313,7 +313,12 @@ def write_report(run_dir: str | os.PathLike, top_k: int = 10, tensorboard: bool 
     try:
         report.pictures = write_pictures(report, tb)
         text_md = format_report(report, markdown=True)
-        (Path(run_dir) / REPORT_FILE).write_text(text_md + "\n")
+        try:
+            (Path(run_dir) / REPORT_FILE).write_text(text_md + "\n")
+        except OSError as e:
+            from nas_tf.rundir import describe_os_error
+
+            raise RunDirError(describe_os_error(e, str(Path(run_dir) / REPORT_FILE))) from None
         report.written = True
         if tb is not None:
             tb.text(len(report.order), "report/top_children", text_md)

@@ -243,6 +243,18 @@ def _check_float_flags() -> None:
             check_finite(name, flag.value, flag=True)
 
 
+def _check_spine_flags() -> None:
+    """Refuses values absl accepts and the search cannot use, before anything is written."""
+    from nas_tf.errors import ConfigError
+    from nas_tf.validation import check_int, check_positive
+
+    if RUN_DIR.value is not None and not RUN_DIR.value.strip():
+        raise ConfigError("--run_dir is empty: pass a directory, or leave the flag out for "
+                          f"runs/<space>. Received: run_dir={RUN_DIR.value!r}")
+    check_int("max_retries", MAX_RETRIES.value, minimum=0, flag=True)
+    check_positive("checkpoint_every_s", CHECKPOINT_EVERY_S.value, allow_zero=True, flag=True)
+
+
 def _run_dir() -> str:
     """--run_dir, or runs/<space> (so that the same command again resumes)."""
     return RUN_DIR.value or os.path.join("runs", SPACE.value)
@@ -255,6 +267,7 @@ def _run() -> dict:
     from nas_tf.loop import run_search
 
     _check_float_flags()
+    _check_spine_flags()
     run_dir = _run_dir()
     if _PLUGIN_ERROR:
         raise ConfigError(_PLUGIN_ERROR)

@@ -8,18 +8,23 @@ Files (names are the constants below):
 * ``checkpoints/`` — the algorithm's and the loop's state
   (:class:`nas_tf.checkpoint.Checkpointer`);
 * ``summary.json`` — rewritten (write-then-rename) after every update, never
-  with fewer children or a worse best reward than it held;
-* ``results/<id>.json`` — a child's result, written by its worker;
-* ``run.lock`` — held (``flock``) by the one search writing the directory;
-  it names that process. The kernel drops the lock when the process dies,
-  even by SIGKILL, so a stale file never blocks the next run. Readers
+  with fewer children or a worse best reward than it held
+  (:class:`nas_tf.runstate.SummaryWriter`); it keeps a copy of the run's
+  identity;
+* ``results/<id>.json`` — a child's result, written by its worker (not by
+  the inline executor, whose outcomes are recorded as they return);
+* ``run.lock`` — held (``flock``, as is the directory itself) by the one
+  search writing the directory; it names that process. The kernel drops
+  the lock when the process dies, even by SIGKILL, so a stale file never
+  blocks the next run. Readers
   (``report``, ``export``, :func:`nas_tf.open_run`) never take it.
 
 The identity of a search (meta keys ``space``, ``search``, ``child``,
 ``inputs``) covers everything that changes a reward: the space, the
 algorithm's settings, every child-training setting and the data (path and a
 fingerprint of its contents). Budgets, the executor and worker counts are
-not part of it, so they may change on resume.
+not part of it, so they may change on resume. :mod:`nas_tf.runstate` checks
+that the files agree before a resume.
 """
 
 from __future__ import annotations
@@ -51,15 +56,18 @@ LOCK_FILE = "run.lock"
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2,
-                      default=str) -> None:
-    """Writes JSON through a temporary file of this process and a rename."""
+                      default=str, fsync: bool = True) -> None:
+    """Writes JSON through a temporary file of this process and a rename
+    (``fsync``: on disk before the rename, so it survives the machine, not
+    only the process)."""
     path = str(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=indent, sort_keys=True, default=default)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -89,6 +97,12 @@ def describe_os_error(e: BaseException, where: str) -> str:
     if code == errno.ENOTDIR:
         return (f"cannot create {where}: a part of that path is a file, not a directory. Choose "
                 "another path.")
+    if code == errno.EISDIR:
+        return (f"{where} is a directory where a file belongs: move it away, or choose another "
+                "path.")
+    if code == errno.ENOENT:
+        return (f"cannot write {where}: a folder on that path does not exist (or the file "
+                "system does not allow new files there). Create it, or choose another path.")
     return f"{where}: {type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
@@ -110,7 +124,8 @@ def is_environment_error(error: str | None) -> bool:
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``run_dir/run.lock`` (released by close or death).
+    """An exclusive ``flock`` on ``run_dir`` and ``run_dir/run.lock`` (released
+    by close or death; the directory's lock holds when run.lock is deleted).
 
     Raises:
         RunDirError: another live process holds it (named in the message), or
@@ -119,15 +134,21 @@ class RunLock:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / LOCK_FILE
+        self._fd = self._dir_fd = None
         try:
+            # The directory itself is locked too: deleting run.lock by hand
+            # (a new file, a new lock) must not let a second search in.
+            self._dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
+            self.close()
             raise RunDirError(describe_os_error(e, str(self.path))) from None
         try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = self._holder()
-            os.close(self._fd)
+            self.close()
             raise RunDirError(
                 f"--run_dir {run_dir} is in use by another search ({holder}). Wait for it to "
                 "finish or stop it (kill -TERM <pid>), or use another --run_dir; report and "
@@ -152,14 +173,30 @@ class RunLock:
             return "a process that has not written its pid yet"
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        for name in ("_fd", "_dir_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)  # closing drops the flock
+                setattr(self, name, None)
 
 
 # ----------------------------------------------------------------------------
 # Opening.
 # ----------------------------------------------------------------------------
+
+
+def check_path_text(path: str | os.PathLike, flag: str = "--run_dir") -> None:
+    """Refuses a path that is not UTF-8 text (bytes the shell passed that
+    SQLite, TensorBoard and the reports cannot write).
+
+    Raises:
+        RunDirError: it holds undecodable bytes.
+    """
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RunDirError(f"{flag} is not UTF-8 text: use a name of UTF-8 characters. "
+                          f"Received: {flag.lstrip('-')}={os.fsdecode(path)!a}") from None
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
@@ -173,6 +210,7 @@ def open_store(run_dir: str | os.PathLike) -> TrialStore:
     Raises:
         RunDirError: the directory does not exist, or holds no nas_tf search.
     """
+    check_path_text(run_dir)
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunDirError(f"--run_dir {run_dir} does not exist. Pass the directory of a search "
@@ -220,6 +258,11 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
     return obj if isinstance(obj, dict) else {}
 
 
+#: Folders a search keeps in its run directory.
+_FOLDERS = (CHECKPOINT_DIR, RESULTS_DIR, "children", "children_archive", "all_children",
+            "report", "shared")
+
+
 def _check_leftovers(run_dir: Path, store_path: Path) -> None:
     """Refuses a directory whose store is gone or empty but whose checkpoints
     or summary say a search ran there (a truncated or lost trial store)."""
@@ -250,6 +293,7 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
             identity (every differing setting is named), a damaged store, is
             in use, or cannot be written.
     """
+    check_path_text(run_dir)
     run_dir = Path(run_dir)
     store_path = run_dir / STORE_FILE
     if run_dir.exists() and not run_dir.is_dir():
@@ -267,6 +311,10 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
     held = RunLock(run_dir) if lock else None
     try:
         _check_leftovers(run_dir, store_path)
+        for name in _FOLDERS:
+            if (run_dir / name).exists() and not (run_dir / name).is_dir():
+                raise RunDirError(f"{run_dir / name} is a file where the search keeps a folder: "
+                                  "move it away (or put the run's folder back) and run again.")
         if (run_dir / SUMMARY_FILE).exists() and not (run_dir / SUMMARY_FILE).is_file():
             raise RunDirError(f"{run_dir / SUMMARY_FILE} is not a file; move it away (the summary "
                               "is rebuilt from the trial store).")
@@ -286,64 +334,15 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
     return store
 
 
-# ----------------------------------------------------------------------------
-# Store, checkpoint and summary agree.
-# ----------------------------------------------------------------------------
+
+_RUNSTATE = ("SummaryWriter", "check_resume", "check_store_not_behind", "stored_wall_time")
 
 
-def check_store_not_behind(store: TrialStore, run_dir: str | os.PathLike,
-                           loop_state: dict | None, summary: dict) -> None:
-    """Refuses a store older than the checkpoint or the summary of its run.
+def __getattr__(name: str):
+    """The checks that the files agree live in :mod:`nas_tf.runstate` (which
+    imports this module); they are still found here."""
+    if name in _RUNSTATE:
+        from nas_tf import runstate
 
-    Raises:
-        RunDirError: rows the checkpoint or the summary counted are missing.
-    """
-    finished = store.num_finished()
-    rows, max_id = store.row_stats()
-    problems = []
-    state = loop_state or {}
-    want_max = int(state.get("max_trial_id", 0) or 0)
-    if want_max:
-        have = store.rows_up_to(want_max)
-        if have < want_max:
-            problems.append(
-                f"the checkpoint counts children 1..{want_max} but {want_max - have} of them "
-                f"are missing (the store holds {rows} rows, ids up to {max_id})")
-    for source, key, value in (("checkpoint", "store_finished", state.get("store_finished")),
-                               (SUMMARY_FILE, "children_trained", summary.get("children_trained"))):
-        if isinstance(value, int) and value > finished:
-            problems.append(f"{source} records {value} trained children but the store holds "
-                            f"{finished} ({value - finished} missing)")
-    if problems:
-        raise RunDirError(
-            f"{Path(run_dir) / STORE_FILE} is behind its run: {'; '.join(problems)}. It was "
-            "truncated, restored from an older copy, or copied without trials.sqlite-wal. Put "
-            "the complete trials.sqlite (with its -wal file) back, or use a new --run_dir; "
-            "nothing was changed.")
-
-
-class SummaryWriter:
-    """Writes ``summary.json``, never with fewer children or a worse best than before."""
-
-    def __init__(self, run_dir: str | os.PathLike):
-        self.path = Path(run_dir) / SUMMARY_FILE
-        old = read_summary(run_dir)
-        self.floor_trained = old.get("children_trained") if isinstance(
-            old.get("children_trained"), int) else 0
-        best = old.get("best_reward")
-        self.floor_best = best if isinstance(best, (int, float)) else None
-
-    def write(self, summary: dict) -> dict:
-        trained, best = summary.get("children_trained", 0), summary.get("best_reward")
-        if trained < self.floor_trained or (
-                self.floor_best is not None and (best is None or best < self.floor_best)):
-            raise RunDirError(
-                f"Refusing to overwrite {self.path} (children trained {self.floor_trained}, best "
-                f"{self.floor_best}) with a poorer one ({trained}, {best}): the trial store lost "
-                "results. Put the complete trials.sqlite back, or use a new --run_dir.")
-        try:
-            write_json_atomic(self.path, summary)
-        except OSError as e:
-            raise RunDirError(describe_os_error(e, str(self.path))) from None
-        self.floor_trained, self.floor_best = trained, best
-        return summary
+        return getattr(runstate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,13 @@ no importance weights), as the paper's replicas did through their parameter
 servers (§3.3); the loop logs the mean age as ``search/staleness``.
 
 Budgets: ``max_children`` unique children, ``proposal_limit`` proposals,
-``patience_rounds`` updates in a row without a new child.
+``patience_rounds`` updates in a row without a new child. The children budget
+counts the trial store's rows, not a checkpoint's counter: at most
+``max_children`` rows are ever made, and :attr:`Scheduler.finished` starts a
+resumed search from the rows the store holds finished (done or failed), so a
+budget is exact after a kill at any moment and a resume with another W or
+another order of results; rows an earlier life left pending are trained
+(:meth:`Scheduler.adopt`) before the search ends.
 """
 
 from __future__ import annotations
@@ -121,13 +127,13 @@ class Scheduler:
         self.seen: set[int] = set()  # rows this life queued as jobs
         self.post_rows: set[int] = set()  # rows made after the checkpoint (to replay)
         self.ckpt_max_id = 0
-        self.base_rows = 0
+        self.rows = 0  # rows in the store (the budget counts them)
         self.seq = 0
         self.arrivals = 0
         self.updates = 0
         self.duplicates = 0
         self.stale = 0  # updates in a row without a new child
-        self.finished = 0  # unique children finished
+        self.finished = 0  # rows finished (done or failed) in the store
         self.finished_at_update = 0
         self.proposing = True
         self.end_reason = ""  # why proposing stopped (a budget), once it has
@@ -135,8 +141,9 @@ class Scheduler:
 
     # ------------------------------------------------------------ proposing
     def allocated(self) -> int:
-        """Rows of this search's trajectory so far (the budget counts them)."""
-        return self.base_rows + len(self.seen)
+        """Rows in the store, of every status (the budget counts them: no row
+        is made beyond ``max_children``)."""
+        return self.rows
 
     def can_propose(self, num_proposed: int, elapsed_s: float = 0.0) -> bool:
         """Whether to propose more; the first budget reached ends proposing
@@ -199,6 +206,7 @@ class Scheduler:
                 self.seq += 1
                 return None
             e.trial_id = create()
+            self.rows += 1
             self._queue_job(e)
         self.out[e.seq] = e
         self.seq += 1
@@ -239,13 +247,15 @@ class Scheduler:
         if job_seq is not None:
             self.queue.appendleft(job_seq)
 
-    def arrive(self, trial_id: int) -> None:
-        """A child finished (trained now, or earlier): its reward arrives for
-        every proposal waiting for it."""
+    def arrive(self, trial_id: int, new: bool = True) -> None:
+        """A child finished: its reward arrives for every proposal waiting
+        for it. ``new``: it finished now (False: a row an earlier life
+        finished, already counted in :attr:`finished`)."""
         for seq in self.waiting.pop(trial_id, []):
             self.out[seq].arrived = self.arrivals
             self.arrivals += 1
-        self.finished += 1
+        if new:
+            self.finished += 1
         self.dirty = True
 
     # ------------------------------------------------------------- updates
@@ -290,7 +300,7 @@ class Scheduler:
 
     def restore(self, state: dict, *, updates: int, trial_ids: Iterable[int],
                 num_proposed: int, exists: Callable[[int], bool],
-                recreate: Callable[[Entry], int]) -> None:
+                recreate: Callable[[Entry], int], stored_finished: int | None = None) -> None:
         """Rebuilds the bookkeeping from a checkpoint's state.
 
         Rows created after the checkpoint (ids above its ``max_trial_id``)
@@ -309,13 +319,16 @@ class Scheduler:
             exists: Whether the store has a row of that id.
             recreate: Adds a row again for an outstanding proposal whose row
                 was lost with the store's last commits; returns its id.
+            stored_finished: Rows the store holds finished (done or failed):
+                the count the budget starts from (None: the state's count).
         """
         ids = list(trial_ids)
         self.updates = updates
         self.ckpt_max_id = int(state["max_trial_id"])
-        self.base_rows = sum(1 for i in ids if i <= self.ckpt_max_id)
+        self.rows = len(ids)
         self.post_rows = {i for i in ids if i > self.ckpt_max_id}
-        self.finished = int(state.get("finished", 0))
+        self.finished = int(state.get("finished", 0) if stored_finished is None
+                            else stored_finished)
         self.finished_at_update = int(state.get("finished_at_update", self.finished))
         self.seq = int(state.get("seq", num_proposed))
         self.arrivals = int(state.get("arrivals", 0))
@@ -325,6 +338,7 @@ class Scheduler:
             e = Entry.from_json(row)
             if not exists(e.trial_id):
                 e.trial_id = recreate(e)
+                self.rows += 1
             self.out[e.seq] = e
             if e.arrived is None:
                 self.waiting.setdefault(e.trial_id, []).append(e.seq)

@@ -32,6 +32,25 @@ def save_state(path: str | Path, model, optimizer, counters) -> None:
     tmp.replace(path)
 
 
+def check_state_file(path: str | Path) -> None:
+    """Reads every array of a file :func:`save_state` wrote, without a model.
+
+    Raises:
+        ValueError: it is cut short, not an ``.npz`` file, or has no counters.
+    """
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            names = list(data.files)
+            for name in names:
+                data[name]  # reads (and CRC-checks) each array
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{type(e).__name__}: {str(e)[:160]}") from None
+    if "counters" not in names and "position" not in names:
+        raise ValueError(f"it holds no counters (arrays: {', '.join(names[:5]) or 'none'})")
+    if not any(n.startswith("w") for n in names):
+        raise ValueError("it holds no weights")
+
+
 def restore_state(path: str | Path, model, optimizer, what: str,
                   num_counters: int) -> list[int]:
     """Loads what :func:`save_state` wrote into ``model`` and ``optimizer``.

@@ -23,7 +23,7 @@ import math
 import numbers
 from pathlib import Path
 
-from nas_tf.errors import ConfigError
+from nas_tf.errors import ConfigError, RunDirError
 from nas_tf.rundir import write_json_atomic
 from nas_tf.validation import check_int, check_positive
 
@@ -157,32 +157,103 @@ def read_scores(folder: Path) -> dict[str, float]:
     """The scores kept in ``folder`` (spec JSON, sorted keys -> score).
 
     Reads ``scores.jsonl``; a last line cut short by a killed search is
-    dropped and cut from the file, so the next append starts on a fresh line.
+    dropped and cut from the file, so the next append starts on a fresh line;
+    any other unreadable line is skipped (the lines around it are kept).
     A run directory from before the JSON-lines file is read from ``scores.json``.
+
+    Raises:
+        RunDirError: ``scores.json`` is not a JSON object of numbers.
     """
-    scores: dict[str, float] = {}
-    legacy = folder / LEGACY_SCORES_FILE
-    if legacy.exists():
-        scores.update(json.loads(legacy.read_text()))
+    scores = read_legacy_scores(folder)
     path = folder / SCORES_FILE
     if not path.exists():
         return scores
     data = path.read_bytes()
-    good = 0  # bytes of whole, parsable lines
     for line in data.splitlines(keepends=True):
-        try:
-            row = json.loads(line)
-            key, value = json.dumps(row["spec"], sort_keys=True), float(row["score"])
-        except (ValueError, KeyError, TypeError):
-            break
         if not line.endswith(b"\n"):
-            break
-        scores[key] = value
-        good += len(line)
-    if good < len(data):
+            break  # the last line, cut short
+        parsed = _score_line(line)
+        if parsed is not None:
+            scores[parsed[0]] = parsed[1]
+    whole = data.rfind(b"\n") + 1  # bytes of whole lines
+    if whole < len(data):
         with path.open("r+b") as f:
-            f.truncate(good)
+            f.truncate(whole)
     return scores
+
+
+def _score_line(line: bytes) -> tuple[str, float] | None:
+    try:
+        row = json.loads(line)
+        return json.dumps(row["spec"], sort_keys=True), float(row["score"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_legacy_scores(folder: Path) -> dict[str, float]:
+    """``scores.json`` of a run directory from before ``scores.jsonl`` ({} when absent).
+
+    Raises:
+        RunDirError: it is not a JSON object of numbers.
+    """
+    legacy = folder / LEGACY_SCORES_FILE
+    if not legacy.exists():
+        return {}
+    try:
+        obj = json.loads(legacy.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError(f"a JSON {type(obj).__name__}, not an object")
+        return {str(k): float(v) for k, v in obj.items()}
+    except (OSError, ValueError, TypeError) as e:
+        raise RunDirError(
+            f"{legacy} is damaged ({str(e)[:120]}): put back a good copy, or delete it (the "
+            "final ranking then leaves out the architectures it scored).") from None
+
+
+def check_shared_folder(folder: Path, model_file: str, finished: int) -> None:
+    """Refuses shared-weights state that cannot be resumed, before any child
+    is scored (a damaged file would otherwise fail every child).
+
+    Args:
+        folder: ``RUN_DIR/shared``.
+        model_file: The shared model's file name in it.
+        finished: Children the trial store holds finished.
+
+    Raises:
+        RunDirError: ``folder`` or a file in it is not what the search wrote
+            (not a directory, a damaged model or legacy scores file), or the
+            model or the scores are missing while the other is there.
+    """
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise RunDirError(f"{folder} is not a directory (the shared weights of --sharing live "
+                          "there): move it away, and put the run's shared/ folder back.")
+    model, scores = folder / model_file, folder / SCORES_FILE
+    for path in (model, scores, folder / LEGACY_SCORES_FILE):
+        if path.exists() and not path.is_file():
+            raise RunDirError(f"{path} is not a file: move it away and put the run's file back.")
+    read_legacy_scores(folder)
+    if model.exists() and model.suffix == ".npz":
+        from nas_tf.shared_model import check_state_file
+
+        try:
+            check_state_file(model)
+        except ValueError as e:
+            raise RunDirError(
+                f"{model} is damaged ({e}): put back a good copy, or delete it and "
+                f"{scores.name} to restart the shared weights (the {finished} children "
+                "recorded keep their rewards).") from None
+    has_scores = scores.exists() and scores.stat().st_size > 0
+    if has_scores and not model.exists():
+        raise RunDirError(
+            f"{model} is missing but {scores.name} holds scores of this run: put it back, or "
+            f"delete {scores.name} too to restart the shared weights on purpose.")
+    if model.exists() and not scores.exists() and finished:
+        raise RunDirError(
+            f"{scores} is missing but {model.name} holds the shared weights of {finished} "
+            f"children: put it back (the final ranking reads it), or delete {model.name} too "
+            "to restart the shared weights on purpose.")
 
 
 class SharedScoring:
@@ -227,6 +298,12 @@ class SharedScoring:
 
     def _build_shared(self):
         raise NotImplementedError
+
+    def check_run_files(self, finished: int) -> None:
+        """Refuses a ``shared/`` folder a resume cannot use (see
+        :func:`check_shared_folder`); the loop calls it before any child."""
+        if self._folder is not None:
+            check_shared_folder(self._folder, self.model_file, finished)
 
     def shared_model(self):
         """The shared model: built on first use, restored from the run directory

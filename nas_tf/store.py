@@ -141,17 +141,13 @@ class TrialStore:
     def __init__(self, path: str, readonly: bool = False):
         self.path = str(path)
         self._db = None
+        self._copy_dir: str | None = None  # a copy read instead (see _connect_readonly)
         if readonly and not os.path.isfile(self.path):
             raise RunDirError(f"{self.path} is not a readable nas_tf trial store (no such file). "
                               "Pass the directory of a search.")
         try:
             if readonly:
-                # In a directory this process cannot write (a finished run on a
-                # read-only mount) SQLite cannot make its -shm file: read the
-                # main file as it is (it is complete after every update).
-                frozen = not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK)
-                uri = f"file:{self.path}?{'immutable=1' if frozen else 'mode=ro'}"
-                self._db = sqlite3.connect(uri, uri=True, timeout=30)
+                self._db = self._connect_readonly()
             else:
                 self._db = sqlite3.connect(self.path, timeout=30)
             self._check_schema()  # before any write: another program's file is left untouched
@@ -171,6 +167,36 @@ class TrialStore:
                 f"{self.path} is not a readable nas_tf trial store ({e}). Use a new --run_dir, "
                 "or move the damaged file away to start over."
             ) from None
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection that sees every committed row.
+
+        In a directory this process cannot write (a run on a read-only mount,
+        or another user's) SQLite cannot make its -shm file, so it cannot
+        read the write-ahead log in place: the main file is read as it is
+        (``immutable=1``) when there is no log to read, else the file and its
+        log are copied to a temporary directory and read there (the log holds
+        the rows committed since the last update).
+        """
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if os.access(folder, os.W_OK):
+            return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        wal = self.path + "-wal"
+        if not (os.path.isfile(wal) and os.path.getsize(wal) > 0):
+            return sqlite3.connect(f"file:{self.path}?immutable=1", uri=True, timeout=30)
+        import shutil
+        import tempfile
+
+        self._copy_dir = tempfile.mkdtemp(prefix="nas_tf_store_")
+        copy = os.path.join(self._copy_dir, os.path.basename(self.path))
+        try:
+            shutil.copyfile(self.path, copy)
+            shutil.copyfile(wal, copy + "-wal")
+        except OSError as e:
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            raise RunDirError(f"cannot read {wal} ({e.strerror or e}) to see the newest rows "
+                              f"of {self.path}: fix its permissions.") from None
+        return sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=30)
 
     def _check_schema(self) -> None:
         """Raises sqlite3.DatabaseError unless the file is empty or has our trials table."""
@@ -192,6 +218,11 @@ class TrialStore:
         try:
             self._db.close()
         finally:
+            copy_dir, self._copy_dir = getattr(self, "_copy_dir", None), None
+            if copy_dir:
+                import shutil
+
+                shutil.rmtree(copy_dir, ignore_errors=True)
             lock, self.lock = getattr(self, "lock", None), None
             if lock is not None:
                 lock.close()
@@ -329,7 +360,10 @@ class TrialStore:
     @_guarded
     def best(self, k: int = 1) -> list[Trial]:
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM trials WHERE status=? ORDER BY reward DESC, id ASC LIMIT ?",
+            # A done row without a reward (damaged) sorts first, so it is reported
+            # (DamagedRow), never passed over for the next best.
+            f"SELECT {_COLUMNS} FROM trials WHERE status=? "
+            "ORDER BY reward IS NULL DESC, reward DESC, id ASC LIMIT ?",
             (DONE, int(k)),
         )
         return [_row_to_trial(r) for r in rows]

@@ -1,5 +1,5 @@
 """What a running search says about itself: the content of ``summary.json``
-(rewritten after every update, see :class:`nas_tf.rundir.SummaryWriter`) and
+(rewritten after every update, see :class:`nas_tf.runstate.SummaryWriter`) and
 the scalars logged at each controller update."""
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def search_summary(loop, status: str) -> dict:
         "status": status,
         "stop_reason": loop.stop_reason,
         "run_dir": str(loop.run_dir),
+        # A copy of the run's identity: a resume checks against it, and
+        # restores it, when the store's meta table lost it.
+        "identity": loop.identity,
     }
 
 

@@ -122,3 +122,16 @@ def test_cli_bad_input_is_one_line(tmp_path, args, words):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and words in errors[0], proc.stderr[-2000:]
     assert not (tmp_path / "run").exists()  # nothing written before the data is checked
+
+
+@pytest.mark.parametrize("bad, words", [("--cnn_num_layers=0", "num_layers must be"),
+                                        ("--cnn_width_multiplier=-1", "width_multiplier")])
+def test_demo_with_a_bad_value_prints_only_the_error_line(tmp_path, bad, words):
+    """No --dataset (the demo): its note comes only once the settings are valid, so a
+    bad value gives one line, not a demo warning first."""
+    _need_cifar()
+    proc = _cli([f"--run_dir={tmp_path / 'run'}", bad], tmp_path, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: ") and words in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -307,3 +307,59 @@ def test_exported_cnn_loads_without_the_project(cnn_run, tmp_path):
     # A second export into the same directory replaces the SavedModel too.
     export_child(cnn_run, out, rank=1)
     assert (out / "saved_model").is_dir()
+
+
+def test_a_done_child_without_reward_is_refused_not_skipped(nb201_run, tmp_path):
+    """A NULL reward on the best child (a damaged store) is reported, as report and
+    run report it, instead of exporting the next child as rank 1."""
+    import shutil
+    import sqlite3
+
+    run = tmp_path / "run"
+    shutil.copytree(nb201_run, run)
+    db = sqlite3.connect(run / "trials.sqlite")
+    best = db.execute("SELECT id FROM trials ORDER BY reward DESC LIMIT 1").fetchone()[0]
+    db.execute("UPDATE trials SET reward=NULL WHERE id=?", (best,))
+    db.commit()
+    db.close()
+    with pytest.raises(RunDirError, match=f"child {best} is done but has no reward"):
+        export_child(run, tmp_path / "x", rank=1)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("where, words", [
+    ("under_a_file", "a part of that path is a file"),
+    ("proc", "--out:"),
+])
+def test_an_out_that_cannot_be_written_is_one_error(nb201_run, tmp_path, capsys, where, words):
+    out = {"under_a_file": tmp_path / "f" / "x", "proc": Path("/proc/nas_tf_export")}[where]
+    (tmp_path / "f").write_text("")
+    if where == "proc" and not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    assert main(["export", f"--run_dir={nb201_run}", f"--out={out}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --out") and words in err[0], err
+
+
+def test_an_out_that_is_not_writable_is_one_error(nb201_run, tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, whom chmod does not stop.)"""
+    import builtins
+
+    real_open = builtins.open
+
+    def denied(path, *args, **kwargs):
+        if ".nas_tf_probe_" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(ConfigError, match="read-only or not yours"):
+        export_child(nb201_run, tmp_path / "o", rank=1)
+
+
+def test_a_spec_nested_thousands_deep_is_one_error(nb201_run, tmp_path):
+    deep = '{"ops": ' + "[" * 30000 + "]" * 30000 + "}"
+    (tmp_path / "deep.json").write_text(deep)
+    for spec in (deep, str(tmp_path / "deep.json")):
+        with pytest.raises(InvalidArchitectureError, match="nested too deeply"):
+            export_child(nb201_run, tmp_path / "x", spec=spec)

@@ -138,6 +138,17 @@ def test_failures_are_grouped_by_kind():
     assert error_kind("") == "unknown error"
 
 
+def test_the_closing_lines_count_failures_once():
+    """children_trained counts the failed children: 11 of 40, not of 51."""
+    from nas_tf.findings import closing_lines
+
+    summary = {"status": "finished", "stop_reason": "budget reached: 40 unique children",
+               "children_trained": 40, "children_failed": 11}
+    lines = closing_lines(summary, None, None, ["ValueError: x"] * 11, "runs/x")
+    assert "children: 40 trained, 11 failed" in lines
+    assert "11 of 40 children failed: 11 ValueError: x" in lines
+
+
 def _trial(i, reward, metrics):
     return Trial(id=i, hash=str(i), spec={}, tokens=[], status="done", reward=reward,
                  metrics=metrics, error=None, attempts=1, round=0, created=0.0, started=0.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -239,3 +240,23 @@ def test_keep_best_none_keeps_every_child_and_bad_limits(tmp_path):
     assert _event_files(tmp_path / "all_children")
     with pytest.raises(ValueError, match="keep_recent"):
         TensorBoardLogger(str(tmp_path), keep_recent=-1)
+
+
+def test_keep_recent_zero_writes_runs_only_for_the_best(tmp_path):
+    """Cheap children (a table lookup): a child not among the best gets no folder at all
+    (neither children/<id> nor children_archive/<id>); all_children has every child."""
+    space = Nb201Space()
+    rewards = [0.5, 0.1, 0.7, 0.2, 0.3, 0.05, 0.9, 0.01]
+    tb = TensorBoardLogger(str(tmp_path), keep_best=2, keep_recent=0)
+    for tid, r in enumerate(rewards, start=1):
+        tb.child(_trial(tid, OPS_A, reward=r), space)
+    tb.close()
+    assert sorted(int(p.name) for p in (tmp_path / "children").iterdir()) == [3, 7]
+    # Entered the best and dropped out later: archived as before (1, 2); never among
+    # the best (4, 5, 6, 8): no folder.
+    archive = tmp_path / "children_archive"
+    assert sorted(int(p.name) for p in archive.iterdir() if p.is_dir()) == [1, 2]
+    retained = json.loads((archive / "retained.json").read_text())
+    assert retained == {"best": [[0.9, 7], [0.7, 3]], "recent": []}
+    got = {s: float(v) for s, v in _values(_acc(tmp_path / "all_children"), REWARD_TAG)}
+    assert got == pytest.approx(dict(enumerate(rewards, start=1)))

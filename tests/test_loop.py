@@ -494,3 +494,24 @@ def test_lm_child_leaves_tensorflow_global_seed_alone(monkeypatch):
     # Still deterministic for a seed, and the seed still matters.
     assert runs[0].val_perplexity == runs[1].val_perplexity
     assert runs[0].val_perplexity != runs[2].val_perplexity
+
+
+def test_a_table_search_makes_no_folder_per_child(tmp_path):
+    """NAS-Bench-201 lookups (cheap children): no children/<id> log directory, no
+    results/<id>.json, and HParams runs only for the children that were among the best."""
+    from conftest import write_synthetic_nb201_table
+
+    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
+
+    table = tmp_path / "t.csv"
+    write_synthetic_nb201_table(table)
+    run = tmp_path / "run"
+    summary = run_search(Nb201Space(), Nb201TableEvaluator(str(table)), run_dir=str(run),
+                         config=SearchConfig(algorithm="random", max_children=150,
+                                             children_per_update=8))
+    assert summary["children_trained"] == 150
+    folders = sum(len(dirs) for _, dirs, _ in os.walk(run))
+    assert folders < 75, folders  # was one per child (150+)
+    assert not list((run / "results").glob("*.json")) if (run / "results").exists() else True
+    events = run_events(run / "all_children")
+    assert len(events["child/reward"]) == 150

@@ -179,3 +179,25 @@ def test_evaluator_is_lazy_picklable_and_looks_up(tmp_path):
     bad.write_text("x,y\n")
     with pytest.raises(DataError):
         Nb201TableEvaluator(str(bad)).evaluate(spec, _ctx(tmp_path))
+
+
+def test_an_unreadable_table_is_a_read_error_naming_the_table(tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, whom chmod does not stop.)"""
+    import nas_tf.nb201 as nb201
+
+    path = tmp_path / "t.csv"
+    path.write_text("arch,test_accuracy\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(nb201, "open", denied, raising=False)
+    with pytest.raises(DataError, match=r"cannot read the NAS-Bench-201 table .*t\.csv "
+                                        r"\(Permission denied\): fix its permissions") as info:
+        load_table(str(path))
+    assert "runs" not in str(info.value) and "write" not in str(info.value)
+
+
+def test_a_table_evaluator_has_cheap_children():
+    """A lookup: the search gives it no log directory and TensorBoard no run per child."""
+    assert Nb201TableEvaluator("x.csv").cheap_children

@@ -166,3 +166,37 @@ def test_cli(run_dir, tmp_path, capsys):
 def test_summary_is_read(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert make_report(run_dir).summary["status"] == summary["status"] == "finished"
+
+
+def _one_error(capsys, words):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("blocked", [REPORT_FILE, CURVE_FILE])
+def test_a_directory_where_the_report_writes_a_file_is_one_error(run_dir, tmp_path, capsys,
+                                                                  blocked):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / blocked).unlink()
+    (run / blocked).mkdir()
+    assert main(["report", f"--run_dir={run}", "--notensorboard"]) == 2
+    _one_error(capsys, f"{run / blocked} is a directory where a file belongs")
+
+
+def test_compare_out_into_a_missing_folder_or_a_directory_is_one_error(run_dir, tmp_path,
+                                                                        capsys):
+    from nas_tf import plots
+
+    if not plots.available():
+        pytest.skip("matplotlib is not installed (pip install 'nas_tf[report]')")
+    runs = [str(run_dir), str(run_dir)]
+    assert main(["report", "--compare", *runs, f"--out={tmp_path / 'missing' / 'c.png'}"]) == 2
+    _one_error(capsys, "a folder on that path does not exist")
+    assert main(["report", "--compare", *runs, f"--out={tmp_path}"]) == 2
+    _one_error(capsys, "is a directory where a file belongs")
+    assert main(["report", "--compare", *runs, f"--out={tmp_path / 'c.png'}"]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 0 and not list(tmp_path.glob("*.tmp*"))

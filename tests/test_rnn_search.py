@@ -139,3 +139,34 @@ def test_cli_rnn_search_in_subprocess(tmp_path):
     assert summary["space"] == "rnn" and summary["children_trained"] == 1
     ppl = summary["best_metrics"]["val_perplexity"]
     assert summary["best_reward"] == pytest.approx(80.0 / ppl ** 2, rel=1e-9)
+
+
+def _tiny_ptb(folder: Path, words: str) -> Path:
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"ptb.{split}.txt").write_text(words + "\n")
+    return folder
+
+
+def test_a_corpus_too_small_for_one_window_is_refused_before_the_search(tmp_path):
+    """A 3-word corpus: one error line, no run directory (not a failed child, exit 0)."""
+    from nas_tf import plugins
+    from nas_tf.errors import DataError
+
+    data = _tiny_ptb(tmp_path / "ptb", "a b c")
+    plugin = plugins.get("rnn")
+    space, ev = plugin.make(dataset="ptb", data_dir=str(data))
+    with pytest.raises(DataError, match=r"training split of --dataset=ptb has 4 tokens, too "
+                                        r"few for one window of --bptt=35 in 20 rows"):
+        plugin.check_data(space, ev)
+    space, ev = plugin.make(dataset="ptb", data_dir=str(data), bptt=1, batch_size=2,
+                            eval_batch_size=2)
+    plugin.check_data(space, ev)  # 4 tokens: one window of 1 step in 2 rows
+    run_dir = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-m", "nas_tf.run", "--space=rnn", "--dataset=ptb",
+                          f"--data_dir={data}", f"--run_dir={run_dir}", "--max_children=1"],
+                         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                         capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and lines[-1].startswith("error: The training split"), out.stderr
+    assert not run_dir.exists()

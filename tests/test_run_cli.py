@@ -220,7 +220,7 @@ BAD_SETTINGS = [
     (["--children_per_update=-2"], "children_per_update must be > 0"),
     (["--max_proposals=-1"], "max_proposals must be > 0"),
     (["--patience_rounds=0"], "patience_rounds must be > 0"),
-    (["--seed=-1"], "seed must be >= 0"),
+    (["--seed=-1"], "seed must be in [0, 4294967295]"),
     (["--learning_rate=0"], "learning_rate must be > 0"),
     (["--baseline_decay=1.0"], "baseline_decay must be in [0, 1)"),
     (["--learning_rate=nan"], "learning_rate must be a finite number"),
@@ -313,3 +313,54 @@ def test_unknown_space_names_the_registered_ones(tmp_path, table):
     _one_line_error(proc, "Unknown search space; use one of cnn, nb201, rnn")
     assert "Received: space='imagenet'" in proc.stderr
     assert not run.exists()
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--seed=99999999999999999999", "seed must be in [0, 4294967295]"),
+    ("--max_children=99999999999999999999999", "max_children must be <= 1000000000000"),
+    ("--checkpoint_every_s=-1", "--checkpoint_every_s must be >= 0"),
+    ("--max_retries=-1", "--max_retries must be an integer >= 0"),
+    ("--run_dir=", "--run_dir is empty"),
+])
+def test_values_absl_accepts_are_refused(parse_flags, flag, words):
+    """Checked in ``_run`` before the space, the executor or the run directory."""
+    from nas_tf.errors import ConfigError
+
+    run = parse_flags("--space=nb201", flag)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        run._check_spine_flags()
+        run._search_config(run.MAX_CHILDREN.value or 5)
+
+
+@pytest.mark.parametrize("address", ["ray://256.1.1.1:1", "ray://host:99999", "ray://:1",
+                                     "ray://bad_host!:10001"])
+def test_a_malformed_ray_address_is_refused_before_ray_starts(address):
+    from nas_tf.errors import ConfigError
+    from nas_tf.executors.ray_executor import check_ray_address
+
+    with pytest.raises(ConfigError, match="--ray_address must be"):
+        check_ray_address(address)
+    for good in (None, "auto", "local", "ray://10.0.0.1:10001", "head-node.lan:6379",
+                 "ray://[::1]:10001"):
+        check_ray_address(good)
+
+
+def test_a_bad_ray_address_writes_nothing_and_prints_one_line(tmp_path, table):
+    run = tmp_path / "run"
+    proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}",
+                "--max_children=5", "--executor=ray", "--ray_address=ray://256.1.1.1:1")
+    _one_line_error(proc, "--ray_address must be")
+    assert not run.exists()
+
+
+def test_a_run_dir_that_is_not_utf8_is_one_error_line(tmp_path, table):
+    run = os.fsdecode(bytes(tmp_path) + b"/run\xff")
+    proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}",
+                "--max_children=5")
+    _one_line_error(proc, "--run_dir is not UTF-8 text")
+    assert os.listdir(tmp_path) == []
+    from nas_tf.errors import RunDirError
+    from nas_tf.rundir import open_store
+
+    with pytest.raises(RunDirError, match="not UTF-8"):
+        open_store(run)  # report and export

@@ -93,6 +93,16 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
     RunLock(tmp_path).close()  # free again
 
 
+def test_deleting_run_lock_by_hand_does_not_let_a_second_search_in(tmp_path):
+    first = RunLock(tmp_path)
+    first.write_note()
+    (tmp_path / LOCK_FILE).unlink()
+    with pytest.raises(RunDirError, match="in use by another search"):
+        RunLock(tmp_path)  # the directory itself is locked
+    first.close()
+    RunLock(tmp_path).close()
+
+
 def test_second_search_on_a_held_run_dir_stops_at_once(tmp_path, table):
     """Another process holds the directory: the CLI stops with one line naming it
     and trains nothing."""
@@ -252,6 +262,46 @@ def test_run_dir_of_the_previous_format_is_accepted_and_recorded(tmp_path):
     _run(run, max_children=8)  # unknown identity parts: accepted
     with TrialStore(str(run / STORE_FILE), readonly=True) as s:
         assert s.get_meta("inputs") == {}
+
+
+def _empty_meta(run):
+    db = sqlite3.connect(run / STORE_FILE)
+    db.execute("DELETE FROM meta")
+    db.commit()
+    db.close()
+
+
+def test_an_emptied_meta_table_is_checked_against_the_summary_and_restored(tmp_path):
+    run = tmp_path / "run"
+    _run(run)
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        identity = {k: s.get_meta(k) for k in ("space", "search", "child", "inputs", "created")}
+    _empty_meta(run)
+    with pytest.raises(RunDirError, match=r"differs in: seed \(run: 0, now: 5\)"):
+        _run(run, seed=5, max_children=8)  # other settings: refused, not re-recorded
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert s.get_meta("space") is None
+    summary = _run(run, max_children=8)  # the same settings: resumed, identity restored
+    assert summary["children_trained"] == 8
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert {k: s.get_meta(k) for k in identity} == identity
+    with pytest.raises(RunDirError, match="seed"):
+        _run(run, seed=5, max_children=9)
+
+
+def test_an_emptied_meta_table_without_a_summary_copy_is_refused(tmp_path):
+    run = tmp_path / "run"
+    _run(run)
+    _empty_meta(run)
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    del summary["identity"]  # as a summary written before the copy existed
+    (run / SUMMARY_FILE).write_text(json.dumps(summary))
+    with pytest.raises(RunDirError, match="holds 6 children but no record of the search's "
+                                          "settings") as info:
+        _run(run, max_children=8)
+    assert "\n" not in str(info.value)
+    with TrialStore(str(run / STORE_FILE), readonly=True) as s:
+        assert s.get_meta("space") is None and len(s.trials()) == 6
 
 
 # ---------------------------------------------------------------------------
@@ -459,3 +509,67 @@ def test_irrelevant_flag_lines():
                             owned) == [
         "warning: --cnn_preset has no effect with --space=rnn (ignored).",
         "warning: --nb201_table has no effect with --space=rnn (ignored)."]
+
+
+def test_a_summary_with_a_higher_best_than_the_intact_store_is_corrected(tmp_path):
+    """The store holds every child the summary counted: it is the record, and the
+    summary (edited by hand) is rewritten from it instead of refusing forever."""
+    run = tmp_path / "run"
+    _run(run)
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    true_best = summary["best_reward"]
+    summary["best_reward"] = true_best + 5.0
+    (run / SUMMARY_FILE).write_text(json.dumps(summary))
+    again = _run(run, max_children=8)
+    assert again["children_trained"] == 8 and again["best_reward"] >= true_best
+    assert again["best_reward"] < true_best + 5.0
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "children", "children_archive", "results"])
+def test_a_file_where_the_search_keeps_a_folder_is_one_error(tmp_path, folder):
+    run = tmp_path / "run"
+    _run(run)
+    if (run / folder).is_dir():
+        shutil.rmtree(run / folder)
+    (run / folder).write_text("x")
+    with pytest.raises(RunDirError, match=f"{folder} is a file where the search keeps a folder"):
+        _run(run, max_children=8)
+    assert len(read_trials(run)) == 6
+
+
+def test_a_damaged_stored_wall_time_is_taken_from_the_summary(tmp_path):
+    from nas_tf.logger import Logger
+
+    class Notes(Logger):
+        def __init__(self):
+            self.lines = []
+
+        def message(self, text):
+            self.lines.append(text)
+
+    run = tmp_path / "run"
+    first = _run(run)
+    db = sqlite3.connect(run / STORE_FILE)
+    db.execute("UPDATE meta SET value='\"x\"' WHERE key='wall_time_s'")
+    db.commit()
+    db.close()
+    notes = Notes()
+    again = run_search(SPACE, FakeEvaluator(SPACE), run_dir=str(run),
+                       config=_cfg(max_children=8), child_logs=False, logger=notes)
+    assert again["children_trained"] == 8 and again["wall_time_s"] >= first["wall_time_s"]
+    assert any("stored wall time of the search ('x') was not a number" in n
+               for n in notes.lines), notes.lines
+
+
+@pytest.mark.parametrize("text", ["garbage", '{"best": 3}', '{"best": [[1]], "recent": []}',
+                                  "[]"])
+def test_a_damaged_retained_json_is_moved_aside_and_the_search_goes_on(tmp_path, text):
+    run = tmp_path / "run"
+    _run(run)
+    retained = run / "children_archive" / "retained.json"
+    retained.parent.mkdir(exist_ok=True)
+    retained.write_text(text)
+    for budget in (8, 10):  # every resume goes on (it used to crash after one child)
+        assert _run(run, max_children=budget)["children_trained"] == budget
+    assert list(retained.parent.glob("retained.json.damaged-*"))
+    assert set(json.loads(retained.read_text())) == {"best", "recent"}

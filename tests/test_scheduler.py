@@ -173,7 +173,7 @@ def test_state_round_trip_rebuilds_waits_and_queue():
     assert lost == ["b"]  # the row of b was lost with the store's last commits
     assert r.waiting == {1: [0, 1], 7: [2]}
     assert list(r.queue) == [0, 2]  # both jobs train again
-    assert r.seq == 3 and r.duplicates == 1 and r.base_rows == 1 and r.post_rows == set()
+    assert r.seq == 3 and r.duplicates == 1 and r.allocated() == 2 and r.post_rows == set()
 
 
 def test_rows_after_the_checkpoint_are_replayed_not_counted_twice():
@@ -181,12 +181,30 @@ def test_rows_after_the_checkpoint_are_replayed_not_counted_twice():
     s, store = make(m=1, max_children=2), FakeStore()
     store.rows = {"a": [1, True], "b": [2, True]}
     s.restore(state, updates=1, trial_ids=[1, 2], num_proposed=1, exists=lambda i: True,
-              recreate=lambda e: pytest.fail("nothing is lost"))
-    assert s.post_rows == {2} and s.allocated() == 1
+              recreate=lambda e: pytest.fail("nothing is lost"), stored_finished=2)
+    assert s.post_rows == {2} and s.allocated() == 2 and s.finished == 2
     e = offer(s, store, "b")  # proposed again after the resume: queued as its job
     assert e.job and s.duplicates == 0 and store.created == []
     e2 = offer(s, store, "b")  # now it is a wait, as in the first life
     assert not e2.job and s.duplicates == 1
+    s.arrive(e.trial_id, new=False)  # it resolves from the store: counted once
+    assert s.finished == 2 and not s.can_propose(2)
+    assert s.end_reason == "budget reached: 2 unique children"
+
+
+def test_budget_counts_the_stores_rows_not_the_checkpoints_counter():
+    """Rows made and finished after the checkpoint that the resumed search
+    does not propose again (another W, another order) still count."""
+    state = {"max_trial_id": 1, "finished": 1, "seq": 1, "arrivals": 1}
+    s, store = make(m=1, w=2, max_children=3), FakeStore()
+    store.rows = {"a": [1, True], "b": [2, True], "c": [3, False]}
+    s.restore(state, updates=1, trial_ids=[1, 2, 3], num_proposed=1, exists=lambda i: True,
+              recreate=lambda e: pytest.fail("nothing is lost"), stored_finished=2)
+    assert s.finished == 2 and s.allocated() == 3
+    assert offer(s, store, "z") is None and store.created == []  # no row beyond the budget
+    assert s.adopt([(3, (3,), "c")])  # the pending row trains
+    s.arrive(3)
+    assert s.finished == 3 and not s.can_propose(3)
 
 
 def test_restore_without_optional_keys_uses_defaults():

@@ -185,3 +185,98 @@ def test_sharing_errors_are_one_line(tmp_path):
     assert out.returncode == 2 and lines[-1].startswith("error: --sharing=enas is not available")
     assert len([ln for ln in lines if ln.startswith("Traceback")]) == 0
     assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------
+# Damaged shared state: refused in one line before any child, or recovered.
+# ----------------------------------------------------------------------------
+class _NpzShared:
+    """A shared model without TensorFlow that saves an .npz as the real ones do."""
+
+    def __init__(self):
+        self.steps, self.skipped = 0, 0
+
+    def save(self, path):
+        import numpy as np
+
+        tmp = Path(str(path) + ".tmp.npz")
+        np.savez(tmp, w0=np.arange(64.0), counters=np.asarray([self.steps, 0], dtype=np.int64))
+        tmp.replace(path)
+
+    def restore(self, path):
+        import numpy as np
+
+        with np.load(path) as data:
+            self.steps = int(data["counters"][0])
+
+
+def _npz_evaluator(space):
+    from conftest import FakeEvaluator
+
+    class NpzScoring(SharedScoring, FakeEvaluator):
+        model_file = "shared_x.npz"
+
+        def __init__(self):
+            FakeEvaluator.__init__(self, space)
+            self._init_sharing(SharingConfig(mode="enas"))
+
+        def _build_shared(self):
+            return _NpzShared()
+
+        def evaluate(self, spec, context):
+            model = self.shared_model()
+            result = FakeEvaluator.evaluate(self, spec, context)
+            model.steps += 1
+            self._record(spec, result.reward, 0.1, {})
+            return result
+
+        def rank(self):
+            return []
+
+    return NpzScoring()
+
+
+def _cut(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("damage,fragment", [
+    (_cut, "shared_x.npz is damaged"),
+    (lambda p: p.write_bytes(b"garbage" * 20), "shared_x.npz is damaged"),
+    (lambda p: p.unlink(), "shared_x.npz is missing"),
+    (lambda p: (p.parent / "scores.jsonl").unlink(), "scores.jsonl is missing"),
+    (lambda p: (p.parent / "scores.json").write_text("{not json"), "scores.json is damaged"),
+    (lambda p: (p.parent / "scores.json").write_text("[1, 2]"), "scores.json is damaged"),
+    (lambda p: (p.unlink(), (p.parent / "scores.jsonl").unlink(), os.rmdir(p.parent),
+                p.parent.write_text("x")), "shared is (a file where|not a directory)"),
+    (lambda p: (p.unlink(), p.mkdir()), "shared_x.npz is not a file"),
+])
+def test_damaged_shared_state_is_refused_before_any_child(tmp_path, toy_space, damage,
+                                                          fragment):
+    from nas_tf.config import SearchConfig
+    from nas_tf.errors import RunDirError
+    from nas_tf.loop import read_trials, run_search
+
+    run = tmp_path / "run"
+    config = SearchConfig(algorithm="random", max_children=6, children_per_update=2)
+    run_search(toy_space, _npz_evaluator(toy_space), run_dir=str(run), config=config)
+    before = [(t.id, t.status, t.reward) for t in read_trials(run)]
+    damage(run / "shared" / "shared_x.npz")
+    evaluator = _npz_evaluator(toy_space)
+    with pytest.raises(RunDirError, match=fragment) as info:
+        run_search(toy_space, evaluator, run_dir=str(run),
+                   config=SearchConfig(algorithm="random", max_children=12,
+                                       children_per_update=2))
+    assert "\n" not in str(info.value)
+    assert evaluator.calls == []  # no child was scored (none marked failed)
+    assert [(t.id, t.status, t.reward) for t in read_trials(run)] == before
+
+
+def test_a_garbage_line_in_the_scores_is_skipped_not_the_rest(tmp_path):
+    lines = [json.dumps({"spec": {"n": i}, "score": float(i)}) for i in range(30)]
+    lines.insert(12, "garbage{")
+    (tmp_path / "scores.jsonl").write_text("\n".join(lines) + "\n")
+    scores = read_scores(tmp_path)
+    assert len(scores) == 30 and scores[json.dumps({"n": 29})] == 29.0
+    assert len((tmp_path / "scores.jsonl").read_text().splitlines()) == 31  # nothing deleted

@@ -130,3 +130,31 @@ def test_readonly_open_of_a_missing_file(tmp_path):
     with pytest.raises(RunDirError, match="not a readable nas_tf trial store"):
         TrialStore(str(tmp_path / "absent.sqlite"), readonly=True)
     assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_a_reader_without_write_access_sees_the_rows_in_the_wal(tmp_path, monkeypatch):
+    """(Simulated: the tests may run as root, who can write anywhere.) SQLite cannot
+    read the write-ahead log in place without its -shm file: the reader copies the
+    store and its log instead of reading the main file alone (immutable=1)."""
+    import nas_tf.store as store_mod
+
+    path = str(tmp_path / "trials.sqlite")
+    writer = TrialStore(path)
+    for i in range(50):
+        t = writer.add(f"h{i}", {"i": i}, [i])
+        writer.mark_done(t.id, 0.5)
+    writer.flush_wal()
+    t = writer.add("h50", {"i": 50}, [50])
+    writer.mark_done(t.id, 0.9)  # committed into the log only
+    assert os.path.getsize(path + "-wal") > 0
+    real_access = os.access
+    monkeypatch.setattr(store_mod.os, "access",
+                        lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
+    with TrialStore(path, readonly=True) as reader:
+        assert reader.counts()[DONE] == 51 and reader.best(1)[0].reward == 0.9
+        copy_dir = reader._copy_dir
+    assert copy_dir and not os.path.exists(copy_dir)  # removed on close
+    writer.flush_wal()
+    writer.close()
+    with TrialStore(path, readonly=True) as reader:  # no log left: the main file as it is
+        assert reader.counts()[DONE] == 51 and reader._copy_dir is None

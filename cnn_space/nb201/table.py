@@ -67,6 +67,9 @@ def load_table(path: str) -> dict[str, float]:
                 table[arch] = acc
     except UnicodeDecodeError:
         raise DataError(f"{path} is not a text CSV file. {fix}.") from None
+    except OSError as e:  # unreadable: a read error, not the run directory's
+        raise DataError(f"cannot read the NAS-Bench-201 table {path} ({e.strerror or e}): fix "
+                        "its permissions, or pass another --nb201_table.") from None
     if not table:
         raise DataError(f"{path} has no rows. {fix}.")
     return table
@@ -94,6 +97,8 @@ class Nb201TableEvaluator(Evaluator):
         table_path: The CSV (see :func:`load_table`). It is read once, lazily,
             so the evaluator pickles as a path.
     """
+
+    cheap_children = True  # a lookup: no log directory, no HParams run per child
 
     def __init__(self, table_path: str):
         self.table_path = table_path

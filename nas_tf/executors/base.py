@@ -124,7 +124,11 @@ def is_out_of_memory(error: str | None) -> bool:
 def _write_json_atomic(path: str, obj: Any) -> None:
     from nas_tf.rundir import write_json_atomic
 
-    write_json_atomic(path, obj, indent=None, default=float)
+    # No fsync: the file outlives a killed process (the page cache keeps it),
+    # and only a machine crash could lose it, as it loses the store's last
+    # commits (WAL, synchronous=NORMAL). An fsync per child was ~5 ms of a
+    # table search's ~10 ms per child (experiments/results/loop_cost.md).
+    write_json_atomic(path, obj, indent=None, default=float, fsync=False)
 
 
 def write_result_file(outcome: Outcome) -> None:

@@ -22,6 +22,10 @@ _log = logging.getLogger(__name__)
 class InlineExecutor(Executor):
     """Trains children in the search process, one at a time.
 
+    Writes no result files: the search records each outcome as it returns
+    (a result file, written and renamed per child, was half of a table
+    search's time per child; experiments/results/loop_cost.md).
+
     Args:
         child_timeout: Seconds after which a child is stopped (None: never).
             In the process's main thread only (through ``SIGALRM``), and only
@@ -52,7 +56,7 @@ class InlineExecutor(Executor):
         use_alarm = (self.child_timeout and hasattr(signal, "setitimer")
                      and threading.current_thread() is threading.main_thread())
         if not use_alarm:
-            return [evaluate_job(self.evaluator, job)]
+            return [evaluate_job(self.evaluator, job, write_result=False)]
 
         limit = float(self.child_timeout)
 
@@ -62,7 +66,7 @@ class InlineExecutor(Executor):
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, limit)
         try:
-            return [evaluate_job(self.evaluator, job)]
+            return [evaluate_job(self.evaluator, job, write_result=False)]
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)

@@ -140,6 +140,31 @@ def _code_paths(objs) -> list[str]:
     return paths
 
 
+def check_ray_address(address: str | None) -> None:
+    """Refuses an address Ray could never reach (a malformed host or port),
+    before Ray starts or a run directory is written.
+
+    Raises:
+        ConfigError: not ``auto``, ``local``, ``[ray://]host:port`` with a
+            valid host name or IPv4 address and a port in 1..65535.
+    """
+    if address in (None, "", "auto", "local"):
+        return
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = rest.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    parts = host.split(".")
+    ok = bool(host) and port.isdigit() and 0 < int(port) < 65536
+    if ok and all(p.isdigit() for p in parts):  # an IPv4 address
+        ok = len(parts) == 4 and all(int(p) <= 255 for p in parts)
+    elif ok and ":" not in host:  # a host name (IPv6 in brackets passes as it is)
+        ok = all(p and all(c.isalnum() or c == "-" for c in p) for p in parts)
+    if not ok:
+        raise ConfigError(
+            "--ray_address must be 'auto', 'local' or [ray://]HOST:PORT with a valid host and "
+            f"a port in 1..65535 (leave it out for a local Ray). Received: ray_address={address!r}")
+
+
 class RayExecutor(Executor):
     """Each child is a Ray task with its own resources.
 
@@ -178,6 +203,7 @@ class RayExecutor(Executor):
         _check_positive("child_timeout", child_timeout)
         _check_positive("max_retries", max_retries, allow_zero=True)
         _check_positive("recycle_after", recycle_after)
+        check_ray_address(address)
         self._ray = _import_ray()
         self.address = address
         self._num_workers = num_workers
