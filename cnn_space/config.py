@@ -13,6 +13,7 @@ import logging
 from cnn_space.data import AUGMENTATIONS, DATASETS, augmentation_mode
 from cnn_space.space import PRESETS
 from nas_tf.errors import ConfigError
+from nas_tf.evaluator import replica_batch
 from nas_tf.sharing import SharingConfig, sharing_config
 from nas_tf.validation import check_finite, check_int, check_positive, check_rate
 
@@ -57,7 +58,9 @@ class CnnSearchConfig:
         width_multiplier: The "more filters" variant (§4.1).
         epochs: Epochs per child (§4.1: 50).
         steps_per_epoch: Cap on training steps per epoch (None: one pass).
-        batch_size: Per-replica batch size (not given in the paper); lowered on
+        batch_size: The global batch of an update (not given in the paper),
+            split over a child's devices (it must be a multiple of their
+            count; see :func:`nas_tf.evaluator.make_strategy`); lowered on
             small datasets by ``min_steps_per_epoch``.
         min_steps_per_epoch: Small datasets: the global batch is capped at
             ``train images // min_steps_per_epoch`` (never below 16), so an
@@ -221,10 +224,18 @@ class CnnSearchConfig:
         return self.bn_recalibration == "on"
 
     def global_batch_size(self, train_images: int, replicas: int = 1) -> int:
-        """The global batch of a child: ``batch_size x replicas``, capped on small datasets."""
-        batch = self.batch_size * replicas
+        """The global batch of a child: ``batch_size`` on any number of devices
+        (the batch rule of :func:`nas_tf.evaluator.make_strategy`), capped on
+        small datasets (the cap is rounded down to a multiple of ``replicas``).
+
+        Raises:
+            ConfigError: an uncapped ``batch_size`` that ``replicas`` devices
+                cannot split evenly.
+        """
+        batch = self.batch_size
         if self.min_steps_per_epoch is not None:
             cap = max(MIN_CAPPED_BATCH, train_images // self.min_steps_per_epoch)
             if cap < batch:
                 batch = max(replicas, cap - cap % replicas)
+        replica_batch(batch, replicas)
         return batch

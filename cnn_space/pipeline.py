@@ -98,15 +98,25 @@ def make_train_dataset(
 
     mode = augmentation_mode(augment)
     n = len(data.y_train)
-    ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    images_t, labels_t = tf.constant(data.x_train), tf.constant(data.y_train)
+
+    # The order of epoch e is a pure function of (seed, e), not of how many
+    # iterators were made before (a shuffle's seed generator is shared by
+    # them): Keras's fit under a tf.distribute strategy opens one iterator to
+    # build the model, so a reshuffling Dataset.shuffle would train a child on
+    # several devices on other batches than on one.
+    def epoch_order(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    epochs = tf.data.Dataset.range(1 << 62 if repeat else 1)
+    ds = epochs.flat_map(_plain(epoch_order))
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.enumerate()
 
-    def prepare(step, batch):
-        images, labels = batch
+    def prepare(step, rows):
+        images, labels = tf.gather(images_t, rows), tf.gather(labels_t, rows)
         x = _normalize(images, data)
         if mode != "none":
             x = augment_batch(x, tf.stack([tf.cast(seed, tf.int64), step]),

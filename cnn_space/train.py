@@ -10,8 +10,12 @@ batch-norm statistics recomputed before each validation pass
 get a smaller batch (see :class:`cnn_space.config.CnnSearchConfig`).
 
 A child given several devices (``ChildContext.devices``) trains under a
-``tf.distribute.MirroredStrategy`` over them, with global batch = per-replica
-batch x replicas; with no devices (or one) it trains on the default strategy.
+``tf.distribute.MirroredStrategy`` over them (:func:`nas_tf.evaluator.make_strategy`,
+the batch rule of every child trainer): ``batch_size`` is the global batch of
+an update, each device takes ``batch_size / devices`` images, batch norm uses
+the statistics of the global batch (synchronised), and the learning rate is
+unchanged, so a child trains the same on one device or several. With no
+devices (or one) it trains on the default strategy.
 
 :class:`CnnSearchConfig` gathers the settings of the space, the data and the
 children; :func:`make_space` and :func:`make_evaluator` turn it into the two
@@ -44,7 +48,13 @@ from cnn_space.config import (  # noqa: F401 - re-exported: the config's public 
 from cnn_space.data import ImageData, load_image_data, steps_per_epoch
 from cnn_space.space import CnnSpace, CnnSpec
 from nas_tf.errors import ChildTrainingError, ConfigError
-from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
+from nas_tf.evaluator import (  # noqa: F401 - make_strategy re-exported
+    ChildContext,
+    EvalResult,
+    Evaluator,
+    make_strategy,
+    seed_child,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +103,6 @@ def load_data(cfg: CnnSearchConfig, load_test: bool = False,
 # ----------------------------------------------------------------------------
 # Training one child.
 # ----------------------------------------------------------------------------
-
-
-def make_strategy(devices: tuple[str, ...] | None):
-    """MirroredStrategy over ``devices`` when there are several, else the default.
-
-    With one device (or None) the child trains on the default strategy, so a
-    CPU-only machine gives the same results as without any strategy code;
-    :func:`train_child` then pins the child to that one device with
-    ``tf.device``.
-    """
-    import tensorflow as tf
-
-    if devices and len(devices) > 1:
-        return tf.distribute.MirroredStrategy(devices=list(devices))
-    return tf.distribute.get_strategy()
 
 
 def make_learning_rate(cfg: CnnSearchConfig, total_steps: int):
@@ -238,11 +233,12 @@ def train_child(
 
 def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
                  progress=None):
+    import tensorflow as tf
 
     from cnn_space.builder import build_model
     from cnn_space.data import make_eval_dataset, make_train_dataset
 
-    strategy = make_strategy(devices)
+    strategy = make_strategy(devices) or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.global_batch_size(len(data.y_train), replicas)
     steps = steps_per_epoch(len(data.y_train), global_batch)
@@ -257,7 +253,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     t_build = time.perf_counter()
     with strategy.scope():
-        model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay)
+        model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay,
+                            synchronized_batch_norm=replicas > 1)
         _compile(model, cfg, total_steps, steps, replicas)
     build_seconds = time.perf_counter() - t_build
 

@@ -159,32 +159,60 @@ def test_nan_loss_raises(toy_dir):
         make_evaluator(cfg).evaluate(SPEC, ChildContext(child_id=1))
 
 
-def test_mirrored_strategy_on_two_logical_cpus(toy_dir):
-    """Runs in a subprocess: logical devices must be set before TF starts."""
+def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
+    """Runs in a subprocess: logical devices must be set before TF starts.
+
+    The batch rule (nas_tf.evaluator.make_strategy): batch_size is the global
+    batch, split over the devices, with batch norm over the global batch and
+    the loss scaled by Keras (>= 3.8) -- so after a few SGD steps the weights
+    on two devices equal those on one. With gradients summed over replicas
+    (Keras < 3.8) or per-replica batch-norm statistics they would not."""
     code = textwrap.dedent(f"""
-        import json, tensorflow as tf
+        import json, numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from cnn_space.space import CnnSpec
-        from cnn_space.train import CnnSearchConfig, make_evaluator
-        from nas_tf.evaluator import ChildContext
+        from cnn_space.train import CnnSearchConfig, make_evaluator, train_child
+        from cnn_space.builder import build_model
+        from nas_tf.errors import ConfigError
+        from nas_tf.evaluator import seed_child
         cfg = CnnSearchConfig(dataset="imagefolder", data_dir={toy_dir!r}, num_layers=2,
-                              epochs=1, batch_size=8, validation_fraction=0.2)
+                              epochs=2, batch_size=16, validation_fraction=0.2,
+                              lr_schedule="constant", learning_rate=0.2, jit_compile=False)
         spec = CnnSpec(layers=((3, 3, 24, 1, ()), (1, 3, 24, 1, (0,))))
-        r = make_evaluator(cfg).evaluate(
-            spec, ChildContext(child_id=1, devices=("/cpu:0", "/cpu:1")))
-        print("RESULT", json.dumps({{"reward": r.reward, **r.metrics}}))
+        data = make_evaluator(cfg).data()
+        m1, one = train_child(spec, data, cfg, seed=3, devices=("/cpu:0",), return_model=True)
+        m2, two = train_child(spec, data, cfg, seed=3, devices=("/cpu:0", "/cpu:1"),
+                              return_model=True)
+        seed_child(3)  # as train_child does before it builds the child
+        w0 = build_model(spec, data.image_shape, data.num_classes).get_weights()
+        diff = max(float(np.max(np.abs(a - b))) for a, b in
+                   zip(one.get_weights(), two.get_weights()))
+        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(w0, one.get_weights()))
+        try:
+            train_child(spec, data, CnnSearchConfig(**{{**cfg.to_json(), "batch_size": 15,
+                        "min_steps_per_epoch": None}}), devices=("/cpu:0", "/cpu:1"))
+            error = None
+        except ConfigError as e:
+            error = str(e)
+        print("RESULT", json.dumps({{"one": m1, "two": m2, "diff": diff, "moved": moved,
+                                    "error": error}}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    m = json.loads(line[len("RESULT "):])
-    assert m["replicas"] == 2
-    assert m["global_batch_size"] == 16 and m["steps_per_epoch"] == 3
-    assert math.isfinite(m["reward"]) and 0.0 <= m["reward"] <= 1.0
+    r = json.loads(line[len("RESULT "):])
+    one, two = r["one"], r["two"]
+    assert one["replicas"] == 1 and two["replicas"] == 2
+    assert two["global_batch_size"] == one["global_batch_size"] == 16
+    assert two["steps_per_epoch"] == one["steps_per_epoch"] == 3
+    assert r["moved"] > 1e-2, r  # six SGD steps changed the weights ...
+    assert r["diff"] < 1e-4, r  # ... and the same way on two devices as on one
+    assert two["train_loss_last"] == pytest.approx(one["train_loss_last"], rel=1e-4)
+    assert "batch_size must be a multiple" in r["error"] and "batch_size=15" in r["error"]
 
 
 def test_curriculum_count_reaches_the_space():
