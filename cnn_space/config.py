@@ -49,8 +49,14 @@ class CnnSearchConfig:
         image_size: Resize images to this square size on load (None: keep).
         preset: ``"v1"``, ``"v2"`` or ``"v3"`` (§4.1's three CIFAR variants).
         num_layers: Depth of the space (None: the preset's 15 / 20 / 39).
-        curriculum: Grow the depth during the search (§4.1: start at 6, +2
-            every 1,600 children); off by default for small budgets.
+        curriculum: Grow the depth during the search; off by default for
+            small budgets. Zoph & Le 2017, §4.1 (CIFAR-10 training details):
+            "we ask the controller to increase the depth by 2 for the child
+            models every 1,600 samples, starting at 1 layer" -- so 1, 3, 5, ...
+            layers, and v1's 15 at 11,200 samples (1 + 2 x 7). (Quoted from
+            memory of the arXiv v2 text: no copy of the paper could be read
+            where this was written; versions of this project before issue 28
+            started at 6.)
         curriculum_start, curriculum_step, curriculum_every: The curriculum.
         curriculum_count: What ``curriculum_every`` counts: ``"samples"``
             (architectures proposed, duplicates and failures included; the
@@ -118,7 +124,7 @@ class CnnSearchConfig:
     preset: str = "v1"
     num_layers: int | None = None
     curriculum: bool = False
-    curriculum_start: int = 6
+    curriculum_start: int = 1
     curriculum_step: int = 2
     curriculum_every: int = 1600
     curriculum_count: str = "samples"

@@ -100,10 +100,13 @@ def test_make_space_follows_config():
     space = make_space(CnnSearchConfig(preset="v2", num_layers=4))
     assert isinstance(space, CnnSpace) and space.num_layers == 4 and space.predict_strides
     grow = make_space(CnnSearchConfig(num_layers=10, curriculum=True, curriculum_every=5))
-    assert grow.depth(0) == 6 and grow.depth(5) == 8 and grow.depth(100) == 10
+    # §4.1: "... every 1,600 samples, starting at 1 layer".
+    assert grow.depth(0) == 1 and grow.depth(5) == 3 and grow.depth(100) == 10
+    paper = make_space(CnnSearchConfig(curriculum=True))
+    assert [paper.depth(n) for n in (0, 1599, 1600, 11_199, 11_200)] == [1, 1, 3, 13, 15]
     assert make_space(CnnSearchConfig(num_layers=10)).depth(0) == 10
     with pytest.raises(ConfigError):
-        make_space(CnnSearchConfig(num_layers=4, curriculum=True))  # start 6 > 4 layers
+        make_space(CnnSearchConfig(num_layers=4, curriculum=True, curriculum_start=6))
 
 
 @pytest.mark.parametrize(
