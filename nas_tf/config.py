@@ -26,7 +26,10 @@ class ControllerConfig:
         num_layers: Number of LSTM layers (§4.1: two).
         init_range: Weights are uniform in [-init_range, init_range] (§4.1: 0.08).
         temperature: Softmax temperature used when sampling (1 = none).
-        tanh_constant: If set, logits are ``c * tanh(logits / c)``.
+        tanh_constant: If set, logits are ``c * tanh(logits / c)``: bounded to
+            (-c, c) and unchanged near 0. This project's variant of the
+            ENAS bound (Pham et al. 2018 compute ``c * tanh(logits)``, after
+            dividing by the temperature, which also scales small logits by c).
     """
 
     lstm_size: int = 35
@@ -238,9 +241,9 @@ def _check_preset(name: str) -> None:
 # architectures drop to 14 % of proposals by proposal 200 and ~1 % by 450,
 # and patience stops most searches before 500 children, often on the second
 # best cell (94.363), one edge from both optima (experiments/nb201_diagnose.py,
-# 5 seeds). A bounded logit (ENAS, Pham et al. 2018: c * tanh(logit / c),
-# c = 2.5; here with temperature 1, as this controller applies the temperature
-# after the tanh) caps each decision's top probability at ~0.97, so the policy
+# 5 seeds). A bounded logit (c * tanh(logit / c), c = 2.5: this project's
+# variant of ENAS's bound, Pham et al. 2018, which computes c * tanh(logit) after
+# the temperature; here with temperature 1, applied after the tanh) caps each decision's top probability at ~0.97, so the policy
 # keeps proposing one-edge neighbours of its mode (entropy floor ~1.8 nats
 # with the 0.2 bonus): it hill-climbs like evolution instead of stopping.
 # In-memory harness, 10 seeds, mean best / optimum at 50 / 100 / 200 children:
