@@ -51,6 +51,8 @@ def test_space_and_defaults():
     assert RnnSearchConfig(learning_rate=0.5).lm_config().learning_rate == 0.5
     paper = RnnSearchConfig.paper()
     assert (paper.cell_base, paper.reward_c, paper.child.optimizer) == (8, 80.0, "sgd")
+    # §4.2: parameters matched to the medium LSTM (19.78M), not its 650 units.
+    assert paper.child.units == 533
     json.dumps(RnnSearchConfig().to_json())
 
 
