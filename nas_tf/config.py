@@ -11,7 +11,7 @@ import dataclasses
 import math
 
 from nas_tf.errors import ConfigError
-from nas_tf.validation import check_choice, check_finite, check_positive  # noqa: F401
+from nas_tf.validation import check_choice, check_finite, check_int, check_positive  # noqa: F401
 
 ALGORITHMS = ("reinforce", "random", "evolution", "tpe")
 
@@ -76,6 +76,12 @@ class ReinforceConfig:
             A run of identical rewards drives sigma to 0 (e.g. failures at 0,
             or a converged policy fed its duplicates' rewards); with the floor,
             |A| <= |R - b| / advantage_std_floor.
+        advantage_warmup: With ``normalize_advantage``, the deviations
+            (R - b)^2 needed before R - b is divided by their spread; until
+            then the advantage is R - b (clipped). A spread estimated from
+            one or two deviations made the earliest updates the largest: with
+            rewards 0.90, 0.91, 0.92, ... the second advantage was always the
+            clip (5), whatever the reward.
         advantage_clip: With ``normalize_advantage``, |A| <= advantage_clip
             whatever the sequence of rewards (None: no clip; the floor alone
             bounds A).
@@ -92,6 +98,7 @@ class ReinforceConfig:
     normalize_advantage: bool = False
     advantage_std_floor: float = 1e-3
     advantage_clip: float | None = 5.0
+    advantage_warmup: int = 4
     steps_per_batch: int = 1
 
     def __post_init__(self):
@@ -109,6 +116,7 @@ class ReinforceConfig:
         check_positive("advantage_std_floor", self.advantage_std_floor)
         check_positive("advantage_clip", self.advantage_clip)
         check_positive("steps_per_batch", self.steps_per_batch)
+        check_int("advantage_warmup", self.advantage_warmup, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,9 +251,10 @@ def _check_preset(name: str) -> None:
 # best cell (94.363), one edge from both optima (experiments/nb201_diagnose.py,
 # 5 seeds). A bounded logit (c * tanh(logit / c), c = 2.5: this project's
 # variant of ENAS's bound, Pham et al. 2018, which computes c * tanh(logit) after
-# the temperature; here with temperature 1, applied after the tanh) caps each decision's top probability at ~0.97, so the policy
-# keeps proposing one-edge neighbours of its mode (entropy floor ~1.8 nats
-# with the 0.2 bonus): it hill-climbs like evolution instead of stopping.
+# the temperature; here with temperature 1, applied after the tanh) caps each
+# decision's top probability at ~0.97, so the policy keeps proposing one-edge
+# neighbours of its mode (entropy floor ~1.8 nats with the 0.2 bonus): it
+# hill-climbs like evolution instead of stopping.
 # In-memory harness, 10 seeds, mean best / optimum at 50 / 100 / 200 children:
 #   CIFAR-10     no tanh (before): 93.697 / 94.023 / 94.259, 50 % (20 seeds)
 #                tanh 2.5:         93.723 / 94.038 / 94.325, 60 %
