@@ -202,7 +202,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
         print("RESULT", json.dumps({{"one": m1, "two": m2, "diff": diff, "moved": moved,
                                     "error": error}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -58,7 +58,7 @@ CODE = textwrap.dedent("""
 
 def test_lm_child_trains_on_two_logical_cpus_like_on_one():
     """Runs in a subprocess: logical devices must be set before TF starts."""
-    proc = subprocess.run([sys.executable, "-c", CODE], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", CODE], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -135,7 +135,7 @@ def test_cli_rnn_search_in_subprocess(tmp_path):
             "--child_batch_size=5", "--child_steps=3", "--train_tokens=2000",
             "--valid_tokens=600", "--reward_c=80"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["space"] == "rnn" and summary["children_trained"] == 1

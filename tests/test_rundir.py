@@ -59,7 +59,7 @@ def _env():
 
 def _cli(*args, module="nas_tf.run", timeout=300):
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(), cwd=str(REPO))
+                          timeout=timeout, env=_env(), cwd=os.getcwd())
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc
 
@@ -454,7 +454,7 @@ def test_concurrent_clis_train_nothing_twice(tmp_path, table):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "nas_tf.run", "--space=nb201", f"--nb201_table={table}",
             f"--run_dir={run}", "--algorithm=random", "--max_children=60"]
-    procs = [subprocess.Popen(args, env=_env(), cwd=str(REPO), stderr=subprocess.PIPE,
+    procs = [subprocess.Popen(args, env=_env(), cwd=os.getcwd(), stderr=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[1] for p in procs]
     codes = sorted(p.returncode for p in procs)
