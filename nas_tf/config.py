@@ -302,6 +302,35 @@ def children_per_update_preset(name: str) -> int:
 # The one preset rule, used by the CLI and the API alike.
 # ----------------------------------------------------------------------------
 AUTO_PRESET_MAX_CHILDREN = 2000
+#: The child budget of a search bounded by its wall time alone (no limit in practice).
+OPEN_CHILD_BUDGET = 10**9
+#: The default child budget with weight sharing (children are scored, not trained: ~1-2 s
+#: each on a CPU here, so 1,000 is about half an hour).
+SHARING_DEFAULT_MAX_CHILDREN = 1000
+
+
+def child_budget(max_children: int | None, space_default: int, max_search_s: float | None,
+                 sharing: bool) -> tuple[int, int]:
+    """Which budget binds: ``(max_children, preset_budget)``.
+
+    A given ``max_children`` binds (with ``max_search_s`` too, the first one
+    reached). Not given: with ``max_search_s`` the wall time binds and the
+    child budget is open (:data:`OPEN_CHILD_BUDGET`); else with weight
+    sharing :data:`SHARING_DEFAULT_MAX_CHILDREN`; else the space's default.
+    ``preset_budget`` is what ``--controller_preset=auto`` judges by (an open
+    budget counts as the default it replaces).
+
+    >>> child_budget(None, 10, 240.0, True)
+    (1000000000, 1000)
+    >>> child_budget(None, 10, None, False), child_budget(50, 10, 240.0, True)
+    ((10, 10), (50, 50))
+    """
+    if max_children is not None:
+        return max_children, max_children
+    default = SHARING_DEFAULT_MAX_CHILDREN if sharing else space_default
+    if max_search_s is not None:
+        return OPEN_CHILD_BUDGET, default
+    return default, default
 
 
 def default_children_per_update(preset: str, algorithm: str,
