@@ -115,6 +115,7 @@ def seed_child(seed: int) -> None:
 #: it the replicas' gradients were summed: each update was ``replicas`` times
 #: too large.
 MIN_KERAS_FOR_REPLICAS = (3, 8)
+_STRATEGIES: dict = {}  # see make_strategy
 
 
 def make_strategy(devices):
@@ -150,7 +151,14 @@ def make_strategy(devices):
             f"Training a child on {len(devices)} devices needs Keras >= 3.8 (older releases "
             "sum the replicas' gradients, keras-team/keras#19891). Upgrade Keras, or give each "
             f"child one device (--gpus_per_child=1). Received: keras {keras.__version__}")
-    return tf.distribute.MirroredStrategy(devices=list(devices))
+    # One strategy per device set and process: a second MirroredStrategy over the same
+    # devices restarts the collective instance keys, and its all-reduces then clash with
+    # the first one's ("Shape mismatch in the collective instance 100"), so a worker
+    # training a second multi-device child failed.
+    key = tuple(devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=list(devices))
+    return _STRATEGIES[key]
 
 
 def replica_batch(batch_size: int, replicas: int) -> int:

@@ -188,6 +188,10 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
         m1, one = train_child(spec, data, cfg, seed=3, devices=("/cpu:0",), return_model=True)
         m2, two = train_child(spec, data, cfg, seed=3, devices=("/cpu:0", "/cpu:1"),
                               return_model=True)
+        # A second multi-device child in the same process (a worker trains many): a
+        # fresh MirroredStrategy per child made its all-reduces clash with the first's.
+        other = CnnSpec(layers=((5, 5, 36, 1, ()), (3, 3, 48, 1, (0,))))
+        m3 = train_child(other, data, cfg, seed=4, devices=("/cpu:0", "/cpu:1"))
         seed_child(3)  # as train_child does before it builds the child
         w0 = build_model(spec, data.image_shape, data.num_classes).get_weights()
         diff = max(float(np.max(np.abs(a - b))) for a, b in
@@ -200,7 +204,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
         except ConfigError as e:
             error = str(e)
         print("RESULT", json.dumps({{"one": m1, "two": m2, "diff": diff, "moved": moved,
-                                    "error": error}}))
+                                    "error": error, "second": m3}}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, check=False,
@@ -216,6 +220,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
     assert r["diff"] < 1e-4, r  # ... and the same way on two devices as on one
     assert two["train_loss_last"] == pytest.approx(one["train_loss_last"], rel=1e-4)
     assert "batch_size must be a multiple" in r["error"] and "batch_size=15" in r["error"]
+    assert r["second"]["replicas"] == 2 and math.isfinite(r["second"]["train_loss_last"])
 
 
 def test_curriculum_count_reaches_the_space():
