@@ -190,8 +190,12 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
                               return_model=True)
         # A second multi-device child in the same process (a worker trains many): a
         # fresh MirroredStrategy per child made its all-reduces clash with the first's.
+        # Its validation split is odd (15 images): Keras failed on a batch split 8 / 7.
         other = CnnSpec(layers=((5, 5, 36, 1, ()), (3, 3, 48, 1, (0,))))
-        m3 = train_child(other, data, cfg, seed=4, devices=("/cpu:0", "/cpu:1"))
+        odd = CnnSearchConfig(**{{**cfg.to_json(), "validation_fraction": 0.25}})
+        odd_data = make_evaluator(odd).data()
+        assert len(odd_data.y_val) % 2 == 1
+        m3 = train_child(other, odd_data, odd, seed=4, devices=("/cpu:0", "/cpu:1"))
         seed_child(3)  # as train_child does before it builds the child
         w0 = build_model(spec, data.image_shape, data.num_classes).get_weights()
         diff = max(float(np.max(np.abs(a - b))) for a, b in
