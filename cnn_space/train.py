@@ -46,6 +46,7 @@ from cnn_space.config import (  # noqa: F401 - re-exported: the config's public 
     CnnSearchConfig,
 )
 from cnn_space.data import ImageData, load_image_data, steps_per_epoch
+from cnn_space.pipeline import replica_eval_dataset
 from cnn_space.space import CnnSpace, CnnSpec
 from nas_tf.errors import ChildTrainingError, ConfigError
 from nas_tf.evaluator import (  # noqa: F401 - make_strategy re-exported
@@ -249,7 +250,8 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augmentation)
-    val_ds = _eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size, replicas)
+    val_ds = replica_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size,
+                                  replicas)
 
     t_build = time.perf_counter()
     with strategy.scope():
@@ -302,44 +304,14 @@ def _warn_few_steps(total_steps: int, epochs: int, steps: int, global_batch: int
             steps, global_batch)
 
 
-def eval_batch_size(batch: int, images: int, replicas: int) -> int:
-    """The evaluation batch on ``replicas`` devices: a multiple of them.
-
-    >>> eval_batch_size(500, 7, 2), eval_batch_size(500, 5000, 3), eval_batch_size(500, 7, 1)
-    (6, 498, 500)
-    """
-    if replicas <= 1:
-        return batch
-    batch = min(batch, images)
-    return max(replicas, batch - batch % replicas)
-
-
-def _eval_dataset(data, x, y, batch: int, replicas: int):
-    """Evaluation batches that split evenly over ``replicas`` devices: Keras's
-    evaluate under a strategy averages the first batch over the replicas (a
-    batch split 4 / 3 fails: "Inputs to operation AddN ... must have the same
-    size"), and a replica given no rows of a last batch fails in batch norm.
-    So on n devices the split is cut to a multiple of n images (at most n - 1
-    images left out; none of CIFAR-10's 5,000 on 2, 4 or 8 devices)."""
-    from cnn_space.data import make_eval_dataset
-
-    if replicas > 1:
-        keep = len(y) - len(y) % replicas
-        if keep < replicas:
-            raise ConfigError(f"{len(y)} evaluation images cannot be split over {replicas} "
-                              f"devices. Received: devices={replicas}")
-        x, y = x[:keep], y[:keep]
-    return make_eval_dataset(data, x, y, eval_batch_size(batch, len(y), replicas))
-
-
 def _test_metrics(model, data, cfg, calibrator) -> dict:
     """Accuracy and loss on the test split (exports only, never a reward)."""
     if calibrator is not None and calibrator.calls == 0:
         calibrator()
     if data.x_test is None:
         raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
-    test_ds = _eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size,
-                            model.distribute_strategy.num_replicas_in_sync)
+    test_ds = replica_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size,
+                                   model.distribute_strategy.num_replicas_in_sync)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {"test_accuracy": float(result["accuracy"]), "test_loss": float(result["loss"])}
 
