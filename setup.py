@@ -15,7 +15,7 @@ setup(
     install_requires=[
         "numpy>=1.26",
         "absl-py>=2.0",
-        "keras>=3.3",
+        "keras>=3.8",  # 3.8: fit scales the loss by the replicas (keras-team/keras#19891)
         "tensorflow-datasets>=4.9",
         "tensorboard>=2.16",
     ],

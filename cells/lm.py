@@ -48,14 +48,14 @@ from cells.lm_eval import (  # noqa: F401  (re-exported: cells.lm is the public 
     perplexity,
     window,
 )
-from cells.lm_steps import make_runner, make_strategy
+from cells.lm_steps import make_runner
 from cells.nas_cell import NASCell
 from cells.nas_rnn import NASRNN
 from nas_tf.errors import (
     ChildTrainingError,  # noqa: F401 - also cells.lm.ChildTrainingError
     ConfigError,
 )
-from nas_tf.evaluator import seed_child
+from nas_tf.evaluator import make_strategy, replica_batch, seed_child
 from nas_tf.validation import check_positive
 
 _log = logging.getLogger(__name__)
@@ -279,8 +279,9 @@ def train_lm(
             pins training there; several train under a
             ``tf.distribute.MirroredStrategy``, each device owning
             ``batch_size / len(devices)`` rows of the stream and their state
-            (same update as on one device, up to rounding; one window per
-            call; evaluation runs on the default device).
+            (same update as on one device, up to rounding, without dropout:
+            with dropout every replica draws the same mask for its rows;
+            one window per call; evaluation runs on the default device).
 
     Returns:
         A :class:`TrainResult`.
@@ -307,12 +308,9 @@ def train_lm(
             f"{config.batch_size}. Received: {len(train_data)} tokens"
         )
     per_epoch = min(n, config.steps_per_epoch) if config.steps_per_epoch else n
-    strategy = make_strategy(devices)
-    if strategy is not None and config.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(
-            f"batch_size must be a multiple of the number of devices ({len(devices)}): each "
-            f"device owns batch_size / devices rows. Received: batch_size={config.batch_size}"
-        )
+    strategy = make_strategy(devices)  # the batch rule: batch_size is the global batch
+    if strategy is not None:
+        replica_batch(config.batch_size, strategy.num_replicas_in_sync)
     pin = tf.device(devices[0]) if devices and len(devices) == 1 else contextlib.nullcontext()
     with pin, strategy.scope() if strategy else contextlib.nullcontext():
         model = LanguageModel(cell_factory, vocab_size, config)

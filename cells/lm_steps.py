@@ -117,13 +117,6 @@ def make_mirrored_step(model, optimizer, strategy, *, bptt: int, clip: float, sc
     return step
 
 
-def make_strategy(devices):
-    """A ``MirroredStrategy`` over ``devices`` when there are several, else None."""
-    if devices and len(devices) > 1:
-        return tf.distribute.MirroredStrategy(devices=list(devices))
-    return None
-
-
 def make_runner(model, optimizer, rows, *, bptt: int, clip: float, scale: float,
                 strategy=None, steps_per_call: int = 10):
     """The training loop's view of the compiled steps, on one device or several.

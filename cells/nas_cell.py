@@ -9,6 +9,7 @@ from keras import ops
 
 from cells.tree_cell import add_fused_weights, check_units, leaf_inputs
 from cells.tree_space import nas_cell_spec
+from nas_tf.errors import ConfigError
 
 #: Number of leaves (and column blocks of the kernels) of the NAS cell.
 NAS_BASE = 8
@@ -22,9 +23,13 @@ class NASCell(keras.layers.Layer):
 
     The recurrent cell found by the paper's search on Penn Treebank (a base-8
     tree of the space of §3.4), with the same equations, branch order, weight
-    layout and state order ``[c, m]`` as ``tf.contrib.rnn.NASCell`` and
-    TensorFlow Addons' ``tfa.rnn.NASCell`` (neither works with Keras 3), so
-    that their weights map onto this layer one to one. With
+    shapes and state order ``[c, m]`` as ``tf.contrib.rnn.NASCell`` and
+    TensorFlow Addons' ``tfa.rnn.NASCell`` (neither works with Keras 3). Their
+    weights do **not** load with ``set_weights(ref.get_weights())``: the
+    references create ``recurrent_kernel`` before ``kernel`` (and call the
+    projection ``projection_weights``), so a plain ``set_weights`` swaps the two
+    kernels -- silently when the input size equals the units. Load them with
+    :meth:`from_reference_weights` / :meth:`set_reference_weights`. With
     ``X = x_t @ kernel`` and ``M = m_{t-1} @ recurrent_kernel (+ bias)`` split
     into 8 column blocks ``X_i``, ``M_i`` of width ``units``::
 
@@ -115,6 +120,56 @@ class NASCell(keras.layers.Layer):
         else:
             self.projection_kernel = None
 
+    @classmethod
+    def from_reference_weights(cls, weights, **kwargs) -> NASCell:
+        """A built cell holding the weights of a TF Addons / tf.contrib NASCell.
+
+        Args:
+            weights: The reference's weights: ``tfa_cell.get_weights()`` (a
+                list in its creation order ``recurrent_kernel, kernel[, bias]
+                [, projection_weights]``), or a dict of name -> array (names
+                as in the reference, scope prefixes and ``:0`` ignored, e.g.
+                from ``{v.name: v.numpy() for v in tfa_cell.weights}`` or a
+                tf.contrib checkpoint).
+            **kwargs: Other constructor arguments (initializers, ``name``);
+                ``units``, ``num_proj`` and ``use_bias`` come from the shapes.
+
+        Raises:
+            ConfigError: the weights are not those of a NASCell (the problem
+                is named).
+        """
+        mapped = reference_weights(weights)
+        kernel = mapped["kernel"]
+        proj = mapped.get("projection_kernel")
+        cell = cls(kernel.shape[1] // NAS_BASE, num_proj=None if proj is None else proj.shape[1],
+                   use_bias="bias" in mapped, **kwargs)
+        cell.build((None, kernel.shape[0]))
+        cell.set_reference_weights(mapped)
+        return cell
+
+    def set_reference_weights(self, weights) -> None:
+        """Loads a TF Addons / tf.contrib NASCell's weights into this built cell
+        (see :meth:`from_reference_weights` for ``weights``).
+
+        Raises:
+            ConfigError: the weights are not a NASCell's, or their shapes are
+                not this cell's (both named).
+        """
+        mapped = reference_weights(weights)
+        mine = {w.name: w for w in self.weights}
+        if set(mapped) != set(mine):
+            raise ConfigError(
+                f"The reference weights ({', '.join(sorted(mapped))}) are not this cell's "
+                f"({', '.join(sorted(mine))}): use_bias / num_proj differ. "
+                f"Received: units={self.units}, num_proj={self.num_proj}, "
+                f"use_bias={self.use_bias}")
+        for name, value in mapped.items():
+            if tuple(value.shape) != tuple(mine[name].shape):
+                raise ConfigError(
+                    f"Reference weight {name} has shape {tuple(value.shape)}; this cell's is "
+                    f"{tuple(mine[name].shape)}. Received: units={self.units}")
+            mine[name].assign(value)
+
     def call(self, inputs, states, training=False):
         return self._step(ops.matmul(inputs, self.kernel), states)
 
@@ -165,3 +220,60 @@ class NASCell(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
         return {**super().get_config(), **config}
+
+
+#: The references' weight names -> this layer's.
+_REFERENCE_NAMES = {"recurrent_kernel": "recurrent_kernel", "kernel": "kernel", "bias": "bias",
+                    "projection_weights": "projection_kernel",
+                    "projection_kernel": "projection_kernel"}  # (this layer's own name)
+
+
+def reference_weights(weights) -> dict[str, Any]:
+    """A TF Addons / tf.contrib NASCell's weights by this layer's names.
+
+    ``weights`` is the reference's ``get_weights()`` list (its creation
+    order: ``recurrent_kernel, kernel``, then ``bias`` if it has one, then
+    ``projection_weights`` if it projects) or a dict of name -> array (the
+    part after the last ``/``, without ``:0``, is the name).
+
+    Raises:
+        ConfigError: too few or too many arrays, an unknown name, or shapes
+            that are not a NASCell's.
+    """
+    import numpy as np
+
+    if isinstance(weights, dict):
+        out = {}
+        for key, value in weights.items():
+            base = str(key).rsplit("/", 1)[-1].split(":", 1)[0]
+            if base not in _REFERENCE_NAMES:
+                raise ConfigError(
+                    f"Unknown NASCell weight {key!r}; the references have "
+                    f"{', '.join(_REFERENCE_NAMES)}. Received: {sorted(weights)}")
+            out[_REFERENCE_NAMES[base]] = np.asarray(value)
+    else:
+        arrays = [np.asarray(w) for w in weights]
+        if not 2 <= len(arrays) <= 4:
+            raise ConfigError(
+                "A NASCell has 2 to 4 weights (recurrent_kernel, kernel[, bias]"
+                f"[, projection_weights]). Received: {len(arrays)} arrays")
+        out = {"recurrent_kernel": arrays[0], "kernel": arrays[1]}
+        for extra in arrays[2:]:
+            out["bias" if extra.ndim == 1 else "projection_kernel"] = extra
+    if "kernel" not in out or "recurrent_kernel" not in out:
+        raise ConfigError(f"NASCell weights need kernel and recurrent_kernel. "
+                          f"Received: {sorted(out)}")
+    k, r = out["kernel"], out["recurrent_kernel"]
+    width = k.shape[-1] if k.ndim == 2 else 0
+    proj = out.get("projection_kernel")
+    rows = proj.shape[1] if proj is not None and proj.ndim == 2 else width // NAS_BASE
+    ok = (k.ndim == 2 and width > 0 and width % NAS_BASE == 0 and r.shape == (rows, width)
+          and ("bias" not in out or out["bias"].shape == (width,))
+          and (proj is None or proj.shape == (width // NAS_BASE, rows)))
+    if not ok:
+        shapes = {n: tuple(v.shape) for n, v in out.items()}
+        raise ConfigError(
+            "Not a NASCell's weights: kernel (input, 8*units), recurrent_kernel "
+            "(units or projection, 8*units), bias (8*units,), projection_weights "
+            f"(units, projection). Received: {shapes}")
+    return out

@@ -113,6 +113,9 @@ class CnnBody(keras.layers.Layer):
         weight_decay: L2 factor on every kernel (0: none).
         momentum: Momentum of the batch-norm moving mean and variance.
         epsilon: Added to the variance in batch norm.
+        synchronized: Batch norm uses the statistics of the global batch
+            under a ``tf.distribute`` strategy (``keras.ops.moments``'s
+            ``synchronized``); False: each replica its own.
         **kwargs: Base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -137,7 +140,8 @@ class CnnBody(keras.layers.Layer):
     (2, 8, 8, 9)
     """
 
-    def __init__(self, spec, weight_decay=0.0, momentum=0.99, epsilon=1e-3, **kwargs):
+    def __init__(self, spec, weight_decay=0.0, momentum=0.99, epsilon=1e-3,
+                 synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(spec, dict):
             spec = CnnSpec.from_json(spec)
@@ -151,6 +155,7 @@ class CnnBody(keras.layers.Layer):
         self.weight_decay = float(weight_decay)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
+        self.synchronized = bool(synchronized)
 
     def _shapes(self, input_shape):
         if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:
@@ -197,7 +202,8 @@ class CnnBody(keras.layers.Layer):
         x = keras.ops.conv(x, kernel, strides=layer.strides, padding="same")
         x = keras.ops.cast(x, "float32")
         if training:
-            mean, variance = keras.ops.moments(x, axes=[0, 1, 2])
+            mean, variance = keras.ops.moments(x, axes=[0, 1, 2],
+                                               synchronized=self.synchronized)
             moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
             moving_variance.assign(
                 moving_variance * self.momentum + variance * (1.0 - self.momentum))
@@ -259,11 +265,13 @@ class CnnBody(keras.layers.Layer):
             "weight_decay": self.weight_decay,
             "momentum": self.momentum,
             "epsilon": self.epsilon,
+            "synchronized": self.synchronized,
         }
 
 
 def build_model(spec: CnnSpec, input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 10,
-                weight_decay: float = 1e-4) -> keras.Model:
+                weight_decay: float = 1e-4,
+                synchronized_batch_norm: bool = False) -> keras.Model:
     """Builds the Keras child network of a CNN spec (paper §3.3).
 
     Args:
@@ -273,6 +281,8 @@ def build_model(spec: CnnSpec, input_shape: Sequence[int] = (32, 32, 3), num_cla
         weight_decay: L2 factor on the convolution and dense kernels
             (``keras.regularizers.L2``: adds ``weight_decay * sum(w**2)`` to
             the loss); 0 turns it off. Paper §4.1 uses 1e-4.
+        synchronized_batch_norm: Batch norm over the global batch of a
+            multi-device child (see :class:`CnnBody`).
 
     Returns:
         An uncompiled functional ``keras.Model`` named ``"cnn_child"``:
@@ -307,7 +317,8 @@ def build_model(spec: CnnSpec, input_shape: Sequence[int] = (32, 32, 3), num_cla
         raise ConfigError(f"weight_decay must be >= 0. Received: weight_decay={weight_decay}")
     try:
         image = keras.Input(shape=input_shape, name="image")
-        x = CnnBody(spec, weight_decay=float(weight_decay), name="convolutions")(image)
+        x = CnnBody(spec, weight_decay=float(weight_decay),
+                    synchronized=bool(synchronized_batch_norm), name="convolutions")(image)
         x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
         probs = keras.layers.Dense(
             num_classes, activation="softmax", dtype="float32", name="classifier",

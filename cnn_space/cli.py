@@ -28,8 +28,8 @@ CNN_NUM_LAYERS = flags.DEFINE_integer(
 CNN_WIDTH = flags.DEFINE_float(
     "cnn_width_multiplier", None, "Multiplies the filter choices {24,36,48,64} (demo: 0.5).")
 CNN_CURRICULUM = flags.DEFINE_boolean(
-    "cnn_curriculum", False, "Grow the depth during the search (paper §4.1: from 6, +2 layers "
-    "every 1,600 samples; see --cnn_curriculum_every).")
+    "cnn_curriculum", False, "Grow the depth during the search (paper §4.1: from 1 layer, "
+    "+2 layers every 1,600 samples; see --cnn_curriculum_every).")
 CNN_CURRICULUM_EVERY = flags.DEFINE_integer(
     "cnn_curriculum_every", 1600, "Samples (or children) per curriculum stage.")
 CNN_CURRICULUM_COUNT = flags.DEFINE_enum(

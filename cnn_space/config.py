@@ -13,6 +13,7 @@ import logging
 from cnn_space.data import AUGMENTATIONS, DATASETS, augmentation_mode
 from cnn_space.space import PRESETS
 from nas_tf.errors import ConfigError
+from nas_tf.evaluator import replica_batch
 from nas_tf.sharing import SharingConfig, sharing_config
 from nas_tf.validation import check_finite, check_int, check_positive, check_rate
 
@@ -48,8 +49,14 @@ class CnnSearchConfig:
         image_size: Resize images to this square size on load (None: keep).
         preset: ``"v1"``, ``"v2"`` or ``"v3"`` (§4.1's three CIFAR variants).
         num_layers: Depth of the space (None: the preset's 15 / 20 / 39).
-        curriculum: Grow the depth during the search (§4.1: start at 6, +2
-            every 1,600 children); off by default for small budgets.
+        curriculum: Grow the depth during the search; off by default for
+            small budgets. Zoph & Le 2017, §4.1 (CIFAR-10 training details):
+            "we ask the controller to increase the depth by 2 for the child
+            models every 1,600 samples, starting at 1 layer" -- so 1, 3, 5, ...
+            layers, and v1's 15 at 11,200 samples (1 + 2 x 7). (Quoted from
+            memory of the arXiv v2 text: no copy of the paper could be read
+            where this was written; versions of this project before issue 28
+            started at 6.)
         curriculum_start, curriculum_step, curriculum_every: The curriculum.
         curriculum_count: What ``curriculum_every`` counts: ``"samples"``
             (architectures proposed, duplicates and failures included; the
@@ -57,7 +64,9 @@ class CnnSearchConfig:
         width_multiplier: The "more filters" variant (§4.1).
         epochs: Epochs per child (§4.1: 50).
         steps_per_epoch: Cap on training steps per epoch (None: one pass).
-        batch_size: Per-replica batch size (not given in the paper); lowered on
+        batch_size: The global batch of an update (not given in the paper),
+            split over a child's devices (it must be a multiple of their
+            count; see :func:`nas_tf.evaluator.make_strategy`); lowered on
             small datasets by ``min_steps_per_epoch``.
         min_steps_per_epoch: Small datasets: the global batch is capped at
             ``train images // min_steps_per_epoch`` (never below 16), so an
@@ -115,7 +124,7 @@ class CnnSearchConfig:
     preset: str = "v1"
     num_layers: int | None = None
     curriculum: bool = False
-    curriculum_start: int = 6
+    curriculum_start: int = 1
     curriculum_step: int = 2
     curriculum_every: int = 1600
     curriculum_count: str = "samples"
@@ -221,10 +230,18 @@ class CnnSearchConfig:
         return self.bn_recalibration == "on"
 
     def global_batch_size(self, train_images: int, replicas: int = 1) -> int:
-        """The global batch of a child: ``batch_size x replicas``, capped on small datasets."""
-        batch = self.batch_size * replicas
+        """The global batch of a child: ``batch_size`` on any number of devices
+        (the batch rule of :func:`nas_tf.evaluator.make_strategy`), capped on
+        small datasets (the cap is rounded down to a multiple of ``replicas``).
+
+        Raises:
+            ConfigError: an uncapped ``batch_size`` that ``replicas`` devices
+                cannot split evenly.
+        """
+        batch = self.batch_size
         if self.min_steps_per_epoch is not None:
             cap = max(MIN_CAPPED_BATCH, train_images // self.min_steps_per_epoch)
             if cap < batch:
                 batch = max(replicas, cap - cap % replicas)
+        replica_batch(batch, replicas)
         return batch

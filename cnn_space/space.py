@@ -25,7 +25,8 @@ Given by the paper (§3.1, §3.3, §4.1):
   (4.47 %, 7.1M); "13 layers where each layer prediction is a fully
   connected block of 3 layers"; filters chosen from [6, 12, 24, 36];
   "more filters" adds 40 filters to each layer (3.65 %, 37.4M);
-* the curriculum: depth +2 every 1,600 *samples*, starting at 6 layers.
+* the curriculum: "increase the depth by 2 for the child models every 1,600
+  samples, starting at 1 layer" (1, 3, 5, ...: v1's 15 layers at 11,200).
 
 Chosen here (the paper does not say, or this implementation simplifies):
 

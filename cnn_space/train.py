@@ -10,8 +10,12 @@ batch-norm statistics recomputed before each validation pass
 get a smaller batch (see :class:`cnn_space.config.CnnSearchConfig`).
 
 A child given several devices (``ChildContext.devices``) trains under a
-``tf.distribute.MirroredStrategy`` over them, with global batch = per-replica
-batch x replicas; with no devices (or one) it trains on the default strategy.
+``tf.distribute.MirroredStrategy`` over them (:func:`nas_tf.evaluator.make_strategy`,
+the batch rule of every child trainer): ``batch_size`` is the global batch of
+an update, each device takes ``batch_size / devices`` images, batch norm uses
+the statistics of the global batch (synchronised), and the learning rate is
+unchanged, so a child trains the same on one device or several. With no
+devices (or one) it trains on the default strategy.
 
 :class:`CnnSearchConfig` gathers the settings of the space, the data and the
 children; :func:`make_space` and :func:`make_evaluator` turn it into the two
@@ -42,9 +46,16 @@ from cnn_space.config import (  # noqa: F401 - re-exported: the config's public 
     CnnSearchConfig,
 )
 from cnn_space.data import ImageData, load_image_data, steps_per_epoch
+from cnn_space.pipeline import replica_eval_dataset
 from cnn_space.space import CnnSpace, CnnSpec
 from nas_tf.errors import ChildTrainingError, ConfigError
-from nas_tf.evaluator import ChildContext, EvalResult, Evaluator, seed_child
+from nas_tf.evaluator import (  # noqa: F401 - make_strategy re-exported
+    ChildContext,
+    EvalResult,
+    Evaluator,
+    make_strategy,
+    seed_child,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +104,6 @@ def load_data(cfg: CnnSearchConfig, load_test: bool = False,
 # ----------------------------------------------------------------------------
 # Training one child.
 # ----------------------------------------------------------------------------
-
-
-def make_strategy(devices: tuple[str, ...] | None):
-    """MirroredStrategy over ``devices`` when there are several, else the default.
-
-    With one device (or None) the child trains on the default strategy, so a
-    CPU-only machine gives the same results as without any strategy code;
-    :func:`train_child` then pins the child to that one device with
-    ``tf.device``.
-    """
-    import tensorflow as tf
-
-    if devices and len(devices) > 1:
-        return tf.distribute.MirroredStrategy(devices=list(devices))
-    return tf.distribute.get_strategy()
 
 
 def make_learning_rate(cfg: CnnSearchConfig, total_steps: int):
@@ -242,11 +238,12 @@ def train_child(
 
 def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
                  progress=None, build=None):
+    import tensorflow as tf
 
     from cnn_space.builder import build_model
-    from cnn_space.data import make_eval_dataset, make_train_dataset
+    from cnn_space.data import make_train_dataset
 
-    strategy = make_strategy(devices)
+    strategy = make_strategy(devices) or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.global_batch_size(len(data.y_train), replicas)
     steps = steps_per_epoch(len(data.y_train), global_batch)
@@ -257,12 +254,16 @@ def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_
 
     seed_child(seed)  # not keras.utils.set_random_seed: see nas_tf.evaluator.seed_child
     train_ds = make_train_dataset(data, global_batch, seed, augment=cfg.augmentation)
-    val_ds = make_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size)
+    val_ds = replica_eval_dataset(data, data.x_val, data.y_val, cfg.eval_batch_size,
+                                  replicas)
 
     t_build = time.perf_counter()
     with strategy.scope():
-        model = (build or build_model)(spec, data.image_shape, data.num_classes,
-                                       cfg.weight_decay)
+        if build is None:
+            model = build_model(spec, data.image_shape, data.num_classes, cfg.weight_decay,
+                                synchronized_batch_norm=replicas > 1)
+        else:
+            model = build(spec, data.image_shape, data.num_classes, cfg.weight_decay)
         _compile(model, cfg, total_steps, steps, replicas)
     build_seconds = time.perf_counter() - t_build
 
@@ -313,13 +314,12 @@ def _warn_few_steps(total_steps: int, epochs: int, steps: int, global_batch: int
 
 def _test_metrics(model, data, cfg, calibrator) -> dict:
     """Accuracy and loss on the test split (exports only, never a reward)."""
-    from cnn_space.data import make_eval_dataset
-
     if calibrator is not None and calibrator.calls == 0:
         calibrator()
     if data.x_test is None:
         raise ValueError("evaluate_test=True needs data loaded with load_test=True.")
-    test_ds = make_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size)
+    test_ds = replica_eval_dataset(data, data.x_test, data.y_test, cfg.eval_batch_size,
+                                   model.distribute_strategy.num_replicas_in_sync)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {"test_accuracy": float(result["accuracy"]), "test_loss": float(result["loss"])}
 

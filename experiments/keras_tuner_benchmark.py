@@ -77,7 +77,6 @@ def make_oracle(name, objective, trials, seed, hyperparameters=None):
 def nb201_search(name, seed, trials, table, directory):
     """One search on the table; returns the scores in trial order."""
     import keras_tuner
-
     from nas_tf.nb201 import EDGES, OPS, Nb201Spec
 
     hp = keras_tuner.HyperParameters()

@@ -217,39 +217,64 @@ class AgingEvolution(Algorithm):
 
 
 def reinforce_advantages(rewards: Sequence[float], baseline: float, variance: float,
-                         ready: bool, config) -> tuple[np.ndarray, float, float]:
+                         ready: bool, config, seen: int | None = None
+                         ) -> tuple[np.ndarray, float, float, int | None]:
     """Advantages of ``rewards`` (already scaled), in order, and the new state.
 
     Each reward's baseline is the moving average of the rewards before it
     (``baseline``, then the earlier rewards of this call); ``ready`` False
     means no reward came before, and b starts at ``config.baseline_init``
     (scaled) or, if None, at the first reward itself (advantage 0).
+
     With ``config.normalize_advantage`` the advantage is divided by
-    max(sqrt(variance), advantage_std_floor) and clipped to
-    ±advantage_clip; ``variance`` is the moving mean of (R - b)^2.
+    max(sigma, advantage_std_floor) and clipped to ±advantage_clip, where
+    sigma^2 is the moving mean of (R - b)^2 over the earlier rewards,
+    bias-corrected for its start at 0 (``variance / (1 - decay^k)`` after k
+    deviations, as Adam corrects its moments). A spread needs a few rewards:
+    until ``config.advantage_warmup`` deviations were seen the advantage is
+    R - b itself (clipped), never a ratio of two near-equal numbers -- without
+    the warm-up the second reward always reached the clip, whatever it was.
+
+    Args:
+        seen: Rewards fed back before these (None: unknown, e.g. a checkpoint
+            of a version that did not count them; its ``variance`` is then
+            taken as warmed up and uncorrected).
 
     Returns:
-        (advantages, baseline, variance) as float64 / floats.
+        (advantages, baseline, variance, seen) as float64 / floats / int
+        (None stays None).
     """
     d = config.baseline_decay
     b, var = float(baseline), float(variance)
+    # Deviations (R - b)^2 folded into var: the very first reward's is 0 by
+    # construction when b starts at it.
+    k = None if (ready and seen is None) else max(
+        0, (seen or 0) - (1 if config.baseline_init is None else 0))
     out = np.zeros(len(rewards), np.float64)
     for i, x in enumerate(rewards):
         x = float(x)
+        informative = True
         if not ready:
             b = x if config.baseline_init is None else \
                 float(config.baseline_init) * config.reward_scale
-            var = 0.0
-            ready = True
+            var, k, ready = 0.0, 0, True
+            informative = config.baseline_init is not None
         a = x - b
         if config.normalize_advantage:
-            a /= max(float(np.sqrt(var)), config.advantage_std_floor)
+            if k is None or k >= config.advantage_warmup:
+                spread = var / (1.0 - d ** k) if k else var  # k None: no correction
+                a /= max(float(np.sqrt(spread)), config.advantage_std_floor)
             if config.advantage_clip is not None:
                 a = min(max(a, -config.advantage_clip), config.advantage_clip)
         out[i] = a
-        var = d * var + (1 - d) * (x - b) ** 2
+        if informative:
+            var = d * var + (1 - d) * (x - b) ** 2
+            if k is not None:
+                k += 1
         b = d * b + (1 - d) * x
-    return out, b, var
+    if seen is None and k is None:
+        return out, b, var, None
+    return out, b, var, (seen or 0) + len(rewards)
 
 
 class Reinforce(Algorithm):
@@ -284,6 +309,9 @@ class Reinforce(Algorithm):
                                           name="entropy_weight")
         self.reward_var = tf.Variable(0.0, trainable=False, name="reward_variance")
         self.baseline_ready = tf.Variable(False, trainable=False, name="baseline_ready")
+        # Rewards fed back (JSON state, not a checkpointed variable: a checkpoint
+        # of an older version lacks it; None there means "unknown, warmed up").
+        self.rewards_seen: int | None = 0
         self._train_fns: dict = {}
         self.last_entropy = float("nan")
 
@@ -337,6 +365,7 @@ class Reinforce(Algorithm):
         self.baseline.assign(0.0)
         self.reward_var.assign(0.0)
         self.baseline_ready.assign(False)
+        self.rewards_seen = 0
 
     def propose(self, n, num_children=0):
         decisions = self.space.decisions(num_children)
@@ -404,9 +433,10 @@ class Reinforce(Algorithm):
         if any(len(t) != width for t in tokens):
             raise ValueError("All tokens of one feedback call must come from one curriculum stage.")
         r = np.asarray(rewards, np.float64) * rcfg.reward_scale
-        adv, b, var = reinforce_advantages(r, float(self.baseline.numpy()),
-                                           float(self.reward_var.numpy()),
-                                           bool(self.baseline_ready.numpy()), rcfg)
+        adv, b, var, seen = reinforce_advantages(r, float(self.baseline.numpy()),
+                                                 float(self.reward_var.numpy()),
+                                                 bool(self.baseline_ready.numpy()), rcfg,
+                                                 self.rewards_seen)
         train = self._train_fn(width)
         tok = tf.constant(np.asarray(tokens, np.int32))
         adv_t = tf.constant(adv, tf.float32)
@@ -415,9 +445,19 @@ class Reinforce(Algorithm):
         self.baseline.assign(b)
         self.reward_var.assign(var)
         self.baseline_ready.assign(True)
+        self.rewards_seen = seen
         return {"loss": float(loss), "baseline": b / rcfg.reward_scale, "entropy": float(ent),
                 "advantage_abs": float(np.mean(np.abs(adv))),
                 "advantage_max": float(np.max(np.abs(adv)))}
+
+    def get_state(self):
+        return {**super().get_state(), "rewards_seen": self.rewards_seen}
+
+    def set_state(self, state):
+        super().set_state(state)
+        # A checkpoint written before the count existed: unknown (warmed up).
+        seen = state.get("rewards_seen")
+        self.rewards_seen = None if seen is None else int(seen)
 
     def trackables(self):
         return {

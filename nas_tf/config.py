@@ -11,7 +11,7 @@ import dataclasses
 import math
 
 from nas_tf.errors import ConfigError
-from nas_tf.validation import check_choice, check_finite, check_positive  # noqa: F401
+from nas_tf.validation import check_choice, check_finite, check_int, check_positive  # noqa: F401
 from nas_tf.warmup import WarmupConfig
 
 ALGORITHMS = ("reinforce", "random", "evolution", "tpe")
@@ -27,7 +27,10 @@ class ControllerConfig:
         num_layers: Number of LSTM layers (§4.1: two).
         init_range: Weights are uniform in [-init_range, init_range] (§4.1: 0.08).
         temperature: Softmax temperature used when sampling (1 = none).
-        tanh_constant: If set, logits are ``c * tanh(logits / c)``.
+        tanh_constant: If set, logits are ``c * tanh(logits / c)``: bounded to
+            (-c, c) and unchanged near 0. This project's variant of the
+            ENAS bound (Pham et al. 2018 compute ``c * tanh(logits)``, after
+            dividing by the temperature, which also scales small logits by c).
     """
 
     lstm_size: int = 35
@@ -74,6 +77,12 @@ class ReinforceConfig:
             A run of identical rewards drives sigma to 0 (e.g. failures at 0,
             or a converged policy fed its duplicates' rewards); with the floor,
             |A| <= |R - b| / advantage_std_floor.
+        advantage_warmup: With ``normalize_advantage``, the deviations
+            (R - b)^2 needed before R - b is divided by their spread; until
+            then the advantage is R - b (clipped). A spread estimated from
+            one or two deviations made the earliest updates the largest: with
+            rewards 0.90, 0.91, 0.92, ... the second advantage was always the
+            clip (5), whatever the reward.
         advantage_clip: With ``normalize_advantage``, |A| <= advantage_clip
             whatever the sequence of rewards (None: no clip; the floor alone
             bounds A).
@@ -90,6 +99,7 @@ class ReinforceConfig:
     normalize_advantage: bool = False
     advantage_std_floor: float = 1e-3
     advantage_clip: float | None = 5.0
+    advantage_warmup: int = 4
     steps_per_batch: int = 1
 
     def __post_init__(self):
@@ -107,6 +117,7 @@ class ReinforceConfig:
         check_positive("advantage_std_floor", self.advantage_std_floor)
         check_positive("advantage_clip", self.advantage_clip)
         check_positive("steps_per_batch", self.steps_per_batch)
+        check_int("advantage_warmup", self.advantage_warmup, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,11 +262,12 @@ def _check_preset(name: str) -> None:
 # architectures drop to 14 % of proposals by proposal 200 and ~1 % by 450,
 # and patience stops most searches before 500 children, often on the second
 # best cell (94.363), one edge from both optima (experiments/nb201_diagnose.py,
-# 5 seeds). A bounded logit (ENAS, Pham et al. 2018: c * tanh(logit / c),
-# c = 2.5; here with temperature 1, as this controller applies the temperature
-# after the tanh) caps each decision's top probability at ~0.97, so the policy
-# keeps proposing one-edge neighbours of its mode (entropy floor ~1.8 nats
-# with the 0.2 bonus): it hill-climbs like evolution instead of stopping.
+# 5 seeds). A bounded logit (c * tanh(logit / c), c = 2.5: this project's
+# variant of ENAS's bound, Pham et al. 2018, which computes c * tanh(logit) after
+# the temperature; here with temperature 1, applied after the tanh) caps each
+# decision's top probability at ~0.97, so the policy keeps proposing one-edge
+# neighbours of its mode (entropy floor ~1.8 nats with the 0.2 bonus): it
+# hill-climbs like evolution instead of stopping.
 # In-memory harness, 10 seeds, mean best / optimum at 50 / 100 / 200 children:
 #   CIFAR-10     no tanh (before): 93.697 / 94.023 / 94.259, 50 % (20 seeds)
 #                tanh 2.5:         93.723 / 94.038 / 94.325, 60 %
@@ -303,6 +315,35 @@ def children_per_update_preset(name: str) -> int:
 # The one preset rule, used by the CLI and the API alike.
 # ----------------------------------------------------------------------------
 AUTO_PRESET_MAX_CHILDREN = 2000
+#: The child budget of a search bounded by its wall time alone (no limit in practice).
+OPEN_CHILD_BUDGET = 10**9
+#: The default child budget with weight sharing (children are scored, not trained: ~1-2 s
+#: each on a CPU here, so 1,000 is about half an hour).
+SHARING_DEFAULT_MAX_CHILDREN = 1000
+
+
+def child_budget(max_children: int | None, space_default: int, max_search_s: float | None,
+                 sharing: bool) -> tuple[int, int]:
+    """Which budget binds: ``(max_children, preset_budget)``.
+
+    A given ``max_children`` binds (with ``max_search_s`` too, the first one
+    reached). Not given: with ``max_search_s`` the wall time binds and the
+    child budget is open (:data:`OPEN_CHILD_BUDGET`); else with weight
+    sharing :data:`SHARING_DEFAULT_MAX_CHILDREN`; else the space's default.
+    ``preset_budget`` is what ``--controller_preset=auto`` judges by (an open
+    budget counts as the default it replaces).
+
+    >>> child_budget(None, 10, 240.0, True)
+    (1000000000, 1000)
+    >>> child_budget(None, 10, None, False), child_budget(50, 10, 240.0, True)
+    ((10, 10), (50, 50))
+    """
+    if max_children is not None:
+        return max_children, max_children
+    default = SHARING_DEFAULT_MAX_CHILDREN if sharing else space_default
+    if max_search_s is not None:
+        return OPEN_CHILD_BUDGET, default
+    return default, default
 
 
 def default_children_per_update(preset: str, algorithm: str,

@@ -20,12 +20,15 @@ class ConsoleLogger(Logger):
     accuracy for nb201; the reward when a child has none), the elapsed time
     and, while a child trains, its epoch and step, so that it keeps moving.
     On a terminal the line is redrawn in place; otherwise (a log file) a line
-    is written at most every ``interval_s`` seconds.
+    is written at most every ``interval_s`` seconds. A search bounded by
+    its wall time alone (no child budget: ``total`` 0 or the open budget)
+    shows the children done and, with ``max_search_s``, the time used.
     """
 
     def __init__(self, stream: TextIO | None = None, width: int = 30,
-                 interval_s: float = 5.0, total: int = 0):
+                 interval_s: float = 5.0, total: int = 0, max_search_s: float | None = None):
         self.stream = stream or sys.stderr
+        self.max_search_s = max_search_s
         self.width = width
         self.interval_s = interval_s
         self._start = time.time()
@@ -71,10 +74,18 @@ class ConsoleLogger(Logger):
         if not final and now - self._last < min_interval:
             return
         self._last = now
-        frac = min(1.0, self._done / max(self._total, 1))
+        from nas_tf.config import OPEN_CHILD_BUDGET
+
+        open_budget = self._total <= 0 or self._total >= OPEN_CHILD_BUDGET
+        if open_budget:  # the wall time binds: the bar is the time used
+            frac = min(1.0, (now - self._start) / self.max_search_s) if self.max_search_s else 0.0
+            done = f"{self._done}"
+        else:
+            frac = min(1.0, self._done / max(self._total, 1))
+            done = f"{self._done}/{self._total}"
         bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))
         best = f"best {self._best_text}" if self._best_text else "best -"
-        line = (f"[{bar}] {self._done}/{self._total} children  {best}  "
+        line = (f"[{bar}] {done} children  {best}  "
                 f"{now - self._start:.0f}s  {self._child}").rstrip()
         if self._tty:
             self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))

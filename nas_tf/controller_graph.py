@@ -37,7 +37,8 @@ def lstm_step(ctrl, x, states):
 
 
 def shape_logits(ctrl, logits):
-    """Applies the config's tanh constant and temperature to logits."""
+    """Applies the config's tanh constant (``c * tanh(logits / c)``, this
+    project's variant of ENAS's ``c * tanh(logits)``) and temperature to logits."""
     cfg = ctrl.config
     if cfg.tanh_constant:
         logits = cfg.tanh_constant * tf.tanh(logits / cfg.tanh_constant)

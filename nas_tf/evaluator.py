@@ -115,6 +115,74 @@ def seed_child(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
 
+#: The first Keras release whose ``fit`` divides the loss by the number of
+#: replicas under a ``tf.distribute`` strategy (keras-team/keras#20609, the fix
+#: of #19891, merged 2024-12-09 after 3.7.0, first released in 3.8.0). Before
+#: it the replicas' gradients were summed: each update was ``replicas`` times
+#: too large.
+MIN_KERAS_FOR_REPLICAS = (3, 8)
+_STRATEGIES: dict = {}  # see make_strategy
+
+
+def make_strategy(devices):
+    """The one device rule of every child trainer (CNN and LM).
+
+    A child given several devices (``ChildContext.devices``) trains under a
+    ``tf.distribute.MirroredStrategy`` over them; with none or one it trains
+    without a strategy (None; the caller pins it to the one device).
+
+    The batch rule that goes with it: a child's ``batch_size`` is the
+    **global** batch of one update, whatever the device count; each of ``n``
+    devices takes ``batch_size / n`` rows (see :func:`replica_batch`), the
+    loss is the mean over the global batch, and the learning rate is
+    unchanged. So a child trains the same on one device or several (up to
+    float summation order): the devices speed a child up, they do not change
+    its hyperparameters.
+
+    Raises:
+        ConfigError: several devices and a Keras older than
+            :data:`MIN_KERAS_FOR_REPLICAS` (its ``fit`` sums the replicas'
+            gradients).
+    """
+    if not devices or len(devices) < 2:
+        return None
+    import keras
+    import tensorflow as tf
+
+    from nas_tf.errors import ConfigError
+
+    version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
+    if version < MIN_KERAS_FOR_REPLICAS:
+        raise ConfigError(
+            f"Training a child on {len(devices)} devices needs Keras >= 3.8 (older releases "
+            "sum the replicas' gradients, keras-team/keras#19891). Upgrade Keras, or give each "
+            f"child one device (--gpus_per_child=1). Received: keras {keras.__version__}")
+    # One strategy per device set and process: a second MirroredStrategy over the same
+    # devices restarts the collective instance keys, and its all-reduces then clash with
+    # the first one's ("Shape mismatch in the collective instance 100"), so a worker
+    # training a second multi-device child failed.
+    key = tuple(devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=list(devices))
+    return _STRATEGIES[key]
+
+
+def replica_batch(batch_size: int, replicas: int) -> int:
+    """The rows each of ``replicas`` devices takes of a global ``batch_size``.
+
+    Raises:
+        ConfigError: ``batch_size`` is not a multiple of ``replicas``.
+    """
+    from nas_tf.errors import ConfigError
+
+    if batch_size % replicas:
+        raise ConfigError(
+            f"batch_size must be a multiple of the number of devices ({replicas}): it is the "
+            f"global batch, and each device takes batch_size / {replicas} rows. "
+            f"Received: batch_size={batch_size}")
+    return batch_size // replicas
+
+
 def keras_progress_callback(report: Callable[..., None], epochs: int, steps: int | None,
                             every: int = 5):
     """A Keras callback that calls ``report(epoch=, epochs=, step=, steps=)`` (e.g.

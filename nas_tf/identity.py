@@ -1,13 +1,14 @@
 """The identity of a search: everything that changes a reward.
 
 A run directory records it (meta keys ``space``, ``search``, ``child``,
-``inputs``) when it is created; a search resumed with any other value is
+``inputs``, ``devices``) when it is created; a search resumed with any other value is
 refused with each differing setting named. ``search`` is the search config
 without its budgets; ``child`` every child-training setting of the
 evaluator; ``inputs`` the data read (NAS-Bench-201 table, ``data_dir``) as a
-resolved path and a fingerprint of its contents. Run directories written
-before ``child`` and ``inputs`` existed are accepted, and the values of the
-resuming search are recorded.
+resolved path and a fingerprint of its contents; ``devices`` the number of
+devices each child trains on (its batch is split over them). Run directories
+written before ``child``, ``inputs`` or ``devices`` existed are accepted, and
+the values of the resuming search are recorded.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ FREE_CHILD_FIELDS = ("download",)
 #: contents (SHA-256 of every file); larger ones by their file list and sizes.
 CONTENT_HASH_LIMIT = 64 << 20
 CONTENT_HASH_FILES = 1000
+#: Identity keys added after the first format: a run without one resumes.
+_LATER_KEYS = ("child", "inputs", "devices")
 
 
 
@@ -158,7 +161,7 @@ def _differences(recorded: Any, current: Any, prefix: str) -> list[str]:
 
 
 #: Meta keys of a run's identity (``summary.json`` keeps a copy under ``identity``).
-IDENTITY_KEYS = ("version", "created", "space", "search", "child", "inputs")
+IDENTITY_KEYS = ("version", "created", "space", "search", "child", "inputs", "devices")
 
 
 def recorded_identity(store) -> dict:
@@ -186,7 +189,8 @@ def _identity_from_summary(store, run_dir: Path) -> dict | None:
     return None
 
 
-def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
+def check_identity(store, run_dir: Path, space, config, evaluator,
+                   devices_per_child: int | None = None) -> None:
     """Records the identity of a new run, or checks a resumed one against
     it; a meta table emptied by hand is checked against, and restored from,
     the copy in ``summary.json``.
@@ -199,6 +203,9 @@ def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
     if evaluator is not None:
         now["child"] = child_identity(evaluator)
         now["inputs"] = input_identity(evaluator)
+        if devices_per_child is not None and now["child"] is not None:
+            # A child's batch is split over its devices (nas_tf.evaluator.make_strategy).
+            now["devices"] = {"per_child": int(devices_per_child)}
     restored = None
     if store.get_meta("space") is None:
         restored = _identity_from_summary(store, run_dir)
@@ -213,7 +220,7 @@ def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
             "Use a new --run_dir, or the flags that run was started with.")
     diffs = []
     for key in now:
-        if recorded[key] is None and key in ("child", "inputs"):
+        if recorded[key] is None and key in _LATER_KEYS:
             continue  # written by an earlier version: unknown, accepted and recorded below
         diffs += _differences(recorded[key], now[key], "" if key == "search" else key)
     if diffs:
@@ -221,7 +228,7 @@ def check_identity(store, run_dir: Path, space, config, evaluator) -> None:
             f"--run_dir {run_dir} holds a search with other settings, so their rewards would "
             f"mix (differs in: {'; '.join(diffs)}). Use a new --run_dir, or the settings that "
             "run was started with.")
-    unknown = {k: now[k] for k in ("child", "inputs") if k in now and recorded[k] is None}
+    unknown = {k: now[k] for k in _LATER_KEYS if k in now and recorded[k] is None}
     if restored is not None:  # the checked copy goes back into the meta table
         store.set_meta(**{k: v for k, v in restored.items() if k in IDENTITY_KEYS})
     if unknown:

@@ -244,6 +244,7 @@ class TensorBoardLogger(Logger):
             self._write_config(space, metrics)
         from tensorboard.plugins.hparams import api as hp
 
+        hparams = {k: _shown_value(v) for k, v in hparams.items()}
         writer = self._tf.summary.create_file_writer(
             os.path.join(self.log_dir, CHILDREN_DIR, str(trial.id)))
         try:
@@ -317,6 +318,16 @@ def _hparam_value(value: Any) -> Any:
     return str(value)
 
 
+def _shown_value(value: Any) -> Any:
+    """An hparam value as the HParams dashboard shows it exactly: integers as
+    strings. The dashboard prints every number with ``toPrecision(5)`` (its
+    ``prettyPrint``), so a filter size of 3 written as a number reads
+    ``3.0000``; written as ``"3"`` it reads ``3``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def child_hparams(trial: Any, space: Any) -> dict[str, Any]:
     """The HParams of one child: its decisions, the space's settings, its depth.
 
@@ -374,4 +385,6 @@ def _domain(values):
         values, types = [float(v) for v in values], {float}
     if len(types) != 1 or next(iter(types)) not in (bool, int, float, str):
         return None
+    if types == {int}:  # shown as written (see _shown_value); sorted as strings
+        values = [_shown_value(v) for v in values]
     return hp.Discrete(sorted(set(values)))

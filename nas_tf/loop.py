@@ -145,8 +145,9 @@ class SearchLoop:
     def _open(self, algorithm) -> None:
         """Takes the run directory: the lock first, then the identity; then
         the checkpoint and the store must agree before anything is written."""
-        self.store = open_run_dir(self.run_dir, self.space, self.config,
-                                  self.evaluator)  # holds the lock
+        self.store = open_run_dir(  # holds the lock
+            self.run_dir, self.space, self.config, self.evaluator,
+            devices_per_child=getattr(self.executor, "devices_per_child", None))
         try:
             # A run recorded by an older format of the space keeps its decisions.
             self.space = self.space.as_recorded(self.store.get_meta("space"))

@@ -58,8 +58,9 @@ ALGORITHM = flags.DEFINE_enum(
 RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run directory (created, or resumed). Default: runs/<space>.")
 MAX_CHILDREN = flags.DEFINE_integer(
-    "max_children", None, "Budget of unique children. Default depends on --space: nb201 500, "
-    "rnn 10, cnn 10.")
+    "max_children", None, "Budget of unique children. Default: none when --max_search_s is "
+    "given (the wall time binds); else 1000 with --sharing=enas; else by --space: nb201 500, "
+    "rnn 10, cnn 10. Given with --max_search_s, the first budget reached stops the search.")
 CHILDREN_PER_UPDATE = flags.DEFINE_integer(
     "children_per_update", None, "m, children per controller update (paper §3.3: 8). Default "
     "depends on --controller_preset: paper 8, small_budget 1."
@@ -142,7 +143,8 @@ SHARED_TOP_K = flags.DEFINE_integer(
     "split at the end (default 10; RUN_DIR/shared/ranking.json).")
 MAX_SEARCH_S = flags.DEFINE_float(
     "max_search_s", None, "Wall-time budget of the search in seconds (all resumed runs "
-    "together); the children in flight then finish. Default: none.")
+    "together); the children in flight then finish. Without --max_children it is the only "
+    "budget. Default: none.")
 WARMUP = flags.DEFINE_string(
     "warmup", None, "Zero-cost warm-up: a training-free proxy (naswot, synflow; what the "
     "space offers) scores --warmup_architectures architectures before the first child, and "
@@ -179,14 +181,14 @@ RAY_ADDRESS = flags.DEFINE_string(
 SPACE_FLAGS, _PLUGIN_ERROR = _define_space_flags()
 
 
-def _search_config(max_children: int):
+def _search_config(max_children: int, preset_budget: int | None = None):
     from nas_tf import config as cfgmod
     from nas_tf.rundir import recorded_search
     from nas_tf.warmup import WarmupConfig
 
     # auto: a resumed search keeps the preset it started with, whatever its new budget.
     recorded = recorded_search(_run_dir())
-    preset = cfgmod.resolve_preset(PRESET.value, max_children, recorded)
+    preset = cfgmod.resolve_preset(PRESET.value, preset_budget or max_children, recorded)
     ctrl, rein = cfgmod.preset_settings(preset, recorded)
     ctrl_over = {k: v for k, v in (("temperature", TEMPERATURE.value),
                                    ("tanh_constant", TANH_CONSTANT.value)) if v is not None}
@@ -272,10 +274,12 @@ def _run() -> dict:
     if _PLUGIN_ERROR:
         raise ConfigError(_PLUGIN_ERROR)
     plugin = plugins.get(SPACE.value)
-    max_children = MAX_CHILDREN.value
-    if max_children is None:
-        max_children = plugin.default_max_children
-    config = _search_config(max_children)  # validates budgets first
+    from nas_tf.config import OPEN_CHILD_BUDGET, child_budget
+
+    max_children, preset_budget = child_budget(
+        MAX_CHILDREN.value, plugin.default_max_children, MAX_SEARCH_S.value,
+        SHARING.value != "none")
+    config = _search_config(max_children, preset_budget)  # validates budgets first
     from nas_tf.flag_checks import irrelevant_flags
 
     given = {name for name, fl in flags.FLAGS.__flags.items() if fl.present}
@@ -291,7 +295,8 @@ def _run() -> dict:
     space, evaluator = plugin.make(**settings, **sharing)
     proxy = plugin.make_proxy(config.warmup.proxy, **settings) if config.warmup.enabled else None
     plugin.check_data(space, evaluator)  # one clear error before a run dir is written
-    console = ConsoleLogger(sys.stderr, total=max_children)
+    console = ConsoleLogger(sys.stderr, total=0 if max_children == OPEN_CHILD_BUDGET
+                            else max_children, max_search_s=MAX_SEARCH_S.value)
     from nas_tf.executors import make_executor
 
     executor = make_executor(

@@ -279,11 +279,13 @@ def _check_leftovers(run_dir: Path, store_path: Path) -> None:
 
 
 def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = None,
-                 lock: bool = True) -> TrialStore:
+                 lock: bool = True, devices_per_child: int | None = None) -> TrialStore:
     """Opens (or creates) a run directory for this space, config and evaluator.
 
     Takes the lock first, then checks the identity; nothing is written into an
-    existing directory until both pass.
+    existing directory until both pass. ``devices_per_child`` (the
+    executor's) joins the identity of a search whose evaluator records its
+    child settings.
 
     Returns:
         The writable store; it holds the lock (``store.lock``) until closed.
@@ -320,7 +322,7 @@ def open_run_dir(run_dir: str | os.PathLike, space, config, evaluator: Any = Non
                               "is rebuilt from the trial store).")
         store = TrialStore(str(store_path))
         try:
-            check_identity(store, run_dir, space, config, evaluator)
+            check_identity(store, run_dir, space, config, evaluator, devices_per_child)
         except BaseException:
             store.close()
             raise

@@ -25,6 +25,19 @@ from nas_tf.space import Anchor, Categorical, SearchSpace, split_tokens, validat
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 
+# Subprocesses run in the test's temporary folder (see _in_a_temporary_folder), so
+# they find the checkout's packages through PYTHONPATH, not through their cwd.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder: relative paths (the CLI's
+    default ``runs/<space>``) never read or write the checkout, so a search
+    that README's first command left in ``runs/`` cannot change a test."""
+    monkeypatch.chdir(tmp_path)
+
 
 def load_experiment(name: str):
     """Imports ``experiments/<name>.py`` (not a package) as module ``name``."""

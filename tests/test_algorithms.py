@@ -120,8 +120,61 @@ def test_normalised_advantage_stays_bounded_after_identical_rewards(reinforce, p
     assert adv.max() <= rcfg.advantage_clip + 1e-6, adv
     # Without the clip, the floor alone bounds |A| by |R - b| / floor.
     no_clip = dataclasses.replace(rcfg, advantage_clip=None)
-    a, _, _ = reinforce_advantages(prefix + [1.0, 0.0, 1.0], 0.0, 0.0, False, no_clip)
+    a, *_ = reinforce_advantages(prefix + [1.0, 0.0, 1.0], 0.0, 0.0, False, no_clip)
     assert np.all(np.abs(a) <= 1.0 / no_clip.advantage_std_floor + 1e-9)
+
+
+def test_first_ten_advantages_of_near_equal_rewards_are_bounded():
+    """Property test of the warm-up: the std of the advantage used to start at 0,
+    so the second reward always got the clip (rewards 0.90, 0.91, ... gave
+    [0, 5, 0.67, 4.1, ...]). Now the first advantage_warmup deviations give
+    R - b itself, and a ramp of any step (the same pattern at every scale)
+    stays near 1.5 afterwards; random near-equal rewards reach the clip in
+    the first ten updates rarely, not always."""
+    cfg = cfgmod.reinforce_preset("small_budget")
+    w = cfg.advantage_warmup
+    assert w >= 2
+    a, *_ = reinforce_advantages([0.90 + 0.01 * i for i in range(10)], 0.0, 0.0, False, cfg)
+    assert np.all(np.abs(a[:w + 1]) <= 0.05), a  # R - b: a few hundredths
+    assert np.all(np.abs(a[w + 1:]) <= 2.0) and np.all(a[w + 1:] > 0.5), a
+    rng = np.random.default_rng(0)
+    at_clip = 0
+    for _ in range(400):
+        level, step = rng.uniform(0.1, 0.95), rng.choice([-1, 1]) * 10.0 ** rng.uniform(-4, -1)
+        ramp, *_ = reinforce_advantages(level + step * np.arange(10), 0.0, 0.0, False, cfg)
+        assert np.all(np.abs(ramp) <= 2.0), (level, step, ramp)
+        rewards = level + 0.01 * rng.uniform(-1, 1, 10)
+        # Fed one by one (m = 1, the small-budget preset), state carried over.
+        b, var, ready, seen, adv = 0.0, 0.0, False, 0, []
+        for r in rewards:
+            x, b, var, seen = reinforce_advantages([r], b, var, ready, cfg, seen)
+            ready = True
+            adv.append(x[0])
+        adv = np.asarray(adv)
+        assert adv[0] == 0.0 and np.all(np.abs(adv[:w + 1]) <= 0.02 + 1e-12), adv
+        at_clip += np.max(np.abs(adv)) >= cfg.advantage_clip - 1e-9
+    assert at_clip <= 0.03 * 400, at_clip  # 100 % before the warm-up
+
+
+def test_reinforce_state_of_an_older_checkpoint_still_loads(reinforce):
+    """The reward count is JSON state (a new checkpoint variable would make
+    every older checkpoint unrestorable); a state without it means the
+    spread is taken as warmed up, as that version used it."""
+    cfg = _small_budget(seed=4)
+    reinforce.reset(cfg)
+    for r in (0.5, 0.6, 0.55):
+        reinforce.feedback(reinforce.propose(1), [r])
+    assert reinforce.get_state()["rewards_seen"] == 3
+    reinforce.set_state({"num_proposed": 3})  # written before the count existed
+    assert reinforce.rewards_seen is None
+    b, var = float(reinforce.baseline.numpy()), float(reinforce.reward_var.numpy())
+    stats = reinforce.feedback(reinforce.propose(1), [0.7])
+    expected = min((0.7 - b) / max(np.sqrt(var), cfg.reinforce.advantage_std_floor),
+                   cfg.reinforce.advantage_clip)
+    assert stats["advantage_max"] == pytest.approx(expected, rel=1e-5)
+    assert reinforce.rewards_seen is None
+    reinforce.set_state({"num_proposed": 4, "rewards_seen": 4})
+    assert reinforce.rewards_seen == 4
 
 
 def _adversarial_sequences(rng, count):
@@ -154,17 +207,23 @@ def test_no_sequence_of_rewards_gives_an_advantage_above_the_bound():
                 dataclasses.replace(base, advantage_clip=2.0, advantage_std_floor=1e-6,
                                     baseline_decay=0.99, reward_scale=1e3)):
         for seq in _adversarial_sequences(rng, 300):
-            b, var, ready, i = 0.0, 0.0, False, 0
+            b, var, ready, i, seen, dev = 0.0, 0.0, False, 0, 0, 0
             while i < len(seq):
                 k = int(rng.integers(1, 9))
                 batch = np.asarray(seq[i:i + k]) * cfg.reward_scale
-                adv, b2, var2 = reinforce_advantages(batch, b, var, ready, cfg)
-                # The same advantages, recomputed as (R - b_prev) / max(std, floor):
+                adv, b2, var2, seen2 = reinforce_advantages(batch, b, var, ready, cfg, seen)
+                assert seen2 == seen + len(batch)
+                # The same advantages, recomputed as (R - b_prev) / max(std, floor), the
+                # std bias-corrected, once advantage_warmup deviations were seen:
                 bb, vv = b, var
                 for x, a in zip(batch, adv):
-                    if not ready:
-                        bb, vv, ready = x, 0.0, True
-                    raw = (x - bb) / max(np.sqrt(vv), cfg.advantage_std_floor)
+                    first = not ready
+                    if first:
+                        bb, vv, ready, dev = x, 0.0, True, 0
+                    raw = x - bb
+                    if dev >= cfg.advantage_warmup:
+                        std = np.sqrt(vv / (1 - cfg.baseline_decay ** dev))
+                        raw /= max(std, cfg.advantage_std_floor)
                     if cfg.advantage_clip is None:
                         assert a == pytest.approx(raw, rel=1e-9, abs=1e-12)
                         assert abs(a) <= abs(x - bb) / cfg.advantage_std_floor + 1e-9
@@ -173,10 +232,11 @@ def test_no_sequence_of_rewards_gives_an_advantage_above_the_bound():
                         assert a == pytest.approx(np.clip(raw, -cfg.advantage_clip,
                                                           cfg.advantage_clip), rel=1e-9)
                     d = cfg.baseline_decay
-                    vv = d * vv + (1 - d) * (x - bb) ** 2
+                    if not first:
+                        vv, dev = d * vv + (1 - d) * (x - bb) ** 2, dev + 1
                     bb = d * bb + (1 - d) * x
                     checked += 1
-                b, var, i = b2, var2, i + k
+                b, var, i, seen = b2, var2, i + k, seen2
     assert checked > 10_000
 
 
@@ -202,10 +262,10 @@ def test_baseline_is_the_average_of_previous_rewards(reinforce):
 def test_baseline_start_value(reinforce):
     """With a documented start value, even the very first update of m = 1 moves
     the policy; with the default (None) its only child sets b."""
-    a, b, _ = reinforce_advantages([0.7], 0.0, 0.0, False,
-                                   cfgmod.ReinforceConfig(baseline_init=0.5))
+    a, b, *_ = reinforce_advantages([0.7], 0.0, 0.0, False,
+                                    cfgmod.ReinforceConfig(baseline_init=0.5))
     assert a[0] == pytest.approx(0.2) and b == pytest.approx(0.95 * 0.5 + 0.05 * 0.7)
-    a, b, _ = reinforce_advantages([0.7], 0.0, 0.0, False, cfgmod.ReinforceConfig())
+    a, b, *_ = reinforce_advantages([0.7], 0.0, 0.0, False, cfgmod.ReinforceConfig())
     assert a[0] == 0.0 and b == pytest.approx(0.7)
     cfg = dataclasses.replace(_small_budget(seed=2), reinforce=dataclasses.replace(
         cfgmod.reinforce_preset("small_budget"), baseline_init=0.0))
@@ -404,7 +464,7 @@ PINNED = {
     "random": "b738349c905c39be",
     "evolution": "2a812a042e9dd002",
     "reinforce/paper": "5d18de423a786a92",
-    "reinforce/small_budget": "187e914cc4b5f093",
+    "reinforce/small_budget": "ae3678fe487d7404",  # advantage warm-up (issue 28)
 }
 
 

@@ -38,7 +38,7 @@ print("exit", code, "heavy", ",".join(heavy) or "-", file=sys.stderr)
 
 def _probe(module: str, *args: str, hide: str = "") -> tuple[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", PROBE, module, hide, *args], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-c", PROBE, module, hide, *args], env=env,
                           capture_output=True, text=True, timeout=300)
     last = proc.stderr.strip().splitlines()[-1]
     return last, proc.stdout + proc.stderr

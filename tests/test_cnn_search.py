@@ -84,7 +84,7 @@ def test_search_on_cifar10_slice_survives_a_nan_child(tmp_path):
 def _cli(args, tmp_path, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([sys.executable, "-m", "nas_tf.run", "--space=cnn", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=os.getcwd(), capture_output=True, text=True, timeout=timeout, env=env,
                           check=False)
 
 

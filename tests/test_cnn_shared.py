@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 
 from cnn_space.config import CnnSearchConfig
 from cnn_space.data import image_data
@@ -180,7 +179,7 @@ def test_evaluator_persists_resumes_and_ranks(tmp_path):
 
 def _cli(*args, timeout=300):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "nas_tf.run", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "nas_tf.run", *args], cwd=os.getcwd(), env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

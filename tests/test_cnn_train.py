@@ -100,10 +100,13 @@ def test_make_space_follows_config():
     space = make_space(CnnSearchConfig(preset="v2", num_layers=4))
     assert isinstance(space, CnnSpace) and space.num_layers == 4 and space.predict_strides
     grow = make_space(CnnSearchConfig(num_layers=10, curriculum=True, curriculum_every=5))
-    assert grow.depth(0) == 6 and grow.depth(5) == 8 and grow.depth(100) == 10
+    # §4.1: "... every 1,600 samples, starting at 1 layer".
+    assert grow.depth(0) == 1 and grow.depth(5) == 3 and grow.depth(100) == 10
+    paper = make_space(CnnSearchConfig(curriculum=True))
+    assert [paper.depth(n) for n in (0, 1599, 1600, 11_199, 11_200)] == [1, 1, 3, 13, 15]
     assert make_space(CnnSearchConfig(num_layers=10)).depth(0) == 10
     with pytest.raises(ConfigError):
-        make_space(CnnSearchConfig(num_layers=4, curriculum=True))  # start 6 > 4 layers
+        make_space(CnnSearchConfig(num_layers=4, curriculum=True, curriculum_start=6))
 
 
 @pytest.mark.parametrize(
@@ -159,32 +162,69 @@ def test_nan_loss_raises(toy_dir):
         make_evaluator(cfg).evaluate(SPEC, ChildContext(child_id=1))
 
 
-def test_mirrored_strategy_on_two_logical_cpus(toy_dir):
-    """Runs in a subprocess: logical devices must be set before TF starts."""
+def test_mirrored_strategy_on_two_logical_cpus_trains_like_one_device(toy_dir):
+    """Runs in a subprocess: logical devices must be set before TF starts.
+
+    The batch rule (nas_tf.evaluator.make_strategy): batch_size is the global
+    batch, split over the devices, with batch norm over the global batch and
+    the loss scaled by Keras (>= 3.8) -- so after a few SGD steps the weights
+    on two devices equal those on one. With gradients summed over replicas
+    (Keras < 3.8) or per-replica batch-norm statistics they would not."""
     code = textwrap.dedent(f"""
-        import json, tensorflow as tf
+        import json, numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from cnn_space.space import CnnSpec
-        from cnn_space.train import CnnSearchConfig, make_evaluator
-        from nas_tf.evaluator import ChildContext
+        from cnn_space.train import CnnSearchConfig, make_evaluator, train_child
+        from cnn_space.builder import build_model
+        from nas_tf.errors import ConfigError
+        from nas_tf.evaluator import seed_child
         cfg = CnnSearchConfig(dataset="imagefolder", data_dir={toy_dir!r}, num_layers=2,
-                              epochs=1, batch_size=8, validation_fraction=0.2)
+                              epochs=2, batch_size=16, validation_fraction=0.2,
+                              lr_schedule="constant", learning_rate=0.2, jit_compile=False)
         spec = CnnSpec(layers=((3, 3, 24, 1, ()), (1, 3, 24, 1, (0,))))
-        r = make_evaluator(cfg).evaluate(
-            spec, ChildContext(child_id=1, devices=("/cpu:0", "/cpu:1")))
-        print("RESULT", json.dumps({{"reward": r.reward, **r.metrics}}))
+        data = make_evaluator(cfg).data()
+        m1, one = train_child(spec, data, cfg, seed=3, devices=("/cpu:0",), return_model=True)
+        m2, two = train_child(spec, data, cfg, seed=3, devices=("/cpu:0", "/cpu:1"),
+                              return_model=True)
+        # A second multi-device child in the same process (a worker trains many): a
+        # fresh MirroredStrategy per child made its all-reduces clash with the first's.
+        # Its validation split is odd (15 images): Keras failed on a batch split 8 / 7.
+        other = CnnSpec(layers=((5, 5, 36, 1, ()), (3, 3, 48, 1, (0,))))
+        odd = CnnSearchConfig(**{{**cfg.to_json(), "validation_fraction": 0.25}})
+        odd_data = make_evaluator(odd).data()
+        assert len(odd_data.y_val) % 2 == 1
+        m3 = train_child(other, odd_data, odd, seed=4, devices=("/cpu:0", "/cpu:1"))
+        seed_child(3)  # as train_child does before it builds the child
+        w0 = build_model(spec, data.image_shape, data.num_classes).get_weights()
+        diff = max(float(np.max(np.abs(a - b))) for a, b in
+                   zip(one.get_weights(), two.get_weights()))
+        moved = max(float(np.max(np.abs(a - b))) for a, b in zip(w0, one.get_weights()))
+        try:
+            train_child(spec, data, CnnSearchConfig(**{{**cfg.to_json(), "batch_size": 15,
+                        "min_steps_per_epoch": None}}), devices=("/cpu:0", "/cpu:1"))
+            error = None
+        except ConfigError as e:
+            error = str(e)
+        print("RESULT", json.dumps({{"one": m1, "two": m2, "diff": diff, "moved": moved,
+                                    "error": error, "second": m3}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    m = json.loads(line[len("RESULT "):])
-    assert m["replicas"] == 2
-    assert m["global_batch_size"] == 16 and m["steps_per_epoch"] == 3
-    assert math.isfinite(m["reward"]) and 0.0 <= m["reward"] <= 1.0
+    r = json.loads(line[len("RESULT "):])
+    one, two = r["one"], r["two"]
+    assert one["replicas"] == 1 and two["replicas"] == 2
+    assert two["global_batch_size"] == one["global_batch_size"] == 16
+    assert two["steps_per_epoch"] == one["steps_per_epoch"] == 3
+    assert r["moved"] > 1e-2, r  # six SGD steps changed the weights ...
+    assert r["diff"] < 1e-4, r  # ... and the same way on two devices as on one
+    assert two["train_loss_last"] == pytest.approx(one["train_loss_last"], rel=1e-4)
+    assert "batch_size must be a multiple" in r["error"] and "batch_size=15" in r["error"]
+    assert r["second"]["replicas"] == 2 and math.isfinite(r["second"]["train_loss_last"])
 
 
 def test_curriculum_count_reaches_the_space():

@@ -81,7 +81,7 @@ def test_help_exits_0_and_lists_flags_with_defaults(module, flag):
     if flag == "--helpfull" and module == "nas_tf.run":
         assert "--verbosity" in out  # absl's flags too
     if module == "nas_tf.run":
-        assert "Default depends on --space: nb201 500, rnn 10, cnn 10" in " ".join(out.split())
+        assert "else by --space: nb201 500, rnn 10, cnn 10" in " ".join(out.split())
         assert "synthetic (default, built in), ptb, ptb_char" in " ".join(out.split())
         assert "Default: runs/<space>" in out
 

@@ -1,4 +1,16 @@
-"""cells.lm.train_lm on several devices: a MirroredStrategy over two logical CPUs."""
+"""cells.lm.train_lm on several devices: a MirroredStrategy over two logical CPUs.
+
+The test trains without dropout. The open question -- do the replicas share
+a dropout mask? -- was checked on 2026-12-08 (Keras 3.15.1, TF 2.21, two
+logical CPUs): yes. Under a MirroredStrategy the state of Keras's
+SeedGenerator is a mirrored variable, so ``keras.layers.Dropout`` (and the
+language model's ``model.drop``) draws the same mask on every replica: with
+``dropout > 0`` the rows of replica 0 and replica 1 get identical masks,
+where one device draws one mask for all rows. So with dropout a child on n
+devices is not the same training as on one (its dropout noise is correlated
+across the n row blocks); without dropout it is (this test). Recorded in
+experiments/results/multi_device.md.
+"""
 
 import json
 import os
@@ -46,7 +58,7 @@ CODE = textwrap.dedent("""
 
 def test_lm_child_trains_on_two_logical_cpus_like_on_one():
     """Runs in a subprocess: logical devices must be set before TF starts."""
-    proc = subprocess.run([sys.executable, "-c", CODE], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", CODE], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]

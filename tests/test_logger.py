@@ -97,6 +97,37 @@ def test_scalars_text_image_hparams_read_back(tmp_path):
             assert step == trial.id and float(v) == pytest.approx(value)
 
 
+def test_integer_decisions_show_as_integers_in_the_hparams_table(tmp_path):
+    """The HParams dashboard prints numbers with toPrecision(5): a filter size
+    written as the number 3 reads "3.0000". Integers are written as strings."""
+    from cnn_space.space import CnnSpace, CnnSpec
+
+    space = CnnSpace("v1", num_layers=2)
+    spec = CnnSpec(layers=((3, 5, 24, 1, ()), (1, 7, 64, 1, (0,))))
+    trial = Trial(id=1, hash="h1", spec=spec.to_json(), tokens=space.spec_to_tokens(spec),
+                  status="done", reward=0.5, metrics={}, error=None, attempts=1, round=1,
+                  created=1000.0, started=1001.0, finished=1003.0, duration=2.0)
+    tb = TensorBoardLogger(str(tmp_path))
+    tb.child(trial, space)
+    tb.close()
+    acc = _acc(tmp_path / "children" / "1")
+    meta = acc.SummaryMetadata(hp_metadata.SESSION_START_INFO_TAG).plugin_data.content
+    values = hp_metadata.parse_session_start_info_plugin_data(meta).hparams
+    decided = space.hparams(spec)
+    int_names = [k for k, v in decided.items() if type(v) is int]
+    assert len(int_names) >= 4  # filter heights, widths, counts of both layers
+    for name in int_names:
+        assert values[name].WhichOneof("kind") == "string_value", name
+        assert values[name].string_value == str(decided[name])  # "3", not 3.0000
+    assert values["depth"].string_value == "2"
+    exp = hp_metadata.parse_experiment_plugin_data(
+        _acc(tmp_path).SummaryMetadata(hp_metadata.EXPERIMENT_TAG).plugin_data.content)
+    infos = {h.name: h for h in exp.hparam_infos}
+    name = next(k for k in int_names if "filters" in k or "num_filters" in k)
+    assert [v.string_value for v in infos[name].domain_discrete.values] == ["24", "36", "48",
+                                                                           "64"]
+
+
 def test_child_hparams_include_space_settings_and_depth():
     class DeepSpec:
         num_layers = 4

@@ -384,7 +384,7 @@ def test_resume_after_sigkill_loses_nothing_and_repeats_the_run(tmp_path, reinfo
                                  run_dir=str(run), seed=seed)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=str(TESTS_DIR.parent))
+                          timeout=300, env=env, cwd=os.getcwd())
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert "NOT KILLED" not in proc.stdout
     killed_calls = [tuple(json.loads(x)) for x in calls_file.read_text().splitlines()]
@@ -500,7 +500,6 @@ def test_a_table_search_makes_no_folder_per_child(tmp_path):
     """NAS-Bench-201 lookups (cheap children): no children/<id> log directory, no
     results/<id>.json, and HParams runs only for the children that were among the best."""
     from conftest import write_synthetic_nb201_table
-
     from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
 
     table = tmp_path / "t.csv"

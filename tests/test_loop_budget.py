@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from fake_evaluators import FakeEvaluator, fake_search_config
+from nas_tf.nb201 import Nb201Space
 
 from nas_tf.executors import InlineExecutor, LocalExecutor
 from nas_tf.logger import Logger
 from nas_tf.loop import read_trials, run_search
-from nas_tf.nb201 import Nb201Space
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent

@@ -92,7 +92,7 @@ def test_sigkill_of_the_search_with_workers_in_flight_then_resume(tmp_path):
     args = [sys.executable, str(TESTS_DIR / "fake_evaluators.py"), f"--run_dir={run}",
             "--max_children=14", "--executor=local", "--num_workers=2", "--max_in_flight=2",
             "--sleep_s=0.3", f"--calls_file={calls}", "--seed=5"]
-    proc = subprocess.Popen(args, env=_env(), cwd=str(REPO), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(args, env=_env(), cwd=os.getcwd(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(lambda: _n_done(run) >= 5, 240, proc, "5 children finished")
@@ -155,7 +155,7 @@ def test_sigterm_stops_the_cli_cleanly_and_it_resumes(tmp_path, nb201_table):
     cmd = [sys.executable, "-m", "nas_tf.run", "--space=nb201", f"--nb201_table={nb201_table}",
            "--algorithm=random", "--controller_preset=small_budget", "--executor=local",
            "--num_workers=2", "--max_in_flight=4", f"--run_dir={run}"]
-    proc = subprocess.Popen(cmd + ["--max_children=5000"], env=_env(), cwd=str(REPO),
+    proc = subprocess.Popen(cmd + ["--max_children=5000"], env=_env(), cwd=os.getcwd(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def trained():
@@ -181,7 +181,7 @@ def test_sigterm_stops_the_cli_cleanly_and_it_resumes(tmp_path, nb201_table):
     # Resume with a budget of two more children: it trains at least those two, and
     # at most what the stopped search had already allocated (its pending rows are part
     # of its trajectory and are finished rather than dropped), then stops.
-    out = subprocess.run(cmd + [f"--max_children={n + 2}"], env=_env(), cwd=str(REPO),
+    out = subprocess.run(cmd + [f"--max_children={n + 2}"], env=_env(), cwd=os.getcwd(),
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"Resumed {run}: {n} children kept" in out.stderr

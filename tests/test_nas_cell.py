@@ -125,3 +125,63 @@ def test_bad_arguments(kwargs, pattern):
         NASCell(**kwargs)
     with pytest.raises(ValueError):  # ConfigError is a ValueError too
         NASCell(**kwargs)
+
+
+@pytest.mark.parametrize("num_proj", [None, 5])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_reference_weights_load_in_the_right_places(num_proj, use_bias):
+    """TF Addons / tf.contrib create recurrent_kernel before kernel (and name the
+    projection projection_weights). With input size == units the two kernels
+    have one shape, so set_weights(ref.get_weights()) swapped them silently;
+    from_reference_weights maps them: one step of the reference equations with
+    the reference weights equals one step of the loaded layer."""
+    rng = np.random.default_rng(3)
+    units, batch = 5, 4
+    rows = num_proj or units
+    ref = [rng.normal(scale=0.7, size=(rows, 8 * units)),  # recurrent_kernel (created first)
+           rng.normal(scale=0.7, size=(units, 8 * units))]  # kernel: input size == units
+    if use_bias:
+        ref.append(rng.normal(size=(8 * units,)))
+    if num_proj:
+        ref.append(rng.normal(size=(units, num_proj)))  # projection_weights
+    x = rng.normal(size=(batch, units))
+    c0, m0 = rng.normal(size=(batch, units)), rng.normal(size=(batch, rows))
+    want_c, want_m = numpy_nas_step(x, c0, m0, ref[1], ref[0], ref[2] if use_bias else None,
+                                    ref[-1] if num_proj else None)
+    names = ["nas_cell/recurrent_kernel:0", "nas_cell/kernel:0"] + (
+        ["nas_cell/bias:0"] if use_bias else []) + (
+        ["nas_cell/projection_weights:0"] if num_proj else [])
+    f32 = [w.astype("float32") for w in ref]
+    for given in (f32, dict(zip(names, f32))):
+        cell = NASCell.from_reference_weights(given)
+        assert (cell.units, cell.num_proj, cell.use_bias) == (units, num_proj, use_bias)
+        m, (c, m2) = cell(x.astype("float32"), [c0.astype("float32"), m0.astype("float32")])
+        np.testing.assert_allclose(np.asarray(c), want_c, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(m), want_m, rtol=1e-4, atol=1e-5)
+    # The trap the docs warn of: the plain set_weights loads without an error,
+    # and computes something else.
+    naive = NASCell(units, num_proj=num_proj, use_bias=use_bias)
+    naive.build((None, units))
+    if num_proj is None:
+        naive.set_weights(f32)
+        _, (c, _) = naive(x.astype("float32"), [c0.astype("float32"), m0.astype("float32")])
+        assert np.abs(np.asarray(c) - want_c).max() > 1e-2
+    # An existing cell (e.g. inside keras.layers.RNN) loads them too.
+    naive.set_reference_weights(f32)
+    _, (c, _) = naive(x.astype("float32"), [c0.astype("float32"), m0.astype("float32")])
+    np.testing.assert_allclose(np.asarray(c), want_c, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_weights_that_do_not_fit_are_named():
+    rng = np.random.default_rng(0)
+    rk, k = rng.normal(size=(4, 32)), rng.normal(size=(3, 32))
+    with pytest.raises(ConfigError, match="2 to 4 weights"):
+        NASCell.from_reference_weights([rk])
+    with pytest.raises(ConfigError, match="Not a NASCell's weights"):
+        NASCell.from_reference_weights([k, rk])  # a kernel where the recurrent one belongs
+    with pytest.raises(ConfigError, match="Unknown NASCell weight 'cell/gate:0'"):
+        NASCell.from_reference_weights({"cell/kernel:0": k, "cell/gate:0": rk})
+    cell = NASCell(4, use_bias=True)
+    cell.build((None, 3))
+    with pytest.raises(ConfigError, match="use_bias / num_proj differ"):
+        cell.set_reference_weights([rk, k])

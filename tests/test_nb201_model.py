@@ -10,8 +10,8 @@ import pytest
 
 from cnn_space.nb201 import model as nb201_model
 from cnn_space.nb201.model import benchmark_param_count, build_nb201_model, live_edges
-from nas_tf.errors import ConfigError
 from cnn_space.nb201.space import EDGES, OPS, Nb201Spec
+from nas_tf.errors import ConfigError
 
 ALL_3X3 = Nb201Spec(("nor_conv_3x3",) * 6)
 ALL_NONE = Nb201Spec(("none",) * 6)

@@ -17,8 +17,8 @@ from cnn_space.nb201.proxies import (
     relu_layers,
     synflow,
 )
-from nas_tf.errors import ConfigError
 from cnn_space.nb201.space import Nb201Spec
+from nas_tf.errors import ConfigError
 
 ALL_3X3 = Nb201Spec(("nor_conv_3x3",) * 6)
 ALL_NONE = Nb201Spec(("none",) * 6)

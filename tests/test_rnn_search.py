@@ -51,6 +51,8 @@ def test_space_and_defaults():
     assert RnnSearchConfig(learning_rate=0.5).lm_config().learning_rate == 0.5
     paper = RnnSearchConfig.paper()
     assert (paper.cell_base, paper.reward_c, paper.child.optimizer) == (8, 80.0, "sgd")
+    # §4.2: parameters matched to the medium LSTM (19.78M), not its 650 units.
+    assert paper.child.units == 533
     json.dumps(RnnSearchConfig().to_json())
 
 
@@ -133,7 +135,7 @@ def test_cli_rnn_search_in_subprocess(tmp_path):
             "--child_batch_size=5", "--child_steps=3", "--train_tokens=2000",
             "--valid_tokens=600", "--reward_c=80"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["space"] == "rnn" and summary["children_trained"] == 1

@@ -18,7 +18,7 @@ from conftest import REPO, shared_data_dir, write_synthetic_nb201_table
 def _cli(*args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-m", "nas_tf.run", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=str(REPO))
+                          text=True, timeout=timeout, env=env, cwd=os.getcwd())
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc
 

@@ -59,7 +59,7 @@ def _env():
 
 def _cli(*args, module="nas_tf.run", timeout=300):
     proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(), cwd=str(REPO))
+                          timeout=timeout, env=_env(), cwd=os.getcwd())
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc
 
@@ -250,6 +250,38 @@ def test_identity_covers_child_settings_and_data_dir(tmp_path):
     (data / "ptb.train.txt").write_text("a b c d\n")
     with pytest.raises(RunDirError, match=r"inputs.data_dir.sha256"):
         open_run_dir(run, make_space(base), _cfg(), make_evaluator(base))
+
+
+def test_identity_covers_the_devices_of_a_child(tmp_path):
+    """A child's batch is split over its devices: another device count is another search."""
+    from cells.search import RnnSearchConfig, make_evaluator, make_space
+
+    data = tmp_path / "ptb"
+    data.mkdir()
+    for s in ("train", "valid", "test"):
+        (data / f"ptb.{s}.txt").write_text("a b c\n")
+    run = tmp_path / "run"
+    cfg = RnnSearchConfig(dataset="ptb", data_dir=str(data), units=8, cell_base=2)
+    space, ev = make_space(cfg), make_evaluator(cfg)
+    open_run_dir(run, space, _cfg(), ev, devices_per_child=1).close()
+    with pytest.raises(RunDirError, match=r"devices.per_child \(run: 1, now: 2\)"):
+        open_run_dir(run, space, _cfg(), ev, devices_per_child=2)
+    open_run_dir(run, space, _cfg(), ev, devices_per_child=1).close()
+    # A run made before the device count was recorded resumes, and records it.
+    db = sqlite3.connect(run / STORE_FILE)
+    db.execute("DELETE FROM meta WHERE key = 'devices'")
+    db.commit()
+    db.close()
+    open_run_dir(run, space, _cfg(), ev, devices_per_child=2).close()
+    with pytest.raises(RunDirError, match=r"devices.per_child \(run: 2, now: 1\)"):
+        open_run_dir(run, space, _cfg(), ev, devices_per_child=1)
+
+
+def test_executors_tell_their_devices_per_child():
+    from nas_tf.executors import InlineExecutor, LocalExecutor
+
+    assert InlineExecutor().devices_per_child == 1
+    assert LocalExecutor(num_workers=1, gpus_per_child=0).devices_per_child == 1
 
 
 def test_run_dir_of_the_previous_format_is_accepted_and_recorded(tmp_path):
@@ -472,7 +504,7 @@ def test_concurrent_clis_train_nothing_twice(tmp_path, table):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "nas_tf.run", "--space=nb201", f"--nb201_table={table}",
             f"--run_dir={run}", "--algorithm=random", "--max_children=60"]
-    procs = [subprocess.Popen(args, env=_env(), cwd=str(REPO), stderr=subprocess.PIPE,
+    procs = [subprocess.Popen(args, env=_env(), cwd=os.getcwd(), stderr=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300)[1] for p in procs]
     codes = sorted(p.returncode for p in procs)

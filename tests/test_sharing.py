@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_events
+from conftest import run_events
 
 from nas_tf import plugins
 from nas_tf.errors import ConfigError
@@ -20,7 +20,7 @@ SMALL = ["--space=rnn", "--cell_base=2", "--child_units=8", "--bptt=5", "--child
 
 def _cli(*args, timeout=400):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "nas_tf.run", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "nas_tf.run", *args], cwd=os.getcwd(), env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -138,6 +138,32 @@ def test_max_search_s_stops_proposing_and_says_why():
     assert not s.can_propose(0, elapsed_s=60.5)
     assert s.end_reason.startswith("time budget reached: 60 s of --max_search_s=60")
     assert s.room(0, elapsed_s=0.0) == 0  # stopped for good
+
+
+def test_which_budget_binds():
+    from nas_tf.config import OPEN_CHILD_BUDGET, SHARING_DEFAULT_MAX_CHILDREN, child_budget
+
+    assert child_budget(None, 10, None, False) == (10, 10)  # the space's default
+    assert child_budget(None, 10, None, True) == (SHARING_DEFAULT_MAX_CHILDREN,) * 2
+    # A wall-time budget alone binds: no child budget; auto still picks by the default.
+    assert child_budget(None, 10, 240.0, False) == (OPEN_CHILD_BUDGET, 10)
+    assert child_budget(None, 10, 240.0, True) == (OPEN_CHILD_BUDGET, 1000)
+    assert child_budget(7, 10, 240.0, True) == (7, 7)  # given: the first budget reached
+
+
+def test_a_wall_time_budget_is_not_cut_by_the_default_child_budget(tmp_path):
+    """`--sharing=enas --max_search_s=...` without --max_children stopped at the rnn
+    default of 10 children after 16 s; now the wall time binds."""
+    run_dir = tmp_path / "timed"
+    out = _cli(*SMALL, f"--run_dir={run_dir}", "--sharing=enas", "--shared_steps_per_child=1",
+               "--max_search_s=25")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"].startswith("time budget reached"), summary["stop_reason"]
+    assert summary["architectures_evaluated"] > 10, summary["architectures_evaluated"]
+    assert "/1000000000 children" not in out.stderr  # the bar shows the time, not 1e9
+    helptext = " ".join(_cli("--helpfull").stdout.split())
+    assert "Default: none when --max_search_s is given (the wall time binds)" in helptext
 
 
 def test_rnn_search_with_sharing_from_the_cli_resumes_and_ranks(tmp_path):

@@ -132,7 +132,7 @@ def test_cli_mnist_search_on_mocked_data(tfds_dir, tmp_path):
                     "--child_batch_size=32", "--max_children=1", "--algorithm=random"])
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True,
                           text=True, timeout=300, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -133,7 +133,7 @@ def test_cli_missing_tfds_corpus_is_one_error_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "nas_tf.run", "--space=rnn", "--dataset=tfds:tiny_shakespeare",
          f"--data_dir={tmp_path / 'tfds'}", f"--run_dir={tmp_path / 'run'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180, env=env, check=False)
+        cwd=os.getcwd(), capture_output=True, text=True, timeout=180, env=env, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "--rnn_download" in errors[0] and "--data_dir" in errors[0]

@@ -235,7 +235,7 @@ def _env(**extra):
 
 def _cli(*args, env=None, timeout=300):
     proc = subprocess.run([sys.executable, "-m", "nas_tf.run", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env or _env(), cwd=str(REPO))
+                          text=True, timeout=timeout, env=env or _env(), cwd=os.getcwd())
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc
 
@@ -286,7 +286,7 @@ def test_cli_resume_after_sigkill_trains_nothing_again_and_continues(tmp_path, t
     run = tmp_path / "killed"
     args = [sys.executable, "-m", "nas_tf.run", *_RESUME_ARGS, f"--nb201_table={path}",
             f"--run_dir={run}", "--max_children=400"]
-    proc = subprocess.Popen(args, env=_env(), cwd=str(REPO), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, env=_env(), cwd=os.getcwd(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
@@ -411,7 +411,7 @@ def test_missing_optuna_is_one_error_line(tmp_path, table):
     (blocker / "sitecustomize.py").write_text(_BLOCKER)
     env = _env(PYTHONPATH=os.pathsep.join([str(blocker), str(REPO)]))
     check = subprocess.run([sys.executable, "-c", "import optuna"], env=env, capture_output=True,
-                           text=True, cwd=str(REPO))
+                           text=True, cwd=os.getcwd())
     assert check.returncode != 0 and "No module named 'optuna'" in check.stderr
     run = tmp_path / "run"
     proc = _cli("--space=nb201", "--algorithm=tpe", f"--nb201_table={path}", f"--run_dir={run}",

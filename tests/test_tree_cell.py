@@ -227,7 +227,7 @@ def test_roundtrip_keras_file_in_fresh_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)],
-        cwd=REPO,
+        cwd=os.getcwd(),
         env=env,
         capture_output=True,
         text=True,

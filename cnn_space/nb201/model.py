@@ -40,8 +40,8 @@ import math
 
 import keras
 
-from nas_tf.errors import ConfigError
 from cnn_space.nb201.space import EDGES, NUM_NODES, Nb201Spec
+from nas_tf.errors import ConfigError
 
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm2d default
 BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1, in Keras's convention

@@ -193,10 +193,14 @@ class Executor:
     Attributes:
         name: ``inline``, ``local`` or ``ray``.
         capacity: How many children train at once.
+        devices_per_child: The devices (replicas of a ``MirroredStrategy``)
+            each child trains on; recorded in the run identity (meta
+            ``devices``), since the batch split depends on it.
     """
 
     name = "base"
     capacity = 1
+    devices_per_child = 1
 
     def start(self, evaluator: Evaluator) -> None:
         """Prepares to train children with ``evaluator`` (workers start here)."""

@@ -143,6 +143,7 @@ class LocalExecutor(Executor):
                 f"Received: num_workers={num_workers}")
         self.capacity = num_workers
         self.gpus, self.gpus_per_child = gpus, gpus_per_child
+        self.devices_per_child = max(1, gpus_per_child)
         self.cpus_per_child = cpus_per_child
         self.child_timeout = child_timeout
         self.max_retries = max_retries

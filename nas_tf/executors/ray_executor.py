@@ -209,6 +209,7 @@ class RayExecutor(Executor):
         self._num_workers = num_workers
         self.capacity = num_workers or 1
         self.gpus_per_child = gpus_per_child or 0
+        self.devices_per_child = max(1, int(self.gpus_per_child))  # 0.5 GPU: one device
         self.cpus_per_child = cpus_per_child if cpus_per_child is not None else 1
         self.child_timeout = child_timeout
         self.max_retries = max_retries
