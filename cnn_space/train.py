@@ -216,9 +216,8 @@ def train_child(
         progress: Called as ``progress(epoch=, epochs=, step=, steps=)`` while
             training (e.g. :meth:`nas_tf.evaluator.ChildContext.report`).
         return_model: Also return the trained Keras model.
-        build: ``build(spec, image_shape, num_classes, weight_decay) -> keras.Model``
-            for a spec of another image space (default: :func:`cnn_space.builder.build_model`);
-            the model ends in a softmax. FLOPs are then not counted.
+        build: ``build(spec, image_shape, num_classes, weight_decay) -> keras.Model`` (softmax
+            out) for another image space's spec (FLOPs then not counted).
 
     Returns:
         ``metrics`` (a dict with ``reward`` and the numbers below), or

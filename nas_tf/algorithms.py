@@ -18,7 +18,6 @@ average of the rewards before child k, optimised with Adam.
 from __future__ import annotations
 
 import abc
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Sequence
@@ -72,10 +71,6 @@ def mutate_tokens(decisions: Sequence[Decision], tokens: Tokens,
 _WARMUP_STREAM = 2**31 - 7  # the warm-up's random draws: a stream apart from proposals
 
 
-def _finite_or_low(x: float) -> float:
-    return float(x) if math.isfinite(x) else -math.inf
-
-
 class Algorithm(abc.ABC):
     """A search algorithm over the decisions of ``space``."""
 
@@ -120,22 +115,12 @@ class Algorithm(abc.ABC):
 
     def warm_up(self, score: Callable[[list[Tokens]], list[float]], n: int,
                 top_k: int) -> dict:
-        """Scores ``n`` uniform draws (distinct where the space allows) with a
-        training-free proxy ``score`` and proposes its ``top_k`` best first
-        (see :mod:`nas_tf.warmup`); REINFORCE overrides it. Returns statistics."""
-        decisions = self.space.decisions()
-        rng = np.random.default_rng([self.config.seed, _WARMUP_STREAM])
-        draws: dict[Tokens, None] = {}
-        for _ in range(20 * n):
-            draws.setdefault(random_tokens(decisions, rng), None)
-            if len(draws) == n:
-                break
-        tokens = list(draws)
-        scores = score(tokens)
-        order = sorted(range(len(tokens)), key=lambda i: -_finite_or_low(scores[i]))
-        self.preferred = [tokens[i] for i in order[:top_k]]
-        self.warmed_up = True
-        return {"warmup_best_score": _finite_or_low(scores[order[0]])}
+        """Scores ``n`` uniform draws with a training-free proxy ``score`` and
+        proposes its ``top_k`` best first (:func:`nas_tf.warmup.uniform_warm_up`);
+        REINFORCE overrides it. Returns statistics."""
+        from nas_tf.warmup import uniform_warm_up
+
+        return uniform_warm_up(self, score, n, top_k, _WARMUP_STREAM)
 
     def _take_preferred(self, n: int, width: int) -> list[Tokens]:
         """Up to ``n`` of the warm-up's picks (of this width), removed from the queue."""
@@ -375,31 +360,11 @@ class Reinforce(Algorithm):
         return [tuple(int(x) for x in row) for row in tokens]
 
     def warm_up(self, score, n, top_k):
-        """Samples ``n`` architectures from the controller in batches of m and
-        updates it on their proxy scores normalised to ranks
-        (:func:`nas_tf.warmup.rank_scores`: the share of the warm-up's scores
-        so far that each beats), then restarts the baseline so that real
-        rewards, on another scale, start afresh. ``top_k`` is not used."""
-        from nas_tf.warmup import rank_scores
+        """Updates the controller on the proxy's scores of ``n`` of its samples,
+        normalised to ranks (:func:`nas_tf.warmup.reinforce_warm_up`)."""
+        from nas_tf.warmup import reinforce_warm_up
 
-        m = self.config.children_per_update
-        decisions = self.space.decisions()
-        seen: list[float] = []
-        done, best = 0, -math.inf
-        while done < n:
-            k = min(m, n - done)
-            tokens, _, _ = self.controller.sample(k, decisions)
-            tokens = [tuple(int(x) for x in row) for row in tokens]
-            scores = [float(x) for x in score(tokens)]
-            seen += scores
-            best = max([best] + [_finite_or_low(x) for x in scores])
-            stats = self.feedback(tokens, rank_scores(scores, seen))
-            done += k
-        self.baseline.assign(0.0)
-        self.reward_var.assign(0.0)
-        self.baseline_ready.assign(False)
-        self.warmed_up = True
-        return {"warmup_best_score": best, "warmup_entropy": stats["entropy"]}
+        return reinforce_warm_up(self, score, n)
 
     def _train_fn(self, width):
         tf = self._tf

@@ -4,15 +4,11 @@ The loop only coordinates; it is handed its parts (a space, an evaluator, an
 executor, a logger), as in acme's ``EnvironmentLoop``, and leaves each role to
 its module:
 
-* :mod:`nas_tf.scheduler` — which proposals train, wait or resolve, when the
-  algorithm is updated, the budgets (no TensorFlow, no SQLite);
-* :mod:`nas_tf.checkpoint` — the algorithm's and the scheduler's state in
-  ``checkpoints/``;
-* :mod:`nas_tf.rundir` — the run directory (lock, identity, ``trials.sqlite``
-  through :mod:`nas_tf.store`, ``summary.json``, ``results/<id>.json``);
-* :mod:`nas_tf.executors` — where children train; :mod:`nas_tf.logger` —
-  TensorBoard; :mod:`nas_tf.summary` — what the search reports;
-  :mod:`nas_tf.signals` — SIGINT / SIGTERM.
+* :mod:`nas_tf.scheduler` — which proposals train, wait or resolve, updates, budgets;
+* :mod:`nas_tf.checkpoint` — the algorithm's and the scheduler's state;
+* :mod:`nas_tf.rundir` — the run directory (lock, identity, store, ``summary.json``);
+* :mod:`nas_tf.executors` — where children train; :mod:`nas_tf.logger` — TensorBoard;
+  :mod:`nas_tf.summary`, :mod:`nas_tf.signals`, :mod:`nas_tf.warmup` (zero-cost warm-up).
 
 Running it again on the same directory resumes, also after a SIGKILL at any
 moment: finished children are kept (none is trained twice), children that
@@ -94,9 +90,7 @@ class SearchLoop:
         handle_signals: On SIGINT / SIGTERM (main thread only), cancel the
             children in flight, save a checkpoint and return with status
             ``stopped``; a second signal abandons at once.
-        proxy: ``proxy(spec) -> float``, the training-free score of
-            ``config.warmup`` (see :mod:`nas_tf.warmup`; the space's plug-in
-            makes it with ``make_proxy``).
+        proxy: ``proxy(spec) -> float`` of ``config.warmup`` (:mod:`nas_tf.warmup`).
 
     Raises:
         ConfigError: ``max_in_flight`` < 1, or < m (it would silently make
@@ -244,25 +238,14 @@ class SearchLoop:
         best = self.store.best(1)
         self.best = best[0].reward if best else None
         if self.config.warmup.enabled and not self.algorithm.warmed_up:
-            self._warm_up()
+            from nas_tf.warmup import warm_up_loop
+
+            warm_up_loop(self)
         self._write_summary()
         self.executor.start(self.evaluator)
         if not self._w_given:  # a Ray executor knows its capacity only once started
             self.sched.max_in_flight = max(self.config.children_per_update,
                                            int(self.executor.capacity))
-
-    def _warm_up(self) -> None:
-        """The zero-cost warm-up (:mod:`nas_tf.warmup`), checkpointed when complete;
-        an interrupted one stops the search with nothing of it checkpointed."""
-        from nas_tf.warmup import WarmupInterrupted, warm_up_search
-
-        try:
-            warm_up_search(self, self.proxy)
-        except WarmupInterrupted as e:
-            self._warmup_incomplete = True
-            self.request_stop(str(e))
-            return
-        self._save()
 
     def _finish(self) -> dict:
         """After the drive: cancels what is in flight on a stop, saves, writes

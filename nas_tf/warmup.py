@@ -198,3 +198,69 @@ def warm_up_search(loop, proxy: Callable | None) -> None:
     loop.logger.message(
         f"warm-up: {cfg.proxy} scored {len(scores.cache)} architectures ({scores.scored} now, "
         f"{scores.seconds:.0f} s of proxy time); {loop.warmup_s:.0f} s in all")
+
+
+def _finite_or_low(x: float) -> float:
+    return float(x) if math.isfinite(x) else -math.inf
+
+
+def uniform_warm_up(algorithm, score: Callable, n: int, top_k: int, stream: int) -> dict:
+    """Random search, evolution, TPE: scores ``n`` uniform draws (distinct where
+    the space allows; their own random stream) and queues the ``top_k`` best
+    to be proposed first (``algorithm.preferred``)."""
+    import numpy as np
+
+    from nas_tf.algorithms import random_tokens
+
+    decisions = algorithm.space.decisions()
+    rng = np.random.default_rng([algorithm.config.seed, stream])
+    draws: dict[tuple, None] = {}
+    for _ in range(20 * n):
+        draws.setdefault(random_tokens(decisions, rng), None)
+        if len(draws) == n:
+            break
+    tokens = list(draws)
+    scores = score(tokens)
+    order = sorted(range(len(tokens)), key=lambda i: -_finite_or_low(scores[i]))
+    algorithm.preferred = [tokens[i] for i in order[:top_k]]
+    algorithm.warmed_up = True
+    return {"warmup_best_score": _finite_or_low(scores[order[0]])}
+
+
+def reinforce_warm_up(algorithm, score: Callable, n: int) -> dict:
+    """REINFORCE: samples ``n`` architectures from the controller in batches of
+    m and updates it on their proxy scores normalised to ranks
+    (:func:`rank_scores`: the share of the warm-up's scores so far that each
+    beats), then restarts the baseline so that real rewards, on another
+    scale, start afresh."""
+    m = algorithm.config.children_per_update
+    decisions = algorithm.space.decisions()
+    seen: list[float] = []
+    done, best, stats = 0, -math.inf, {"entropy": math.nan}
+    while done < n:
+        k = min(m, n - done)
+        tokens, _, _ = algorithm.controller.sample(k, decisions)
+        tokens = [tuple(int(x) for x in row) for row in tokens]
+        scores = [float(x) for x in score(tokens)]
+        seen += scores
+        best = max([best] + [_finite_or_low(x) for x in scores])
+        stats = algorithm.feedback(tokens, rank_scores(scores, seen))
+        done += k
+    algorithm.baseline.assign(0.0)
+    algorithm.reward_var.assign(0.0)
+    algorithm.baseline_ready.assign(False)
+    algorithm.warmed_up = True
+    return {"warmup_best_score": best, "warmup_entropy": stats["entropy"]}
+
+
+def warm_up_loop(loop) -> None:
+    """The loop's warm-up, checkpointed when complete; an interrupted one stops
+    the search with nothing of it checkpointed (the scores file keeps what
+    was computed)."""
+    try:
+        warm_up_search(loop, loop.proxy)
+    except WarmupInterrupted as e:
+        loop._warmup_incomplete = True
+        loop.request_stop(str(e))
+        return
+    loop._save()
