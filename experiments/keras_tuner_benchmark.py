@@ -77,7 +77,8 @@ def make_oracle(name, objective, trials, seed, hyperparameters=None):
 def nb201_search(name, seed, trials, table, directory):
     """One search on the table; returns the scores in trial order."""
     import keras_tuner
-    from nas_tf.nb201 import EDGES, OPS, Nb201Spec
+
+    from cnn_space.nb201 import EDGES, OPS, Nb201Spec
 
     hp = keras_tuner.HyperParameters()
     for to, frm in EDGES:
@@ -205,7 +206,7 @@ def main(argv):
             rows = [json.loads(line) for line in f if line.strip()]
     optimum, data = None, None
     if part == "nb201":
-        from nas_tf.nb201 import load_table
+        from cnn_space.nb201 import load_table
 
         table = load_table(TABLE.value)
         optimum = max(table.values())

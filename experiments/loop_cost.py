@@ -36,8 +36,7 @@ def count_dirs(root: str) -> int:
 def run(children: int, algorithm: str, table: str, m: int, profile: bool) -> dict:
     """One search in a temporary directory; returns its figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
-
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
     from nas_tf.config import SearchConfig
     from nas_tf.loop import run_search
 

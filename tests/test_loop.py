@@ -500,7 +500,8 @@ def test_a_table_search_makes_no_folder_per_child(tmp_path):
     """NAS-Bench-201 lookups (cheap children): no children/<id> log directory, no
     results/<id>.json, and HParams runs only for the children that were among the best."""
     from conftest import write_synthetic_nb201_table
-    from nas_tf.nb201 import Nb201Space, Nb201TableEvaluator
+
+    from cnn_space.nb201 import Nb201Space, Nb201TableEvaluator
 
     table = tmp_path / "t.csv"
     write_synthetic_nb201_table(table)

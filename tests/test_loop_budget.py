@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from fake_evaluators import FakeEvaluator, fake_search_config
-from nas_tf.nb201 import Nb201Space
 
+from cnn_space.nb201 import Nb201Space
 from nas_tf.executors import InlineExecutor, LocalExecutor
 from nas_tf.logger import Logger
 from nas_tf.loop import read_trials, run_search
