@@ -236,7 +236,7 @@ def train_child(
 
 
 def _train_child(spec, data, cfg, seed, devices, log_dir, evaluate_test, return_model,
-                 progress=None, build=None):
+                 progress=None, build=None):  # long: one child's whole training, in order
     import tensorflow as tf
 
     from cnn_space.builder import build_model

@@ -115,9 +115,8 @@ class Algorithm(abc.ABC):
 
     def warm_up(self, score: Callable[[list[Tokens]], list[float]], n: int,
                 top_k: int) -> dict:
-        """Scores ``n`` uniform draws with a training-free proxy ``score`` and
-        proposes its ``top_k`` best first (:func:`nas_tf.warmup.uniform_warm_up`);
-        REINFORCE overrides it. Returns statistics."""
+        """Proposes first the ``top_k`` best of ``n`` uniform draws by a proxy ``score``
+        (:func:`nas_tf.warmup.uniform_warm_up`; REINFORCE overrides it)."""
         from nas_tf.warmup import uniform_warm_up
 
         return uniform_warm_up(self, score, n, top_k, _WARMUP_STREAM)

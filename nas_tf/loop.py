@@ -10,11 +10,9 @@ its module:
 * :mod:`nas_tf.executors` — where children train; :mod:`nas_tf.logger` — TensorBoard;
   :mod:`nas_tf.summary`, :mod:`nas_tf.signals`, :mod:`nas_tf.warmup` (zero-cost warm-up).
 
-Running it again on the same directory resumes, also after a SIGKILL at any
-moment: finished children are kept (none is trained twice), children that
-were running are trained again, the algorithm continues from its last
-checkpoint and replays the proposals it made after it, each already stored
-child resolving from the store.
+Running it again on the same directory resumes, also after a SIGKILL at any moment:
+finished children are kept (none is trained twice), running ones are trained again, the
+algorithm continues from its last checkpoint and replays the proposals it made after it.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from nas_tf.space import SearchSpace
 from nas_tf.store import DONE, FAILED, PENDING
 from nas_tf.summary import search_summary, update_scalars
 from nas_tf.validation import check_positive
+from nas_tf.warmup import warm_up_loop
 
 __all__ = ["SearchLoop", "run_search", "open_run_dir", "read_trials", "is_run_dir",
            "write_json_atomic", "STORE_FILE", "SUMMARY_FILE", "CHECKPOINT_DIR", "RESULTS_DIR"]
@@ -238,8 +237,6 @@ class SearchLoop:
         best = self.store.best(1)
         self.best = best[0].reward if best else None
         if self.config.warmup.enabled and not self.algorithm.warmed_up:
-            from nas_tf.warmup import warm_up_loop
-
             warm_up_loop(self)
         self._write_summary()
         self.executor.start(self.evaluator)

@@ -183,7 +183,7 @@ def test_evaluator_is_lazy_picklable_and_looks_up(tmp_path):
 
 def test_an_unreadable_table_is_a_read_error_naming_the_table(tmp_path, monkeypatch):
     """(Simulated: the tests may run as root, whom chmod does not stop.)"""
-    import cnn_space.nb201 as nb201
+    import cnn_space.nb201.table as nb201
 
     path = tmp_path / "t.csv"
     path.write_text("arch,test_accuracy\n")

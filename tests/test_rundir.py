@@ -494,10 +494,10 @@ def test_export_of_a_binary_spec_file_is_one_line(tmp_path, table):
 def test_irrelevant_flags_are_warned(tmp_path, table):
     run = tmp_path / "run"
     proc = _cli("--space=nb201", f"--nb201_table={table}", f"--run_dir={run}",
-                "--algorithm=random", "--max_children=4", "--num_workers=3", "--dataset=ptb")
+                "--algorithm=random", "--max_children=4", "--num_workers=3", "--cnn_num_layers=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning: --num_workers has no effect with --executor=inline" in proc.stderr
-    assert "warning: --dataset has no effect with --space=nb201" in proc.stderr
+    assert "warning: --cnn_num_layers has no effect with --space=nb201" in proc.stderr
 
 
 def test_concurrent_clis_train_nothing_twice(tmp_path, table):

@@ -124,11 +124,15 @@ def test_scores_are_appended_and_a_cut_last_line_is_dropped(tmp_path):
 
 
 def test_only_spaces_that_supply_sharing_accept_it():
+    class NoSharing(plugins.SpacePlugin):
+        name = "no_sharing_test"
+
     plugins.check_sharing(plugins.get("rnn"), "enas")
-    plugins.check_sharing(plugins.get("nb201"), "none")
-    with pytest.raises(ConfigError,
-                       match="not available for --space=nb201; spaces with it: cnn, rnn"):
-        plugins.check_sharing(plugins.get("nb201"), "enas")
+    plugins.check_sharing(plugins.get("nb201"), "enas")  # its supernet (--nb201_reward=sharing)
+    plugins.check_sharing(NoSharing(), "none")
+    with pytest.raises(ConfigError, match="not available for --space=no_sharing_test; "
+                                          "spaces with it: cnn, nb201, rnn"):
+        plugins.check_sharing(NoSharing(), "enas")
 
 
 def test_max_search_s_stops_proposing_and_says_why():
@@ -208,7 +212,8 @@ def test_rnn_search_with_sharing_from_the_cli_resumes_and_ranks(tmp_path):
 def test_sharing_errors_are_one_line(tmp_path):
     out = _cli("--space=nb201", "--sharing=enas", f"--run_dir={tmp_path / 'x'}")
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert out.returncode == 2 and lines[-1].startswith("error: --sharing=enas is not available")
+    assert out.returncode == 2 and lines[-1].startswith(
+        "error: --nb201_reward=sharing scores cells on images")
     assert len([ln for ln in lines if ln.startswith("Traceback")]) == 0
     assert not (tmp_path / "x").exists()
 
