@@ -6,7 +6,7 @@ seed 0, one batch of real CIFAR-10 training images), so benchmarks that run
 thousands of searches can look the proxy up instead of building models.
 Cells whose networks are identical once dead edges are pruned (9,445 distinct
 networks) are scored once. Resumable: rows are appended to a JSON-lines file
-as they are computed; the final JSON maps each benchmark string to its score.
+as they are computed; the final JSON lists the scores in itertools.product(OPS, repeat=6) order.
 
     python experiments/nb201_proxy_cache.py --channels=8 --cells=1 \
         --out=experiments/results/nb201_naswot_c8n1.json
@@ -72,14 +72,15 @@ def main(argv=None) -> int:
             f.flush()
             if i % 200 == 0:
                 print(f"{i}/{len(todo)} {time.time() - t0:.0f}s", flush=True)
-    scores = {c.to_arch_string(): done[keys[c]] for c in cells}
+    scores = [round(done[keys[c]], 4) for c in cells]  # itertools.product(OPS, repeat=6) order
     meta = {"proxy": args.proxy, "channels": args.channels, "cells": args.cells,
             "batch": args.batch, "seed": 0, "data": "CIFAR-10 training images (first batch "
             "of the training part, split seed 0)", "networks_scored": len(done),
+            "order": "scores[i] is the cell itertools.product(OPS, repeat=6)[i]",
             "command": " ".join(sys.argv), "finished": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                      time.gmtime())}
-    Path(args.out).write_text(json.dumps({"meta": meta, "scores": scores}, indent=0,
-                                         sort_keys=True))
+    Path(args.out).write_text(json.dumps({"meta": meta, "scores": scores},
+                                         separators=(",", ":")))
     partial.unlink()
     print(f"wrote {args.out}: {len(scores)} cells, {len(done)} networks")
     return 0

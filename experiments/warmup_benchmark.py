@@ -40,7 +40,13 @@ def main(argv=None) -> int:
     from nas_tf.warmup import WarmupConfig
 
     table = load_table(args.table)
-    cache = json.loads(Path(args.cache).read_text())["scores"]
+    import itertools
+
+    from cnn_space.nb201 import OPS, Nb201Spec
+
+    listed = json.loads(Path(args.cache).read_text())["scores"]
+    cache = {Nb201Spec(ops).to_arch_string(): v
+             for ops, v in zip(itertools.product(OPS, repeat=6), listed)}
     done = set()
     out = Path(args.out)
     if out.exists():
